@@ -1,0 +1,780 @@
+//! Conversion of raw records into canonical rows, with the validation rules.
+//!
+//! Every rule that can reject a record lives here, so the XML, CSV and
+//! Parquet paths reject the same things for the same reasons. A rejected
+//! record yields an [`Issue`]; the caller writes it to quarantine. Reasons
+//! name the field and, for non-personal fields only, the offending value.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{Datelike, NaiveDate, NaiveDateTime};
+use serde::{Deserialize, Serialize};
+
+use super::fields::{lf, vf, RawRecord, RowKind, LINE_FIELDS, VISIT_FIELDS};
+use crate::privacy::Pseudonymizer;
+use crate::reference::Reference;
+use crate::schema::{Day, LineRow, QuarantineRow, Ts, VisitRow};
+
+/// Why a record was quarantined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rule {
+    MissingField,
+    BadDate,
+    BadNumber,
+    BadValue,
+    DischargeBeforeAdmission,
+    NegativeAmount,
+    LineTotalMismatch,
+    VisitTotalMismatch,
+    OrphanLine,
+    DuplicateVisit,
+    UnknownFacility,
+    InvalidCard,
+    VisitRejected,
+    UnreadableDocument,
+    DuplicateRecord,
+}
+
+impl Rule {
+    pub fn code(self) -> &'static str {
+        match self {
+            Rule::MissingField => "missing_field",
+            Rule::BadDate => "bad_date",
+            Rule::BadNumber => "bad_number",
+            Rule::BadValue => "bad_value",
+            Rule::DischargeBeforeAdmission => "discharge_before_admission",
+            Rule::NegativeAmount => "negative_amount",
+            Rule::LineTotalMismatch => "line_total_mismatch",
+            Rule::VisitTotalMismatch => "visit_total_mismatch",
+            Rule::OrphanLine => "orphan_line",
+            Rule::DuplicateVisit => "duplicate_visit",
+            Rule::UnknownFacility => "unknown_facility",
+            Rule::InvalidCard => "invalid_card",
+            Rule::VisitRejected => "visit_rejected",
+            Rule::UnreadableDocument => "unreadable_document",
+            Rule::DuplicateRecord => "duplicate_record",
+        }
+    }
+}
+
+/// A failed rule on one record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    pub rule: Rule,
+    pub field: Option<&'static str>,
+    pub reason: String,
+}
+
+impl Issue {
+    pub fn new(rule: Rule, field: Option<&'static str>, reason: impl Into<String>) -> Self {
+        Issue {
+            rule,
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Tolerances of the amount checks. Defaults are rounding-level: real files
+/// round each line to the dong and the visit total to the sum of rounded
+/// lines, so anything beyond is an error in the claim, not noise.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ValidationConfig {
+    /// Absolute tolerance of THANH_TIEN_BV vs SO_LUONG × DON_GIA, VND. Default 1.
+    pub line_abs_vnd: f64,
+    /// Relative tolerance of the same check. Default 0.001 (0.1 %).
+    pub line_rel: f64,
+    /// Absolute tolerance of T_TONGCHI_BV vs the sum of lines, VND. Default 10.
+    pub visit_abs_vnd: f64,
+    /// Relative tolerance of the same check. Default 0.001 (0.1 %).
+    pub visit_rel: f64,
+}
+
+impl Default for ValidationConfig {
+    fn default() -> Self {
+        ValidationConfig {
+            line_abs_vnd: 1.0,
+            line_rel: 0.001,
+            visit_abs_vnd: 10.0,
+            visit_rel: 0.001,
+        }
+    }
+}
+
+/// How values are written in a source: Decision 130 files use the standard
+/// forms; CSV extracts may use another date format or a decimal comma.
+#[derive(Debug, Clone, Default)]
+pub struct ValueFormat {
+    /// chrono format for date-times, tried after the standard forms.
+    pub date_format: Option<String>,
+    pub decimal_comma: bool,
+}
+
+/// Facility registry entry as far as ingest needs it.
+#[derive(Debug, Clone)]
+pub struct FacilityInfo {
+    /// Current province code (through the reference table).
+    pub province: String,
+    pub province_code: String,
+}
+
+/// Everything a conversion needs; shared read-only across worker threads.
+pub struct Converter {
+    pub reference: Reference,
+    pub pseudo: Pseudonymizer,
+    pub facilities: HashMap<String, FacilityInfo>,
+    pub validation: ValidationConfig,
+}
+
+/// Per-source context of a conversion.
+#[derive(Debug, Clone)]
+pub struct SourceCtx {
+    pub file: Arc<str>,
+    pub seq: i64,
+    pub format: ValueFormat,
+    /// Envelope MACSKCB, used when a visit lacks MA_CSKCB.
+    pub facility_hint: Option<String>,
+    /// Envelope NGAYLAP.
+    pub submitted_at: Option<Ts>,
+}
+
+impl SourceCtx {
+    pub fn new(file: &str, seq: i64) -> Self {
+        SourceCtx {
+            file: Arc::from(file),
+            seq,
+            format: ValueFormat::default(),
+            facility_hint: None,
+            submitted_at: None,
+        }
+    }
+
+    pub fn quarantine(
+        &self,
+        table: &str,
+        record: String,
+        facility: Option<&str>,
+        position: u64,
+        issue: &Issue,
+    ) -> QuarantineRow {
+        QuarantineRow {
+            source_file: self.file.to_string(),
+            source_seq: self.seq,
+            table_name: table.to_string(),
+            record,
+            facility_code: facility.map(str::to_string),
+            position: position as i64,
+            field: issue.field.map(str::to_string),
+            rule: issue.rule.code().to_string(),
+            reason: issue.reason.clone(),
+        }
+    }
+}
+
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// Parses the date-time forms found in claims: `yyyyMMddHHmm`, `yyyyMMdd`,
+/// `yyyyMMddHHmmss`, ISO `yyyy-MM-dd[ HH:mm[:ss]]`, then the source's own
+/// format. Returns milliseconds since the epoch.
+pub fn parse_datetime(s: &str, fmt: &ValueFormat) -> Option<i64> {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+        let mut v = 0u32;
+        for &c in b.get(r)? {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + (c - b'0') as u32;
+        }
+        Some(v)
+    };
+    let build = |y: u32, mo: u32, d: u32, h: u32, mi: u32, se: u32| -> Option<i64> {
+        let date = NaiveDate::from_ymd_opt(y as i32, mo, d)?;
+        let dt = date.and_hms_opt(h, mi, se)?;
+        Some(dt.and_utc().timestamp_millis())
+    };
+    let parsed = match b.len() {
+        8 | 12 | 14 if b.iter().all(u8::is_ascii_digit) => {
+            let (h, mi, se) = match b.len() {
+                8 => (0, 0, 0),
+                12 => (digits(8..10)?, digits(10..12)?, 0),
+                _ => (digits(8..10)?, digits(10..12)?, digits(12..14)?),
+            };
+            build(digits(0..4)?, digits(4..6)?, digits(6..8)?, h, mi, se)
+        }
+        10 | 16 | 19 if b[4] == b'-' && b[7] == b'-' => {
+            let (h, mi, se) = match b.len() {
+                10 => (0, 0, 0),
+                16 => (digits(11..13)?, digits(14..16)?, 0),
+                _ => (digits(11..13)?, digits(14..16)?, digits(17..19)?),
+            };
+            build(digits(0..4)?, digits(5..7)?, digits(8..10)?, h, mi, se)
+        }
+        _ => None,
+    };
+    if parsed.is_some() {
+        return parsed;
+    }
+    let f = fmt.date_format.as_deref()?;
+    if let Ok(dt) = NaiveDateTime::parse_from_str(s, f) {
+        return Some(dt.and_utc().timestamp_millis());
+    }
+    NaiveDate::parse_from_str(s, f)
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|dt| dt.and_utc().timestamp_millis())
+}
+
+/// Parses an amount or quantity (decimal point, or comma when the source says so).
+pub fn parse_number(s: &str, fmt: &ValueFormat) -> Option<f64> {
+    let v = if fmt.decimal_comma {
+        s.replace('.', "").replace(',', ".").parse::<f64>().ok()
+    } else {
+        s.parse::<f64>().ok()
+    };
+    v.filter(|x| x.is_finite())
+}
+
+fn date_of(ms: i64) -> NaiveDate {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .expect("timestamp in range")
+        .date_naive()
+}
+
+/// Age band edges (lower bounds) and labels; chosen to separate newborns,
+/// children, working age and the elderly, whose costs differ most.
+pub fn age_band(age: Option<i32>) -> &'static str {
+    match age {
+        None => "unknown",
+        Some(a) if a < 1 => "<1",
+        Some(a) if a <= 5 => "1-5",
+        Some(a) if a <= 15 => "6-15",
+        Some(a) if a <= 44 => "16-44",
+        Some(a) if a <= 64 => "45-64",
+        Some(a) if a <= 79 => "65-79",
+        Some(_) => "80+",
+    }
+}
+
+/// A parsed insurance card.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Card {
+    pub group: String,
+    pub benefit_level: i32,
+    pub province_code: String,
+    pub si_number: String,
+}
+
+/// Validates MA_THE_BHYT: 2 letters, benefit level 1–5, 2-digit province
+/// known to the reference table, 10-digit social-insurance number.
+pub fn parse_card(card: &str, reference: &Reference) -> Result<Card, String> {
+    let c = card.trim();
+    let b = c.as_bytes();
+    if b.len() != 15 {
+        return Err(format!(
+            "card number must have 15 characters, has {}",
+            b.len()
+        ));
+    }
+    if !b[0].is_ascii_alphabetic() || !b[1].is_ascii_alphabetic() {
+        return Err("card number must start with 2 letters (beneficiary group)".into());
+    }
+    if !(b'1'..=b'5').contains(&b[2]) {
+        return Err("card benefit level (3rd character) must be 1–5".into());
+    }
+    if !b[3..].iter().all(u8::is_ascii_digit) {
+        return Err("card number must end with 12 digits".into());
+    }
+    let province_code = c[3..5].to_string();
+    if reference.province(&province_code).is_none() {
+        return Err(format!(
+            "card province code {province_code} is not a province"
+        ));
+    }
+    Ok(Card {
+        group: c[0..2].to_ascii_uppercase(),
+        benefit_level: (b[2] - b'0') as i32,
+        province_code,
+        si_number: c[5..].to_string(),
+    })
+}
+
+struct Fields<'r, 'a> {
+    raw: &'r RawRecord<'a>,
+    names: &'static [&'static str],
+    fmt: &'r ValueFormat,
+}
+
+impl<'r, 'a> Fields<'r, 'a> {
+    fn name(&self, i: usize) -> &'static str {
+        self.names[i]
+    }
+    fn opt(&self, i: usize) -> Option<&'r str> {
+        self.raw.vals[i].as_deref()
+    }
+    fn req(&self, i: usize) -> Result<&'r str, Issue> {
+        self.opt(i).ok_or_else(|| {
+            Issue::new(
+                Rule::MissingField,
+                Some(self.name(i)),
+                format!("{} is missing", self.name(i)),
+            )
+        })
+    }
+    fn num_opt(&self, i: usize) -> Result<Option<f64>, Issue> {
+        match self.opt(i) {
+            None => Ok(None),
+            Some(s) => parse_number(s, self.fmt).map(Some).ok_or_else(|| {
+                Issue::new(
+                    Rule::BadNumber,
+                    Some(self.name(i)),
+                    format!("{} is not a number: '{}'", self.name(i), clip(s)),
+                )
+            }),
+        }
+    }
+    fn int_opt(&self, i: usize) -> Result<Option<i32>, Issue> {
+        Ok(self.num_opt(i)?.map(|v| v.round() as i32))
+    }
+    fn amount_opt(&self, i: usize) -> Result<Option<f64>, Issue> {
+        let v = self.num_opt(i)?;
+        if let Some(x) = v {
+            if x < 0.0 {
+                return Err(Issue::new(
+                    Rule::NegativeAmount,
+                    Some(self.name(i)),
+                    format!("{} is negative ({x})", self.name(i)),
+                ));
+            }
+        }
+        Ok(v)
+    }
+    fn amount(&self, i: usize) -> Result<f64, Issue> {
+        self.req(i)?;
+        Ok(self.amount_opt(i)?.expect("present"))
+    }
+    fn dt_opt(&self, i: usize) -> Result<Option<i64>, Issue> {
+        match self.opt(i) {
+            None => Ok(None),
+            Some(s) => parse_datetime(s, self.fmt).map(Some).ok_or_else(|| {
+                Issue::new(
+                    Rule::BadDate,
+                    Some(self.name(i)),
+                    format!(
+                        "{} is not a date (yyyyMMddHHmm): '{}'",
+                        self.name(i),
+                        clip(s)
+                    ),
+                )
+            }),
+        }
+    }
+    fn dt(&self, i: usize) -> Result<i64, Issue> {
+        self.req(i)?;
+        Ok(self.dt_opt(i)?.expect("present"))
+    }
+    fn string(&self, i: usize) -> Option<String> {
+        self.opt(i).map(str::to_string)
+    }
+}
+
+/// Shortens a value quoted in a reason.
+fn clip(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+impl Converter {
+    /// Converts and validates one visit. Personal fields are pseudonymised
+    /// here; the raw values go no further.
+    pub fn visit(&self, raw: &RawRecord<'_>, ctx: &SourceCtx) -> Result<VisitRow, Issue> {
+        let f = Fields {
+            raw,
+            names: &VISIT_FIELDS,
+            fmt: &ctx.format,
+        };
+        let ma_lk = f.req(vf::MA_LK)?.to_string();
+        let facility_code = match f.opt(vf::MA_CSKCB) {
+            Some(s) => s.to_string(),
+            None => ctx.facility_hint.clone().ok_or_else(|| {
+                Issue::new(Rule::MissingField, Some("MA_CSKCB"), "MA_CSKCB is missing")
+            })?,
+        };
+        let facility = self.facilities.get(&facility_code).ok_or_else(|| {
+            Issue::new(
+                Rule::UnknownFacility,
+                Some("MA_CSKCB"),
+                format!(
+                    "facility {} is not in the facility registry",
+                    clip(&facility_code)
+                ),
+            )
+        })?;
+        let cards_raw = f.req(vf::MA_THE_BHYT)?;
+        let mut cards = Vec::new();
+        for c in cards_raw
+            .split(';')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            cards.push(
+                parse_card(c, &self.reference)
+                    .map_err(|why| Issue::new(Rule::InvalidCard, Some("MA_THE_BHYT"), why))?,
+            );
+        }
+        let card = cards.first().cloned().ok_or_else(|| {
+            Issue::new(
+                Rule::MissingField,
+                Some("MA_THE_BHYT"),
+                "MA_THE_BHYT is missing",
+            )
+        })?;
+        let first_card = cards_raw
+            .split(';')
+            .map(str::trim)
+            .find(|c| !c.is_empty())
+            .unwrap_or("");
+        let dx_main = f.req(vf::MA_BENH_CHINH)?.to_ascii_uppercase();
+        let vt_raw = f.req(vf::MA_LOAI_KCB)?;
+        let vt = self.reference.visit_type(vt_raw).ok_or_else(|| {
+            Issue::new(
+                Rule::BadValue,
+                Some("MA_LOAI_KCB"),
+                format!("MA_LOAI_KCB '{}' is not a visit type", clip(vt_raw)),
+            )
+        })?;
+        let admit = f.dt(vf::NGAY_VAO)?;
+        let discharge = f.dt(vf::NGAY_RA)?;
+        let birth = f.dt_opt(vf::NGAY_SINH).or_else(|e| {
+            // A bare birth year is common in old archives.
+            match f.opt(vf::NGAY_SINH) {
+                Some(s) if s.len() == 4 => Ok(parse_datetime(&format!("{s}0101"), &ctx.format)),
+                _ => Err(e),
+            }
+        })?;
+        let total_cost = f.amount(vf::T_TONGCHI_BV)?;
+        let insured_cost = f.amount_opt(vf::T_TONGCHI_BH)?;
+        let fund_paid = f.amount_opt(vf::T_BHTT)?;
+        let patient_copay = f.amount_opt(vf::T_BNCCT)?;
+        let patient_self_pay = f.amount_opt(vf::T_BNTT)?;
+        let other_sources = f.amount_opt(vf::T_NGUONKHAC)?;
+        let drug_total = f.amount_opt(vf::T_THUOC)?;
+        let supply_total = f.amount_opt(vf::T_VTYT)?;
+        let treatment_days = f.int_opt(vf::SO_NGAY_DTRI)?;
+        let sex = f.int_opt(vf::GIOI_TINH)?;
+        let settle_year = f.int_opt(vf::NAM_QT)?;
+        let settle_month = f.int_opt(vf::THANG_QT)?;
+        let weight_kg = f.num_opt(vf::CAN_NANG)?;
+        if discharge < admit {
+            return Err(Issue::new(
+                Rule::DischargeBeforeAdmission,
+                Some("NGAY_RA"),
+                "NGAY_RA is before NGAY_VAO",
+            ));
+        }
+        let admit_date = date_of(admit);
+        let discharge_date = date_of(discharge);
+        let day_diff = (discharge_date - admit_date).num_days() as i32;
+        let los_days = if vt.inpatient {
+            treatment_days.unwrap_or(day_diff.max(1))
+        } else {
+            0
+        };
+        let age_years = birth.map(|b| {
+            let bd = date_of(b);
+            let mut a = admit_date.year() - bd.year();
+            if (admit_date.month(), admit_date.day()) < (bd.month(), bd.day()) {
+                a -= 1;
+            }
+            a.max(0)
+        });
+        let patient_key = self.pseudo.hash("person", &card.si_number);
+        let card_key = self.pseudo.hash("card", &first_card.to_ascii_uppercase());
+        let card_province = self
+            .reference
+            .province(&card.province_code)
+            .map(|p| p.current_code.clone())
+            .unwrap_or_default();
+        let patient_code_key = f
+            .opt(vf::MA_BN)
+            .map(|c| self.pseudo.hash("mabn", &format!("{facility_code}|{c}")));
+        let iso = discharge_date.iso_week();
+        let days_since_epoch = (discharge.div_euclid(MS_PER_DAY)) as i32;
+        Ok(VisitRow {
+            out_of_province: card_province != facility.province,
+            facility_province_code: facility.province_code.clone(),
+            facility_province: facility.province.clone(),
+            facility_code,
+            ma_lk,
+            source_seq: ctx.seq,
+            submitted_at: ctx.submitted_at,
+            patient_key,
+            card_key,
+            citizen_key: f.opt(vf::SO_CCCD).map(|c| self.pseudo.hash("cccd", c)),
+            patient_code_key,
+            card_group: card.group,
+            card_benefit_level: card.benefit_level,
+            card_province_code: card.province_code,
+            card_province,
+            n_cards: cards.len() as i32,
+            registered_facility: f.string(vf::MA_DKBD),
+            sex,
+            age_years,
+            age_band: age_band(age_years).to_string(),
+            dx3: dx_main.chars().take(3).collect(),
+            dx_main,
+            dx_secondary: f.string(vf::MA_BENH_KT),
+            arrival_type: f.string(vf::MA_DOITUONG_KCB),
+            admit_time: Ts(admit),
+            discharge_time: Ts(discharge),
+            discharge_date: Day(days_since_epoch),
+            los_days,
+            treatment_days,
+            outcome: f.string(vf::KET_QUA_DTRI),
+            discharge_kind: f.string(vf::MA_LOAI_RV),
+            visit_type: vt.code.clone(),
+            visit_group: vt.group.clone(),
+            inpatient: vt.inpatient,
+            department: f.string(vf::MA_KHOA),
+            weight_kg,
+            total_cost,
+            insured_cost,
+            fund_paid,
+            patient_copay,
+            patient_self_pay,
+            other_sources,
+            drug_total,
+            supply_total,
+            settle_year,
+            settle_month,
+            n_lines: 0,
+            lines_total: 0.0,
+            year: discharge_date.year(),
+            month: discharge_date.month() as i32,
+            iso_year: iso.year(),
+            iso_week: iso.week() as i32,
+        })
+    }
+
+    /// Converts and validates one line. Facility, period and source fields
+    /// are filled from its visit by [`attach_line`].
+    pub fn line(&self, raw: &RawRecord<'_>, ctx: &SourceCtx) -> Result<LineRow, Issue> {
+        let f = Fields {
+            raw,
+            names: &LINE_FIELDS,
+            fmt: &ctx.format,
+        };
+        let ma_lk = f.req(lf::MA_LK)?.to_string();
+        let stt = f.int_opt(lf::STT)?.unwrap_or(0);
+        let drug = f.opt(lf::MA_THUOC);
+        let item_code = drug
+            .or(f.opt(lf::MA_DICH_VU))
+            .or(f.opt(lf::MA_VAT_TU))
+            .ok_or_else(|| {
+                Issue::new(
+                    Rule::MissingField,
+                    Some(if raw.kind == RowKind::Drug {
+                        "MA_THUOC"
+                    } else {
+                        "MA_DICH_VU"
+                    }),
+                    "item code (MA_THUOC / MA_DICH_VU / MA_VAT_TU) is missing",
+                )
+            })?
+            .to_string();
+        let source_table = match raw.kind {
+            RowKind::Drug => "XML2",
+            RowKind::Service if drug.is_some() => "XML2",
+            _ => "XML3",
+        };
+        let ma_nhom = f
+            .int_opt(lf::MA_NHOM)?
+            .ok_or_else(|| Issue::new(Rule::MissingField, Some("MA_NHOM"), "MA_NHOM is missing"))?;
+        let quantity = f.amount(lf::SO_LUONG)?;
+        let unit_price = f.amount(lf::DON_GIA_BV)?;
+        let amount = f.amount(lf::THANH_TIEN_BV)?;
+        let service_rate_pct = f.num_opt(lf::TYLE_TT_DV)?;
+        let expected = quantity * unit_price;
+        let tol = |e: f64| {
+            self.validation
+                .line_abs_vnd
+                .max(self.validation.line_rel * e.abs())
+        };
+        let with_rate = service_rate_pct.map(|r| expected * r / 100.0);
+        let ok = (amount - expected).abs() <= tol(expected)
+            || with_rate.is_some_and(|w| (amount - w).abs() <= tol(w));
+        if !ok {
+            return Err(Issue::new(
+                Rule::LineTotalMismatch,
+                Some("THANH_TIEN_BV"),
+                format!(
+                    "THANH_TIEN_BV {amount} ≠ SO_LUONG {quantity} × DON_GIA {unit_price} = {expected}"
+                ),
+            ));
+        }
+        Ok(LineRow {
+            facility_code: f.string(lf::MA_CSKCB).unwrap_or_default(),
+            ma_lk,
+            source_seq: ctx.seq,
+            stt,
+            source_table: source_table.to_string(),
+            item_code,
+            supply_code: f.string(lf::MA_VAT_TU),
+            category: self.reference.category(ma_nhom).to_string(),
+            ma_nhom,
+            item_name: f
+                .string(lf::TEN_THUOC)
+                .or_else(|| f.string(lf::TEN_DICH_VU))
+                .or_else(|| f.string(lf::TEN_VAT_TU)),
+            unit: f.string(lf::DON_VI_TINH),
+            quantity,
+            unit_price,
+            unit_price_bh: f.amount_opt(lf::DON_GIA_BH)?,
+            service_rate_pct,
+            insurance_rate_pct: f.num_opt(lf::TYLE_TT_BH)?,
+            amount,
+            amount_bh: f.amount_opt(lf::THANH_TIEN_BH)?,
+            fund_paid: f.amount_opt(lf::T_BHTT)?,
+            patient_copay: f.amount_opt(lf::T_BNCCT)?,
+            patient_self_pay: f.amount_opt(lf::T_BNTT)?,
+            scope: f.int_opt(lf::PHAM_VI)?,
+            benefit_pct: f.num_opt(lf::MUC_HUONG)?,
+            department: f.string(lf::MA_KHOA),
+            prescriber: f.string(lf::MA_BAC_SI),
+            bed_code: f.string(lf::MA_GIUONG),
+            dx: f.string(lf::MA_BENH),
+            procedure_code: f.string(lf::MA_PTTT),
+            order_time: f.dt_opt(lf::NGAY_YL)?.map(Ts),
+            perform_time: f.dt_opt(lf::NGAY_TH_YL)?.map(Ts),
+            discharge_date: Day(0),
+            year: 0,
+            month: 0,
+        })
+    }
+
+    /// Checks T_TONGCHI_BV against the sum of the lines received with it.
+    pub fn check_visit_total(
+        &self,
+        v: &VisitRow,
+        lines_sum: f64,
+        n_lines: usize,
+    ) -> Result<(), Issue> {
+        let tol = self
+            .validation
+            .visit_abs_vnd
+            .max(self.validation.visit_rel * v.total_cost.abs());
+        if (v.total_cost - lines_sum).abs() > tol {
+            return Err(Issue::new(
+                Rule::VisitTotalMismatch,
+                Some("T_TONGCHI_BV"),
+                format!(
+                    "T_TONGCHI_BV {} ≠ sum of its {n_lines} lines {lines_sum}",
+                    v.total_cost
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a line takes from its visit.
+#[derive(Debug, Clone)]
+pub struct VisitAnchor {
+    pub facility_code: String,
+    pub discharge_date: Day,
+    pub year: i32,
+    pub month: i32,
+    pub source_seq: i64,
+}
+
+impl From<&VisitRow> for VisitAnchor {
+    fn from(v: &VisitRow) -> Self {
+        VisitAnchor {
+            facility_code: v.facility_code.clone(),
+            discharge_date: v.discharge_date,
+            year: v.year,
+            month: v.month,
+            source_seq: v.source_seq,
+        }
+    }
+}
+
+/// Fills a line's visit-derived fields.
+pub fn attach_line(line: &mut LineRow, v: &VisitAnchor) {
+    line.facility_code.clone_from(&v.facility_code);
+    line.discharge_date = v.discharge_date;
+    line.year = v.year;
+    line.month = v.month;
+    line.source_seq = v.source_seq;
+}
+
+/// The visit a line row names, for quarantine records: `MA_LK/STT`.
+pub fn line_record_id(raw: &RawRecord<'_>) -> String {
+    format!(
+        "{}/{}",
+        raw.get(lf::MA_LK).unwrap_or("?"),
+        raw.get(lf::STT).unwrap_or("?")
+    )
+}
+
+pub fn visit_record_id(raw: &RawRecord<'_>) -> String {
+    raw.get(vf::MA_LK).unwrap_or("?").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_forms() {
+        let f = ValueFormat::default();
+        let a = parse_datetime("202301310734", &f).unwrap();
+        assert_eq!(parse_datetime("2023-01-31 07:34", &f), Some(a));
+        assert_eq!(
+            parse_datetime("20230131", &f),
+            parse_datetime("2023-01-31", &f)
+        );
+        assert_eq!(parse_datetime("20231331", &f), None);
+        assert_eq!(parse_datetime("2023013107", &f), None);
+        let g = ValueFormat {
+            date_format: Some("%d/%m/%Y %H:%M".into()),
+            decimal_comma: false,
+        };
+        assert_eq!(parse_datetime("31/01/2023 07:34", &g), Some(a));
+    }
+
+    #[test]
+    fn numbers() {
+        let f = ValueFormat::default();
+        assert_eq!(parse_number("450177.2", &f), Some(450177.2));
+        assert_eq!(parse_number("1,5", &f), None);
+        let c = ValueFormat {
+            date_format: None,
+            decimal_comma: true,
+        };
+        assert_eq!(parse_number("1.234,5", &c), Some(1234.5));
+        assert_eq!(parse_number("NaN", &f), None);
+    }
+
+    #[test]
+    fn cards() {
+        let r = Reference::builtin();
+        let c = parse_card("GD4929871998712", &r).unwrap();
+        assert_eq!(c.group, "GD");
+        assert_eq!(c.benefit_level, 4);
+        assert_eq!(c.province_code, "92");
+        assert!(parse_card("GD49298719987", &r).is_err());
+        assert!(parse_card("GD6929871998712", &r).is_err());
+        assert!(parse_card("GD4999871998712", &r).is_err());
+        assert!(parse_card("1D4929871998712", &r).is_err());
+    }
+
+    #[test]
+    fn age_bands() {
+        assert_eq!(age_band(Some(0)), "<1");
+        assert_eq!(age_band(Some(5)), "1-5");
+        assert_eq!(age_band(Some(80)), "80+");
+        assert_eq!(age_band(None), "unknown");
+    }
+}

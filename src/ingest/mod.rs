@@ -1,0 +1,962 @@
+//! Ingest: claims files (Decision 130 envelopes, bare inner documents, CSV,
+//! Parquet) → validated, pseudonymised rows in the claims store.
+//!
+//! Every record read is either accepted or quarantined with a reason, per
+//! source file, and the counts are recorded in the manifest:
+//! `read = accepted + quarantined` for visits and for lines. A file that
+//! cannot be read at all (bad XML, truncated, wrong encoding) is rejected as
+//! a whole with a one-line error naming the file and byte position; the rest
+//! of the batch goes on.
+//!
+//! Envelopes are streamed: a reader thread cuts the file into `HOSO` units,
+//! worker threads (rayon) decode, parse and validate them, and the accepted
+//! rows go to a [`PartSink`] that flushes to Parquet in bounded batches.
+//! Loose tables (bare XML1/XML2/XML3 documents, CSV, Parquet) split a visit
+//! over several files, so they are validated per batch in three streaming
+//! passes (line sums; visits; lines), holding only per-visit keys in memory.
+
+pub mod convert;
+pub mod fields;
+mod registry;
+pub mod source;
+pub mod tabular;
+pub mod xml;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::mpsc::sync_channel;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::privacy::Pseudonymizer;
+use crate::reference::Reference;
+use crate::schema::{LineRow, QuarantineRow, Ts, VisitRow};
+use crate::store::{PartSink, SourceRecord, Store, StoreError};
+use convert::{
+    attach_line, line_record_id, parse_datetime, parse_number, visit_record_id, Converter, Issue,
+    Rule, SourceCtx, ValidationConfig, ValueFormat, VisitAnchor,
+};
+use fields::{lf, RawRecord, RowKind};
+use source::{Format, SourceFile};
+use tabular::Mapping;
+use xml::{HosoUnit, XmlItem};
+
+pub use registry::facility_lookup;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{file}: position {position}: {message}")]
+    Source {
+        file: String,
+        position: u64,
+        message: String,
+    },
+    #[error("column mapping {path}: {message}")]
+    Mapping { path: PathBuf, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Privacy(#[from] crate::privacy::PrivacyError),
+    #[error(transparent)]
+    Reference(#[from] crate::reference::ReferenceError),
+    #[error("no facility registry in the store: pass --registry FILE.csv (the registry is needed to check facility codes)")]
+    NoRegistry,
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Read / accepted / quarantined counts of one table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub read: u64,
+    pub accepted: u64,
+    pub quarantined: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: Counts) {
+        self.read += o.read;
+        self.accepted += o.accepted;
+        self.quarantined += o.quarantined;
+    }
+    /// The invariant of the whole ingest.
+    pub fn balanced(&self) -> bool {
+        self.read == self.accepted + self.quarantined
+    }
+}
+
+/// Options of one ingest run.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub inputs: Vec<PathBuf>,
+    pub registry: Option<PathBuf>,
+    pub budgets: Option<PathBuf>,
+    pub mapping: Option<PathBuf>,
+    pub reference_dir: Option<PathBuf>,
+    pub validation: ValidationConfig,
+    pub progress: bool,
+    /// Rows buffered before a Parquet flush (bounds memory).
+    pub flush_rows: usize,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            inputs: Vec::new(),
+            registry: None,
+            budgets: None,
+            mapping: None,
+            reference_dir: None,
+            validation: ValidationConfig::default(),
+            progress: false,
+            flush_rows: crate::store::sink::DEFAULT_FLUSH_ROWS,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestReport {
+    pub files_ingested: usize,
+    pub files_unchanged: usize,
+    pub files_replaced: usize,
+    /// (file, one-line error)
+    pub files_rejected: Vec<(String, String)>,
+    /// (file, why it was not read)
+    pub files_skipped: Vec<(String, String)>,
+    pub bytes_read: u64,
+    pub visits: Counts,
+    pub lines: Counts,
+    pub documents_unreadable: u64,
+    /// (table, rule) → records quarantined
+    pub by_rule: BTreeMap<(String, String), u64>,
+    /// One-line errors (file, position, message) for unreadable documents.
+    pub errors: Vec<String>,
+    pub facilities: Option<Counts>,
+    pub budgets: Option<Counts>,
+}
+
+/// Per-source tallies.
+#[derive(Debug, Default)]
+struct Tally {
+    visits: Counts,
+    lines: Counts,
+    documents_unreadable: u64,
+    by_rule: BTreeMap<(String, String), u64>,
+    errors: Vec<String>,
+}
+
+impl Tally {
+    fn quarantine(&mut self, sink: &mut PartSink, q: QuarantineRow) -> Result<(), StoreError> {
+        match q.table_name.as_str() {
+            "XML1" => self.visits.quarantined += 1,
+            "XML2" | "XML3" => self.lines.quarantined += 1,
+            _ => {}
+        }
+        *self
+            .by_rule
+            .entry((q.table_name.clone(), q.rule.clone()))
+            .or_default() += 1;
+        sink.push_quarantine(q)
+    }
+
+    fn record(&self, seq: i64, path: &str, hash: &str) -> SourceRecord {
+        SourceRecord {
+            seq,
+            path: path.to_string(),
+            content_hash: hash.to_string(),
+            status: "ok".into(),
+            visits_read: self.visits.read as i64,
+            visits_accepted: self.visits.accepted as i64,
+            visits_quarantined: self.visits.quarantined as i64,
+            lines_read: self.lines.read as i64,
+            lines_accepted: self.lines.accepted as i64,
+            lines_quarantined: self.lines.quarantined as i64,
+            error: None,
+        }
+    }
+}
+
+/// Runs an ingest into `store`.
+pub fn run(
+    store: &Store,
+    opts: &IngestOptions,
+    pseudo: &Pseudonymizer,
+) -> Result<IngestReport, IngestError> {
+    let reference = match &opts.reference_dir {
+        Some(d) => Reference::from_dir(d)?,
+        None => Reference::builtin(),
+    };
+    let mut manifest = store.manifest()?;
+    manifest.abandon_pending()?;
+    let mut report = IngestReport::default();
+    let mut registry_q = Vec::new();
+    if let Some(p) = &opts.registry {
+        let (c, q) = registry::load_facilities(p, store, &reference)?;
+        report.facilities = Some(c);
+        registry_q.extend(q);
+    }
+    let facilities = match facility_lookup(store) {
+        Ok(f) => f,
+        Err(IngestError::Store(StoreError::Empty(..))) => return Err(IngestError::NoRegistry),
+        Err(e) => return Err(e),
+    };
+    if let Some(p) = &opts.budgets {
+        let (c, q) = registry::load_budgets(p, store, &facilities)?;
+        report.budgets = Some(c);
+        registry_q.extend(q);
+    }
+    if opts.registry.is_some() || opts.budgets.is_some() {
+        let mut b = crate::schema::QuarantineBuilder::default();
+        for q in registry_q {
+            *report
+                .by_rule
+                .entry((q.table_name.clone(), q.rule.clone()))
+                .or_default() += 1;
+            b.push(q);
+        }
+        let mut df = b.finish();
+        crate::store::write_parquet_atomic(
+            &mut df,
+            &store.root().join("quarantine").join("registry.parquet"),
+        )?;
+    }
+    let mapping = match &opts.mapping {
+        Some(p) => Mapping::load(p)?,
+        None => Mapping::default(),
+    };
+    let conv = Converter {
+        reference,
+        pseudo: pseudo.clone(),
+        facilities,
+        validation: opts.validation.clone(),
+    };
+    let (sources, skipped) =
+        source::discover(&opts.inputs).map_err(|e| IngestError::Other(e.to_string()))?;
+    report.files_skipped = skipped.into_iter().map(|s| (s.path, s.reason)).collect();
+
+    let total_bytes: u64 = sources.iter().map(|s| s.raw_size()).sum();
+    let pb = progress_bar(opts.progress, total_bytes);
+
+    // Decide, per source, whether it is new, unchanged or a replacement.
+    let mut envelopes = Vec::new();
+    let mut loose = Vec::new();
+    for src in sources {
+        let (hash, bytes) = match src.content_hash() {
+            Ok(h) => h,
+            Err(e) => {
+                report.files_rejected.push((
+                    src.display.clone(),
+                    format!("{}: cannot read: {e}", src.display),
+                ));
+                continue;
+            }
+        };
+        if manifest.find_by_hash(&hash)?.is_some() {
+            report.files_unchanged += 1;
+            pb.inc(src.raw_size());
+            continue;
+        }
+        let identity = src.identity();
+        let replaces = manifest.find_by_path(&identity)?;
+        let seq = manifest.begin(&identity, &hash, bytes, src.format.name())?;
+        report.bytes_read += bytes;
+        let job = Job {
+            src,
+            seq,
+            hash,
+            identity,
+            replaces,
+        };
+        let is_env = job.src.format == Format::Xml && job.src.sniff_envelope().unwrap_or(false);
+        if is_env {
+            envelopes.push(job);
+        } else {
+            loose.push(job);
+        }
+    }
+
+    for job in envelopes {
+        let mut sink = PartSink::new(store, job.seq).with_flush_rows(opts.flush_rows);
+        match ingest_envelope(&job, &conv, &mut sink, &pb) {
+            Ok(tally) => {
+                let rec = tally.record(job.seq, &job.identity, &job.hash);
+                sink.commit(
+                    &mut manifest,
+                    &rec,
+                    tally.documents_unreadable as i64,
+                    job.replaces,
+                )?;
+                report.absorb(tally, job.replaces.is_some());
+            }
+            Err(e) => {
+                sink.abort()?;
+                let msg = e.to_string();
+                manifest.reject(job.seq, &msg)?;
+                report.files_rejected.push((job.src.display.clone(), msg));
+            }
+        }
+    }
+    if !loose.is_empty() {
+        ingest_loose(
+            loose,
+            store,
+            &conv,
+            &mapping,
+            &mut manifest,
+            &mut report,
+            opts,
+            &pb,
+        )?;
+    }
+    pb.finish_and_clear();
+    Ok(report)
+}
+
+impl IngestReport {
+    fn absorb(&mut self, t: Tally, replaced: bool) {
+        self.files_ingested += 1;
+        if replaced {
+            self.files_replaced += 1;
+        }
+        self.visits.add(t.visits);
+        self.lines.add(t.lines);
+        self.documents_unreadable += t.documents_unreadable;
+        for (k, v) in t.by_rule {
+            *self.by_rule.entry(k).or_default() += v;
+        }
+        self.errors.extend(t.errors);
+    }
+}
+
+struct Job {
+    src: SourceFile,
+    seq: i64,
+    hash: String,
+    identity: String,
+    replaces: Option<i64>,
+}
+
+fn progress_bar(show: bool, total: u64) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(total);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} ingest [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    pb
+}
+
+/// Rows of one visit after validation, before duplicate checks.
+struct Bundle {
+    visit: VisitRow,
+    position: u64,
+    lines: Vec<(LineRow, u64)>,
+}
+
+/// What one HOSO yields.
+#[derive(Default)]
+struct HosoOutcome {
+    bundles: Vec<Bundle>,
+    quarantine: Vec<QuarantineRow>,
+    visits_read: u64,
+    lines_read: u64,
+    documents_unreadable: u64,
+    errors: Vec<String>,
+}
+
+/// HOSO units handed from the reader thread to the workers at a time.
+const HOSO_BATCH: usize = 512;
+
+fn ingest_envelope(
+    job: &Job,
+    conv: &Converter,
+    sink: &mut PartSink,
+    pb: &indicatif::ProgressBar,
+) -> Result<Tally, IngestError> {
+    let src = &job.src;
+    let reader = src
+        .open(Some(pb.clone()))
+        .map_err(|e| IngestError::Source {
+            file: src.display.clone(),
+            position: 0,
+            message: e.to_string(),
+        })?;
+    let base = SourceCtx::new(&src.display, job.seq);
+    let mut tally = Tally::default();
+    let mut seen: HashSet<(String, String)> = HashSet::new();
+    let mut stray: Vec<RawRecord<'static>> = Vec::new();
+
+    let scan_result = std::thread::scope(|s| -> Result<Result<(), IngestError>, IngestError> {
+        let (tx, rx) = sync_channel::<Vec<XmlItem>>(2);
+        let reader_thread = s.spawn(move || {
+            let mut batch = Vec::with_capacity(HOSO_BATCH);
+            let r = xml::scan(reader, |item| {
+                batch.push(item);
+                if batch.len() >= HOSO_BATCH {
+                    tx.send(std::mem::take(&mut batch))
+                        .map_err(|_| xml::XmlError {
+                            position: 0,
+                            message: "stopped".into(),
+                        })?;
+                }
+                Ok(())
+            });
+            if r.is_ok() && !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+            r
+        });
+        let consume = || -> Result<(), IngestError> {
+            for batch in rx {
+                let outcomes: Vec<Result<HosoOutcome, RawRecord<'static>>> = batch
+                    .into_par_iter()
+                    .map(|item| match item {
+                        XmlItem::Hoso(unit) => Ok(process_hoso(unit, conv, &base)),
+                        XmlItem::Row(r) => Err(r),
+                    })
+                    .collect();
+                for o in outcomes {
+                    match o {
+                        Ok(o) => apply_outcome(o, &base, &mut seen, &mut tally, sink)?,
+                        Err(r) => stray.push(r),
+                    }
+                }
+            }
+            Ok(())
+        };
+        let consumed = consume();
+        let scanned = reader_thread.join().expect("reader thread does not panic");
+        match (scanned, consumed) {
+            (Err(e), _) => Err(IngestError::Source {
+                file: src.display.clone(),
+                position: e.position,
+                message: e.message,
+            }),
+            (Ok(_), Err(e)) => Ok(Err(e)),
+            (Ok(_), Ok(())) => Ok(Ok(())),
+        }
+    });
+    scan_result??;
+    if !stray.is_empty() {
+        // Rows outside any HOSO of an envelope: validated as one group.
+        let unit = HosoUnit {
+            index: u32::MAX,
+            inline_rows: stray,
+            ..Default::default()
+        };
+        let o = process_hoso(unit, conv, &base);
+        apply_outcome(o, &base, &mut seen, &mut tally, sink)?;
+    }
+    Ok(tally)
+}
+
+/// Sequential part of a HOSO: duplicate check and writing.
+fn apply_outcome(
+    o: HosoOutcome,
+    ctx: &SourceCtx,
+    seen: &mut HashSet<(String, String)>,
+    tally: &mut Tally,
+    sink: &mut PartSink,
+) -> Result<(), IngestError> {
+    tally.visits.read += o.visits_read;
+    tally.lines.read += o.lines_read;
+    tally.documents_unreadable += o.documents_unreadable;
+    tally.errors.extend(o.errors);
+    for q in o.quarantine {
+        tally.quarantine(sink, q)?;
+    }
+    for b in o.bundles {
+        let key = (b.visit.facility_code.clone(), b.visit.ma_lk.clone());
+        if seen.contains(&key) {
+            let issue = Issue::new(
+                Rule::DuplicateVisit,
+                Some("MA_LK"),
+                format!(
+                    "MA_LK {} appears more than once in this file",
+                    b.visit.ma_lk
+                ),
+            );
+            reject_bundle(b, &issue, ctx, tally, sink)?;
+            continue;
+        }
+        seen.insert(key);
+        tally.visits.accepted += 1;
+        tally.lines.accepted += b.lines.len() as u64;
+        sink.push_visit(b.visit)?;
+        for (l, _) in b.lines {
+            sink.push_line(l)?;
+        }
+    }
+    Ok(())
+}
+
+fn reject_bundle(
+    b: Bundle,
+    issue: &Issue,
+    ctx: &SourceCtx,
+    tally: &mut Tally,
+    sink: &mut PartSink,
+) -> Result<(), IngestError> {
+    let fac = b.visit.facility_code.clone();
+    tally.quarantine(
+        sink,
+        ctx.quarantine("XML1", b.visit.ma_lk.clone(), Some(&fac), b.position, issue),
+    )?;
+    let follow = Issue::new(
+        Rule::VisitRejected,
+        None,
+        format!("its visit was quarantined ({})", issue.rule.code()),
+    );
+    for (l, pos) in b.lines {
+        let id = format!("{}/{}", l.ma_lk, l.stt);
+        tally.quarantine(
+            sink,
+            ctx.quarantine(&l.source_table, id, Some(&fac), pos, &follow),
+        )?;
+    }
+    Ok(())
+}
+
+/// Decodes, parses and validates one HOSO (runs on a worker thread).
+fn process_hoso(unit: HosoUnit, conv: &Converter, base: &SourceCtx) -> HosoOutcome {
+    let mut out = HosoOutcome::default();
+    let mut ctx = base.clone();
+    ctx.facility_hint = unit.facility.clone();
+    ctx.submitted_at = unit
+        .created
+        .as_deref()
+        .and_then(|c| parse_datetime(c, &ValueFormat::default()))
+        .map(Ts);
+
+    let mut buffers = Vec::new();
+    let mut failure: Option<xml::XmlError> = None;
+    for d in &unit.docs {
+        if let Some(k) = &d.kind {
+            if !matches!(k.trim(), "XML1" | "XML2" | "XML3") {
+                continue;
+            }
+        }
+        match xml::decode_base64(&d.base64, d.position) {
+            Ok(b) => buffers.push((d.position, b)),
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    let mut raws: Vec<RawRecord<'_>> = unit.inline_rows.iter().cloned().collect();
+    for (pos, buf) in &buffers {
+        if let Err(e) = xml::parse_rows(buf, &mut raws) {
+            failure.get_or_insert(xml::XmlError {
+                position: *pos,
+                message: format!("inner document, byte {}: {}", e.position, e.message),
+            });
+        }
+    }
+    let (visit_raws, line_raws): (Vec<_>, Vec<_>) =
+        raws.into_iter().partition(|r| r.kind == RowKind::Visit);
+    out.visits_read = visit_raws.len() as u64;
+    out.lines_read = line_raws.len() as u64;
+
+    if let Some(e) = failure {
+        // A HOSO with an unreadable document cannot be checked as a whole:
+        // its readable rows go to quarantine with the reason.
+        out.documents_unreadable += 1;
+        let msg = format!(
+            "{}: byte {}: HOSO #{}: {}",
+            base.file, e.position, unit.index, e.message
+        );
+        out.errors.push(msg.clone());
+        let issue = Issue::new(
+            Rule::UnreadableDocument,
+            None,
+            format!("a document of this HOSO is unreadable: {}", e.message),
+        );
+        out.quarantine.push(ctx.quarantine(
+            "document",
+            format!("HOSO #{}", unit.index),
+            ctx.facility_hint.as_deref(),
+            e.position,
+            &issue,
+        ));
+        for r in &visit_raws {
+            out.quarantine.push(ctx.quarantine(
+                "XML1",
+                visit_record_id(r),
+                ctx.facility_hint.as_deref(),
+                r.position,
+                &issue,
+            ));
+        }
+        for r in &line_raws {
+            out.quarantine.push(ctx.quarantine(
+                r.kind.table_name(),
+                line_record_id(r),
+                ctx.facility_hint.as_deref(),
+                r.position,
+                &issue,
+            ));
+        }
+        return out;
+    }
+    validate_group(&visit_raws, &line_raws, conv, &ctx, &mut out);
+    out
+}
+
+/// Validates a group of visits and lines that arrived together.
+fn validate_group(
+    visit_raws: &[RawRecord<'_>],
+    line_raws: &[RawRecord<'_>],
+    conv: &Converter,
+    ctx: &SourceCtx,
+    out: &mut HosoOutcome,
+) {
+    // Lines received per MA_LK: (sum of parseable amounts, count).
+    let mut sums: HashMap<&str, (f64, usize)> = HashMap::new();
+    for r in line_raws {
+        if let Some(k) = r.get(lf::MA_LK) {
+            let e = sums.entry(k).or_default();
+            e.1 += 1;
+            if let Some(a) = r
+                .get(lf::THANH_TIEN_BV)
+                .and_then(|a| parse_number(a, &ctx.format))
+            {
+                e.0 += a;
+            }
+        }
+    }
+    // Visits: convert, then check their total against their lines.
+    let mut status: HashMap<String, Result<usize, Rule>> = HashMap::new();
+    for r in visit_raws {
+        let key = visit_record_id(r);
+        let conv_result = conv.visit(r, ctx).and_then(|mut v| {
+            let (sum, n) = sums.get(v.ma_lk.as_str()).copied().unwrap_or((0.0, 0));
+            conv.check_visit_total(&v, sum, n)?;
+            v.n_lines = n as i32;
+            v.lines_total = sum;
+            Ok(v)
+        });
+        match conv_result {
+            Ok(v) => {
+                if status.contains_key(&key) {
+                    let issue = Issue::new(
+                        Rule::DuplicateVisit,
+                        Some("MA_LK"),
+                        format!("MA_LK {key} appears more than once in this HOSO"),
+                    );
+                    out.quarantine.push(ctx.quarantine(
+                        "XML1",
+                        key.clone(),
+                        Some(&v.facility_code),
+                        r.position,
+                        &issue,
+                    ));
+                    continue;
+                }
+                status.insert(key, Ok(out.bundles.len()));
+                out.bundles.push(Bundle {
+                    visit: v,
+                    position: r.position,
+                    lines: Vec::new(),
+                });
+            }
+            Err(issue) => {
+                let fac = r.get(fields::vf::MA_CSKCB).or(ctx.facility_hint.as_deref());
+                out.quarantine
+                    .push(ctx.quarantine("XML1", key.clone(), fac, r.position, &issue));
+                status.entry(key).or_insert(Err(issue.rule));
+            }
+        }
+    }
+    for r in line_raws {
+        let id = line_record_id(r);
+        let table = r.kind.table_name();
+        let owner = r.get(lf::MA_LK).and_then(|k| status.get(k));
+        let fac = ctx.facility_hint.as_deref();
+        match owner {
+            None => {
+                let issue = Issue::new(
+                    Rule::OrphanLine,
+                    Some("MA_LK"),
+                    "no visit (XML1) with this MA_LK was received with the line",
+                );
+                out.quarantine
+                    .push(ctx.quarantine(table, id, fac, r.position, &issue));
+            }
+            Some(Err(rule)) => {
+                let issue = Issue::new(
+                    Rule::VisitRejected,
+                    None,
+                    format!("its visit was quarantined ({})", rule.code()),
+                );
+                out.quarantine
+                    .push(ctx.quarantine(table, id, fac, r.position, &issue));
+            }
+            Some(Ok(i)) => {
+                let b = &mut out.bundles[*i];
+                match conv.line(r, ctx) {
+                    Ok(mut l) => {
+                        attach_line(&mut l, &VisitAnchor::from(&b.visit));
+                        b.lines.push((l, r.position));
+                    }
+                    Err(issue) => {
+                        let q = ctx.quarantine(
+                            table,
+                            id,
+                            Some(&b.visit.facility_code),
+                            r.position,
+                            &issue,
+                        );
+                        out.quarantine.push(q);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// State of a visit key during the loose passes.
+#[derive(Debug, Clone)]
+enum LooseVisit {
+    Accepted { visit_idx: usize },
+    Rejected(Rule),
+}
+
+fn for_each_loose(
+    src: &SourceFile,
+    mapping: &Mapping,
+    f: &mut dyn FnMut(RawRecord<'static>) -> Result<(), IngestError>,
+) -> Result<(), IngestError> {
+    match src.format {
+        Format::Csv => tabular::for_each_csv(src, mapping, f),
+        Format::Parquet => tabular::for_each_parquet(src, mapping, f),
+        Format::Xml => {
+            let reader = src.open(None).map_err(|e| IngestError::Source {
+                file: src.display.clone(),
+                position: 0,
+                message: e.to_string(),
+            })?;
+            let mut inner_err = None;
+            let r = xml::scan(reader, |item| {
+                if let XmlItem::Row(r) = item {
+                    if let Err(e) = f(r) {
+                        inner_err = Some(e);
+                        return Err(xml::XmlError {
+                            position: 0,
+                            message: "stopped".into(),
+                        });
+                    }
+                }
+                Ok(())
+            });
+            if let Some(e) = inner_err {
+                return Err(e);
+            }
+            r.map(|_| ()).map_err(|e| IngestError::Source {
+                file: src.display.clone(),
+                position: e.position,
+                message: e.message,
+            })
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ingest_loose(
+    jobs: Vec<Job>,
+    store: &Store,
+    conv: &Converter,
+    mapping: &Mapping,
+    manifest: &mut crate::store::Manifest,
+    report: &mut IngestReport,
+    opts: &IngestOptions,
+    pb: &indicatif::ProgressBar,
+) -> Result<(), IngestError> {
+    let fmt = mapping.value_format();
+    // Pass 1: read every loose source once: rejects unreadable ones, sums lines.
+    let mut sums: HashMap<String, (f64, usize)> = HashMap::new();
+    let mut has_lines = false;
+    let mut ok_jobs = Vec::new();
+    for job in jobs {
+        let mut local: HashMap<String, (f64, usize)> = HashMap::new();
+        let mut saw_lines = false;
+        let r = for_each_loose(&job.src, mapping, &mut |r| {
+            if r.kind != RowKind::Visit {
+                saw_lines = true;
+                if let Some(k) = r.get(lf::MA_LK) {
+                    let e = local.entry(k.to_string()).or_default();
+                    e.1 += 1;
+                    if let Some(a) = r.get(lf::THANH_TIEN_BV).and_then(|a| parse_number(a, &fmt)) {
+                        e.0 += a;
+                    }
+                }
+            }
+            Ok(())
+        });
+        pb.inc(job.src.raw_size());
+        match r {
+            Ok(()) => {
+                has_lines |= saw_lines;
+                for (k, (s, n)) in local {
+                    let e = sums.entry(k).or_default();
+                    e.0 += s;
+                    e.1 += n;
+                }
+                ok_jobs.push(job);
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                manifest.reject(job.seq, &msg)?;
+                report.files_rejected.push((job.src.display.clone(), msg));
+            }
+        }
+    }
+    let mut sinks: Vec<PartSink> = ok_jobs
+        .iter()
+        .map(|j| PartSink::new(store, j.seq).with_flush_rows(opts.flush_rows))
+        .collect();
+    let mut tallies: Vec<Tally> = ok_jobs.iter().map(|_| Tally::default()).collect();
+    let mut state: HashMap<String, LooseVisit> = HashMap::new();
+    // Per accepted visit only what its lines need: memory grows with the
+    // number of visits, not with the size of the files.
+    let mut facts: Vec<VisitAnchor> = Vec::new();
+
+    // Pass 2: visits.
+    for (ji, job) in ok_jobs.iter().enumerate() {
+        let mut ctx = SourceCtx::new(&job.src.display, job.seq);
+        ctx.format = fmt.clone();
+        let tally = &mut tallies[ji];
+        let sink = &mut sinks[ji];
+        let mut seen_here: HashSet<String> = HashSet::new();
+        for_each_loose(&job.src, mapping, &mut |r| {
+            if r.kind != RowKind::Visit {
+                return Ok(());
+            }
+            tally.visits.read += 1;
+            let key = visit_record_id(&r);
+            let result = conv.visit(&r, &ctx).and_then(|mut v| {
+                if !seen_here.insert(v.ma_lk.clone()) {
+                    return Err(Issue::new(
+                        Rule::DuplicateVisit,
+                        Some("MA_LK"),
+                        format!("MA_LK {} appears more than once in this file", v.ma_lk),
+                    ));
+                }
+                let (sum, n) = sums.get(&v.ma_lk).copied().unwrap_or((0.0, 0));
+                if has_lines {
+                    conv.check_visit_total(&v, sum, n)?;
+                }
+                v.n_lines = n as i32;
+                v.lines_total = sum;
+                Ok(v)
+            });
+            match result {
+                Ok(v) => {
+                    tally.visits.accepted += 1;
+                    state.insert(
+                        key,
+                        LooseVisit::Accepted {
+                            visit_idx: facts.len(),
+                        },
+                    );
+                    facts.push(VisitAnchor::from(&v));
+                    sink.push_visit(v)?;
+                }
+                Err(issue) => {
+                    let fac = r.get(fields::vf::MA_CSKCB).map(str::to_string);
+                    tally.quarantine(
+                        sink,
+                        ctx.quarantine("XML1", key.clone(), fac.as_deref(), r.position, &issue),
+                    )?;
+                    if issue.rule != Rule::DuplicateVisit {
+                        state.entry(key).or_insert(LooseVisit::Rejected(issue.rule));
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    }
+    // Pass 3: lines.
+    for (ji, job) in ok_jobs.iter().enumerate() {
+        let mut ctx = SourceCtx::new(&job.src.display, job.seq);
+        ctx.format = fmt.clone();
+        let tally = &mut tallies[ji];
+        let sink = &mut sinks[ji];
+        for_each_loose(&job.src, mapping, &mut |r| {
+            if r.kind == RowKind::Visit {
+                return Ok(());
+            }
+            tally.lines.read += 1;
+            let id = line_record_id(&r);
+            let table = if r.get(lf::MA_THUOC).is_some() {
+                "XML2"
+            } else {
+                r.kind.table_name()
+            };
+            let owner = r.get(lf::MA_LK).and_then(|k| state.get(k)).cloned();
+            let line_fac = r.get(lf::MA_CSKCB).map(str::to_string);
+            match owner {
+                Some(LooseVisit::Accepted { visit_idx })
+                    if line_fac
+                        .as_deref()
+                        .is_none_or(|f| f == facts[visit_idx].facility_code) =>
+                {
+                    let anchor = &facts[visit_idx];
+                    match conv.line(&r, &ctx) {
+                        Ok(mut l) => {
+                            // The line joins the version of its visit.
+                            attach_line(&mut l, anchor);
+                            tally.lines.accepted += 1;
+                            sink.push_line(l)?;
+                        }
+                        Err(issue) => {
+                            let q = ctx.quarantine(
+                                table,
+                                id,
+                                Some(&anchor.facility_code),
+                                r.position,
+                                &issue,
+                            );
+                            tally.quarantine(sink, q)?;
+                        }
+                    }
+                }
+                Some(LooseVisit::Rejected(rule)) => {
+                    let issue = Issue::new(
+                        Rule::VisitRejected,
+                        None,
+                        format!("its visit was quarantined ({})", rule.code()),
+                    );
+                    tally.quarantine(
+                        sink,
+                        ctx.quarantine(table, id, line_fac.as_deref(), r.position, &issue),
+                    )?;
+                }
+                _ => {
+                    let issue = Issue::new(
+                        Rule::OrphanLine,
+                        Some("MA_LK"),
+                        "no visit (XML1) with this MA_LK in the batch",
+                    );
+                    tally.quarantine(
+                        sink,
+                        ctx.quarantine(table, id, line_fac.as_deref(), r.position, &issue),
+                    )?;
+                }
+            }
+            Ok(())
+        })?;
+    }
+    for ((job, sink), tally) in ok_jobs.into_iter().zip(sinks).zip(tallies) {
+        let rec = tally.record(job.seq, &job.identity, &job.hash);
+        sink.commit(manifest, &rec, 0, job.replaces)?;
+        report.absorb(tally, job.replaces.is_some());
+    }
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! Finding input files (recursively, in a stable order) and opening them,
+//! plain, gzip-compressed or inside zip archives.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// Input formats the ingest reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Xml,
+    Csv,
+    Parquet,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Xml => "xml",
+            Format::Csv => "csv",
+            Format::Parquet => "parquet",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    File(PathBuf),
+    ZipMember { archive: PathBuf, name: String },
+}
+
+/// One input: a file, or a member of a zip archive.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Path as shown to users and recorded in the manifest (`a.zip!b.xml`).
+    pub display: String,
+    pub location: Location,
+    pub format: Format,
+    pub gzip: bool,
+}
+
+/// A file found but not read, and why.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    pub path: String,
+    pub reason: String,
+}
+
+fn classify(name: &str) -> Option<(Format, bool)> {
+    let lower = name.to_ascii_lowercase();
+    let (base, gzip) = match lower.strip_suffix(".gz") {
+        Some(b) => (b.to_string(), true),
+        None => (lower, false),
+    };
+    let format = if base.ends_with(".xml") {
+        Format::Xml
+    } else if base.ends_with(".csv") {
+        Format::Csv
+    } else if base.ends_with(".parquet") && !gzip {
+        Format::Parquet
+    } else {
+        return None;
+    };
+    Some((format, gzip))
+}
+
+/// Lists the inputs under the given files and folders, sorted by path so that
+/// the ingest order (and so "newest file wins") is the same on every run.
+pub fn discover(inputs: &[PathBuf]) -> std::io::Result<(Vec<SourceFile>, Vec<Skipped>)> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if !input.exists() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{}: no such file or folder", input.display()),
+            ));
+        }
+        for e in walkdir::WalkDir::new(input)
+            .follow_links(true)
+            .sort_by_file_name()
+        {
+            let e = e?;
+            if e.file_type().is_file() {
+                files.push(e.into_path());
+            }
+        }
+    }
+    files.sort();
+    files.dedup();
+    let mut out = Vec::new();
+    let mut skipped = Vec::new();
+    for path in files {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') {
+            continue;
+        }
+        let display = path.display().to_string();
+        if name.to_ascii_lowercase().ends_with(".zip") {
+            match zip_members(&path) {
+                Ok((members, sk)) => {
+                    out.extend(members);
+                    skipped.extend(sk);
+                }
+                Err(e) => skipped.push(Skipped {
+                    path: display,
+                    reason: format!("unreadable zip archive: {e}"),
+                }),
+            }
+            continue;
+        }
+        match classify(name) {
+            Some((format, gzip)) => out.push(SourceFile {
+                display,
+                location: Location::File(path),
+                format,
+                gzip,
+            }),
+            None => skipped.push(Skipped {
+                path: display,
+                reason: "not a claims file (.xml, .csv, .parquet, optionally .gz or in .zip)"
+                    .into(),
+            }),
+        }
+    }
+    Ok((out, skipped))
+}
+
+fn zip_members(path: &Path) -> Result<(Vec<SourceFile>, Vec<Skipped>), zip::result::ZipError> {
+    let mut archive = zip::ZipArchive::new(File::open(path)?)?;
+    let mut names = Vec::new();
+    for i in 0..archive.len() {
+        let f = archive.by_index(i)?;
+        if f.is_file() {
+            names.push(f.name().to_string());
+        }
+    }
+    names.sort();
+    let mut out = Vec::new();
+    let mut skipped = Vec::new();
+    for name in names {
+        let display = format!("{}!{}", path.display(), name);
+        match classify(&name) {
+            Some((Format::Parquet, _)) | None => skipped.push(Skipped {
+                path: display,
+                reason: "zip members are read when they are .xml or .csv (optionally .gz)".into(),
+            }),
+            Some((format, gzip)) => out.push(SourceFile {
+                display,
+                location: Location::ZipMember {
+                    archive: path.to_path_buf(),
+                    name,
+                },
+                format,
+                gzip,
+            }),
+        }
+    }
+    Ok((out, skipped))
+}
+
+/// Counts bytes read, for progress bars and throughput figures.
+pub struct CountingReader<R> {
+    inner: R,
+    pub on_read: Option<indicatif::ProgressBar>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(pb) = &self.on_read {
+            pb.inc(n as u64);
+        }
+        Ok(n)
+    }
+}
+
+const BUF: usize = 1 << 20;
+
+impl SourceFile {
+    /// Opens the raw bytes (before gzip decompression).
+    fn open_raw(&self) -> std::io::Result<Box<dyn Read + Send>> {
+        match &self.location {
+            Location::File(p) => Ok(Box::new(File::open(p)?)),
+            Location::ZipMember { archive, name } => {
+                // Zip members are read through a fresh archive handle so each
+                // pass can reopen them; the member is decompressed into memory
+                // in one piece (members are a submission each, not a year).
+                let mut a = zip::ZipArchive::new(File::open(archive)?)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+                let mut m = a
+                    .by_name(name)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+                let mut buf = Vec::with_capacity(m.size() as usize);
+                m.read_to_end(&mut buf)?;
+                Ok(Box::new(std::io::Cursor::new(buf)))
+            }
+        }
+    }
+
+    /// Opens the decompressed content, buffered.
+    pub fn open(
+        &self,
+        progress: Option<indicatif::ProgressBar>,
+    ) -> std::io::Result<Box<dyn BufRead + Send>> {
+        let raw = CountingReader {
+            inner: self.open_raw()?,
+            on_read: progress,
+        };
+        if self.gzip {
+            Ok(Box::new(BufReader::with_capacity(
+                BUF,
+                flate2::read::MultiGzDecoder::new(BufReader::with_capacity(BUF, raw)),
+            )))
+        } else {
+            Ok(Box::new(BufReader::with_capacity(BUF, raw)))
+        }
+    }
+
+    /// Size in bytes of the raw input (compressed size for gzip, member
+    /// size for zip).
+    pub fn raw_size(&self) -> u64 {
+        match &self.location {
+            Location::File(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            Location::ZipMember { archive, name } => File::open(archive)
+                .ok()
+                .and_then(|f| zip::ZipArchive::new(f).ok())
+                .and_then(|mut a| a.by_name(name).ok().map(|m| m.size()))
+                .unwrap_or(0),
+        }
+    }
+
+    /// SHA-256 of the raw content: the identity of a source in the manifest.
+    pub fn content_hash(&self) -> std::io::Result<(String, u64)> {
+        let mut r = self.open_raw()?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; BUF];
+        let mut n = 0u64;
+        loop {
+            let k = r.read(&mut buf)?;
+            if k == 0 {
+                break;
+            }
+            n += k as u64;
+            h.update(&buf[..k]);
+        }
+        Ok((hex::encode(h.finalize()), n))
+    }
+
+    /// Identity of the file across runs (for "a corrected file replaces its
+    /// rows"): the absolute path, plus the member name for zip members.
+    pub fn identity(&self) -> String {
+        match &self.location {
+            Location::File(p) => std::fs::canonicalize(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string(),
+            Location::ZipMember { archive, name } => format!(
+                "{}!{}",
+                std::fs::canonicalize(archive)
+                    .unwrap_or_else(|_| archive.clone())
+                    .display(),
+                name
+            ),
+        }
+    }
+
+    /// Whether an XML source is a submission envelope (else a bare document).
+    pub fn sniff_envelope(&self) -> std::io::Result<bool> {
+        let mut r = self.open(None)?;
+        let mut head = vec![0u8; 4096];
+        let mut n = 0;
+        while n < head.len() {
+            let k = r.read(&mut head[n..])?;
+            if k == 0 {
+                break;
+            }
+            n += k;
+        }
+        let head = &head[..n];
+        Ok(head.windows(11).any(|w| w == b"<GIAMDINHHS"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_by_extension() {
+        assert_eq!(classify("a.XML"), Some((Format::Xml, false)));
+        assert_eq!(classify("a.xml.gz"), Some((Format::Xml, true)));
+        assert_eq!(classify("a.csv"), Some((Format::Csv, false)));
+        assert_eq!(classify("a.parquet"), Some((Format::Parquet, false)));
+        assert_eq!(classify("a.parquet.gz"), None);
+        assert_eq!(classify("notes.txt"), None);
+    }
+}

@@ -1,0 +1,17 @@
+//! Cost-anomaly engine for Vietnam's social health insurance (BHYT).
+//!
+//! The data flow is the module layout:
+//! [`ingest`] (claims files → validated, pseudonymised rows) →
+//! [`store`] (partitioned Parquet + SQLite manifest) → later stages
+//! (features, detection, alerts, forecast, report) read the store.
+//! [`schema`] declares the canonical tables and their data dictionary;
+//! [`reference`] holds the reference tables kept as data; [`privacy`] the
+//! keyed hashing of personal fields.
+
+pub mod format;
+pub mod ingest;
+pub mod privacy;
+pub mod qd130;
+pub mod reference;
+pub mod schema;
+pub mod store;

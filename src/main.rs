@@ -1,0 +1,234 @@
+//! `bhyt`: the command-line front of the engine. Each subcommand is a stage
+//! of the pipeline; the work is in the library.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use bhyt::format::group_vi;
+use bhyt::ingest::{self, IngestOptions, IngestReport};
+use bhyt::privacy::Pseudonymizer;
+use bhyt::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "bhyt",
+    version,
+    about = "BHYT cost-anomaly engine: claims → indicators → warnings → forecasts → reports"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load claims (Decision 130 XML envelopes or bare documents, CSV, Parquet; plain, .gz or .zip) into the claims store.
+    Ingest(IngestArgs),
+    /// Show what the store holds: sources in the manifest and quarantine counts.
+    Status(StatusArgs),
+    /// Run the pipeline on the bundled synthetic sample (no setup needed).
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct KeyArgs {
+    /// File holding the pseudonymisation key (else $BHYT_PSEUDONYM_KEY or $BHYT_PSEUDONYM_KEY_FILE).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// Use the fixed demo key. Only for synthetic data: hashes made with it are not private.
+    #[arg(long)]
+    demo_key: bool,
+}
+
+#[derive(Args)]
+struct IngestArgs {
+    /// Files or folders to read (recursively).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Data directory of the claims store.
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+    /// Facility registry CSV (facility_code, name, province_code, level, grade, ownership, kind).
+    #[arg(long)]
+    registry: Option<PathBuf>,
+    /// Yearly budgets CSV (facility_code, year, budget_vnd).
+    #[arg(long)]
+    budgets: Option<PathBuf>,
+    /// TOML column mapping for CSV/Parquet extracts with their own column names.
+    #[arg(long)]
+    mapping: Option<PathBuf>,
+    /// Directory overriding the bundled reference tables (provinces.csv, service_groups.csv, visit_types.csv).
+    #[arg(long)]
+    reference_dir: Option<PathBuf>,
+    /// Hide the progress bar.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    key: KeyArgs,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Where to write the demo store and outputs.
+    #[arg(long, default_value = "out/demo")]
+    out: PathBuf,
+    /// The bundled sample.
+    #[arg(long, default_value = "datasets/sample")]
+    sample: PathBuf,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BHYT_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Ingest(a) => cmd_ingest(a),
+        Command::Status(a) => cmd_status(a),
+        Command::Demo(a) => cmd_demo(a),
+    }
+}
+
+fn cmd_ingest(a: IngestArgs) -> Result<()> {
+    let pseudo = Pseudonymizer::from_environment(a.key.key_file.as_deref(), a.key.demo_key)?;
+    let store = Store::open(&a.data_dir)?;
+    let opts = IngestOptions {
+        inputs: a.inputs,
+        registry: a.registry,
+        budgets: a.budgets,
+        mapping: a.mapping,
+        reference_dir: a.reference_dir,
+        progress: !a.quiet,
+        ..Default::default()
+    };
+    let t = Instant::now();
+    let report = ingest::run(&store, &opts, &pseudo)?;
+    print_report(&report, t.elapsed().as_secs_f64(), &a.data_dir);
+    Ok(())
+}
+
+fn print_report(r: &IngestReport, secs: f64, dir: &std::path::Path) {
+    if let Some(c) = r.facilities {
+        println!(
+            "facility registry: read {} = accepted {} + quarantined {}",
+            c.read, c.accepted, c.quarantined
+        );
+    }
+    if let Some(c) = r.budgets {
+        println!(
+            "budgets:           read {} = accepted {} + quarantined {}",
+            c.read, c.accepted, c.quarantined
+        );
+    }
+    println!(
+        "files: {} ingested ({} replacing an earlier version), {} unchanged, {} rejected, {} skipped",
+        r.files_ingested,
+        r.files_replaced,
+        r.files_unchanged,
+        r.files_rejected.len(),
+        r.files_skipped.len()
+    );
+    for (_, e) in &r.files_rejected {
+        println!("  rejected: {e}");
+    }
+    for (f, why) in &r.files_skipped {
+        println!("  skipped:  {f}: {why}");
+    }
+    for e in &r.errors {
+        println!("  error:    {e}");
+    }
+    println!(
+        "visits: read {} = accepted {} + quarantined {}",
+        group_vi(r.visits.read as i64),
+        group_vi(r.visits.accepted as i64),
+        group_vi(r.visits.quarantined as i64)
+    );
+    println!(
+        "lines:  read {} = accepted {} + quarantined {}",
+        group_vi(r.lines.read as i64),
+        group_vi(r.lines.accepted as i64),
+        group_vi(r.lines.quarantined as i64)
+    );
+    if r.documents_unreadable > 0 {
+        println!("unreadable inner documents: {}", r.documents_unreadable);
+    }
+    if !r.by_rule.is_empty() {
+        println!("quarantined by rule:");
+        for ((table, rule), n) in &r.by_rule {
+            println!("  {table:<10} {rule:<28} {n:>10}");
+        }
+    }
+    let mb = r.bytes_read as f64 / 1e6;
+    println!(
+        "{:.1} MB in {:.2} s ({:.1} MB/s); store: {}",
+        mb,
+        secs,
+        if secs > 0.0 { mb / secs } else { 0.0 },
+        dir.display()
+    );
+}
+
+fn cmd_status(a: StatusArgs) -> Result<()> {
+    let store = Store::open(&a.data_dir)?;
+    let m = store.manifest()?;
+    println!(
+        "{:>5}  {:<10} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}  path",
+        "seq", "status", "v.read", "v.ok", "v.quar", "l.read", "l.ok", "l.quar"
+    );
+    for s in m.sources()? {
+        println!(
+            "{:>5}  {:<10} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}  {}{}",
+            s.seq,
+            s.status,
+            s.visits_read,
+            s.visits_accepted,
+            s.visits_quarantined,
+            s.lines_read,
+            s.lines_accepted,
+            s.lines_quarantined,
+            s.path,
+            s.error.map(|e| format!("  ({e})")).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+fn cmd_demo(a: DemoArgs) -> Result<()> {
+    let sample = &a.sample;
+    anyhow::ensure!(
+        sample.exists(),
+        "bundled sample {} not found: run from the repository root",
+        sample.display()
+    );
+    if a.out.exists() {
+        std::fs::remove_dir_all(&a.out).with_context(|| format!("clearing {}", a.out.display()))?;
+    }
+    let data_dir = a.out.join("data");
+    let store = Store::open(&data_dir)?;
+    let pseudo = Pseudonymizer::demo();
+    let opts = IngestOptions {
+        inputs: vec![sample.join("claims")],
+        registry: Some(sample.join("facilities.csv")),
+        budgets: Some(sample.join("budgets.csv")),
+        progress: true,
+        ..Default::default()
+    };
+    println!("[1/1] ingest {}", sample.join("claims").display());
+    let t = Instant::now();
+    let report = ingest::run(&store, &opts, &pseudo)?;
+    print_report(&report, t.elapsed().as_secs_f64(), &data_dir);
+    Ok(())
+}

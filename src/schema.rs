@@ -1,0 +1,362 @@
+//! The canonical claims schema: **visits** (one row per MA_LK) and **lines**
+//! (one per drug/service/supply line), plus the quarantine table.
+//!
+//! Each table is declared once, with a description per column; the same
+//! declaration gives the row struct, the columnar builder that turns rows
+//! into a Polars `DataFrame`, and the data dictionary
+//! (`datasets/data-dictionary.md`, checked by a test to stay in sync).
+
+use polars::prelude::*;
+
+/// Timestamp in milliseconds since the Unix epoch (stored as `Datetime(ms)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ts(pub i64);
+
+/// Calendar day as days since the Unix epoch (stored as `Date`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Day(pub i32);
+
+/// Converts a column of Rust values into a Polars column.
+pub trait IntoColumn {
+    const DTYPE: &'static str;
+    fn into_column(v: Vec<Self>, name: &str) -> Column
+    where
+        Self: Sized;
+}
+
+macro_rules! simple_column {
+    ($t:ty, $dt:expr) => {
+        impl IntoColumn for $t {
+            const DTYPE: &'static str = $dt;
+            fn into_column(v: Vec<Self>, name: &str) -> Column {
+                Column::new(name.into(), v)
+            }
+        }
+    };
+}
+simple_column!(String, "str");
+simple_column!(Option<String>, "str?");
+simple_column!(i32, "i32");
+simple_column!(Option<i32>, "i32?");
+simple_column!(i64, "i64");
+simple_column!(f64, "f64");
+simple_column!(Option<f64>, "f64?");
+simple_column!(bool, "bool");
+simple_column!(Option<bool>, "bool?");
+
+impl IntoColumn for Ts {
+    const DTYPE: &'static str = "datetime[ms]";
+    fn into_column(v: Vec<Self>, name: &str) -> Column {
+        let raw: Vec<i64> = v.into_iter().map(|t| t.0).collect();
+        Column::new(name.into(), raw)
+            .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+            .expect("i64 casts to datetime")
+    }
+}
+impl IntoColumn for Option<Ts> {
+    const DTYPE: &'static str = "datetime[ms]?";
+    fn into_column(v: Vec<Self>, name: &str) -> Column {
+        let raw: Vec<Option<i64>> = v.into_iter().map(|t| t.map(|t| t.0)).collect();
+        Column::new(name.into(), raw)
+            .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+            .expect("i64 casts to datetime")
+    }
+}
+impl IntoColumn for Day {
+    const DTYPE: &'static str = "date";
+    fn into_column(v: Vec<Self>, name: &str) -> Column {
+        let raw: Vec<i32> = v.into_iter().map(|t| t.0).collect();
+        Column::new(name.into(), raw)
+            .cast(&DataType::Date)
+            .expect("i32 casts to date")
+    }
+}
+
+/// One entry of the data dictionary.
+#[derive(Debug, Clone, Copy)]
+pub struct ColumnDoc {
+    pub name: &'static str,
+    pub dtype: &'static str,
+    pub doc: &'static str,
+}
+
+macro_rules! table {
+    (
+        $(#[$meta:meta])*
+        $row:ident, $builder:ident, $dict:ident {
+            $($(#[doc = $doc:literal])+ $name:ident : $t:ty,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct $row {
+            $($(#[doc = $doc])+ pub $name: $t,)*
+        }
+
+        /// Column-wise accumulator of rows, turned into a `DataFrame` at flush.
+        #[derive(Debug, Default)]
+        pub struct $builder {
+            $($name: Vec<$t>,)*
+        }
+
+        impl $builder {
+            pub fn push(&mut self, r: $row) {
+                $(self.$name.push(r.$name);)*
+            }
+            pub fn len(&self) -> usize {
+                let lens = [$(self.$name.len()),*];
+                lens[0]
+            }
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+            pub fn finish(self) -> DataFrame {
+                DataFrame::new_infer_height(vec![
+                    $(<$t as IntoColumn>::into_column(self.$name, stringify!($name)),)*
+                ])
+                .expect("columns of one builder have equal length")
+            }
+        }
+
+        /// Data dictionary of this table.
+        pub const $dict: &[ColumnDoc] = &[
+            $(ColumnDoc {
+                name: stringify!($name),
+                dtype: <$t as IntoColumn>::DTYPE,
+                doc: concat!($($doc),+),
+            },)*
+        ];
+    };
+}
+
+table! {
+    /// One visit (XML1 `TONG_HOP`), pseudonymised and enriched on ingest.
+    VisitRow, VisitBuilder, VISIT_COLUMNS {
+        /// Facility code (MA_CSKCB, 5 characters; the first 2 are the province code).
+        facility_code: String,
+        /// Visit link key (MA_LK). Kept as is: it is the reviewer's handle on the claim in the assessment portal.
+        ma_lk: String,
+        /// Ingest sequence number of the source file (manifest); the newest resubmission of a visit wins.
+        source_seq: i64,
+        /// Envelope creation date (NGAYLAP), when the visit came in an envelope.
+        submitted_at: Option<Ts>,
+        /// Keyed hash identifying the person: the card's 10-digit social-insurance number, else citizen ID, else facility + patient code.
+        patient_key: String,
+        /// Keyed hash of the full card number (first card when several are given).
+        card_key: String,
+        /// Keyed hash of the citizen ID (SO_CCCD), when given.
+        citizen_key: Option<String>,
+        /// Keyed hash of facility + patient code (MA_BN), when given.
+        patient_code_key: Option<String>,
+        /// Beneficiary group (first 2 letters of the card, e.g. DN, HT, TE).
+        card_group: String,
+        /// Benefit level digit of the card (1–5).
+        card_benefit_level: i32,
+        /// Province code printed on the card (may be a pre-2025 code).
+        card_province_code: String,
+        /// Current province of the card's issuing province (through the province reference table).
+        card_province: String,
+        /// Number of cards given in MA_THE_BHYT (`;`-separated).
+        n_cards: i32,
+        /// Registered primary-care facility (MA_DKBD).
+        registered_facility: Option<String>,
+        /// Sex (GIOI_TINH: 1 male, 2 female, 3 unknown).
+        sex: Option<i32>,
+        /// Age in whole years at admission (from NGAY_SINH; the birth date itself is not kept).
+        age_years: Option<i32>,
+        /// Age band at admission: <1, 1-5, 6-15, 16-44, 45-64, 65-79, 80+, unknown.
+        age_band: String,
+        /// Main diagnosis, ICD-10 (MA_BENH_CHINH; 4210: MA_BENH), upper-case.
+        dx_main: String,
+        /// First 3 characters of the main diagnosis (ICD-10 category).
+        dx3: String,
+        /// Secondary diagnoses (MA_BENH_KT; 4210: MA_BENHKHAC), `;`-separated.
+        dx_secondary: Option<String>,
+        /// How the patient came (MA_DOITUONG_KCB; 4210: MA_LYDO_VVIEN).
+        arrival_type: Option<String>,
+        /// Admission / arrival time (NGAY_VAO).
+        admit_time: Ts,
+        /// Discharge time (NGAY_RA).
+        discharge_time: Ts,
+        /// Discharge date: the date that places the visit in a period.
+        discharge_date: Day,
+        /// Length of stay in days: SO_NGAY_DTRI when given, else discharge date − admission date (at least 1 for inpatient types, 0 otherwise).
+        los_days: i32,
+        /// Days of treatment as declared (SO_NGAY_DTRI).
+        treatment_days: Option<i32>,
+        /// Treatment outcome (KET_QUA_DTRI).
+        outcome: Option<String>,
+        /// Kind of discharge (MA_LOAI_RV).
+        discharge_kind: Option<String>,
+        /// Visit type (MA_LOAI_KCB), normalised to Decision 130's two digits (4210's 1/2/3 → 01/02/03).
+        visit_type: String,
+        /// Visit type group: outpatient_exam, outpatient_treatment, inpatient, day_inpatient, other.
+        visit_group: String,
+        /// Whether the visit type is an inpatient one (03, 04, 06, 09).
+        inpatient: bool,
+        /// Department (MA_KHOA).
+        department: Option<String>,
+        /// Weight in kg (CAN_NANG; newborns).
+        weight_kg: Option<f64>,
+        /// Total cost at hospital prices, VND (T_TONGCHI_BV; 4210: T_TONGCHI).
+        total_cost: f64,
+        /// Total within insurance scope, VND (T_TONGCHI_BH).
+        insured_cost: Option<f64>,
+        /// Amount paid by the insurance fund, VND (T_BHTT).
+        fund_paid: Option<f64>,
+        /// Patient co-payment, VND (T_BNCCT).
+        patient_copay: Option<f64>,
+        /// Patient self-pay, VND (T_BNTT).
+        patient_self_pay: Option<f64>,
+        /// Other sources, VND (T_NGUONKHAC).
+        other_sources: Option<f64>,
+        /// Declared drug total, VND (T_THUOC).
+        drug_total: Option<f64>,
+        /// Declared supplies total, VND (T_VTYT).
+        supply_total: Option<f64>,
+        /// Settlement year (NAM_QT).
+        settle_year: Option<i32>,
+        /// Settlement month (THANG_QT).
+        settle_month: Option<i32>,
+        /// Province code in the facility code (first 2 characters; may be pre-2025).
+        facility_province_code: String,
+        /// Current province of the facility.
+        facility_province: String,
+        /// True when the card's current province differs from the facility's current province.
+        out_of_province: bool,
+        /// Number of accepted lines of the visit.
+        n_lines: i32,
+        /// Sum of the visit's line amounts (THANH_TIEN_BV), VND.
+        lines_total: f64,
+        /// Calendar year of the discharge date (partition key).
+        year: i32,
+        /// Calendar month of the discharge date (partition key).
+        month: i32,
+        /// ISO-8601 week-numbering year of the discharge date.
+        iso_year: i32,
+        /// ISO-8601 week of the discharge date.
+        iso_week: i32,
+    }
+}
+
+table! {
+    /// One drug (XML2) or service/supply/bed-day (XML3) line.
+    LineRow, LineBuilder, LINE_COLUMNS {
+        /// Facility code of the visit (MA_CSKCB).
+        facility_code: String,
+        /// Visit link key (MA_LK).
+        ma_lk: String,
+        /// Ingest sequence number of the source file; joins the line to its visit's version.
+        source_seq: i64,
+        /// Line number within the visit (STT).
+        stt: i32,
+        /// Source table: XML2 (drugs) or XML3 (services, supplies, bed-days).
+        source_table: String,
+        /// Item code: MA_THUOC for drugs, else MA_DICH_VU, else MA_VAT_TU.
+        item_code: String,
+        /// Supply code (MA_VAT_TU), when given.
+        supply_code: Option<String>,
+        /// Cost group (MA_NHOM, 1–15; later amendments add codes).
+        ma_nhom: i32,
+        /// Normalised category of MA_NHOM: exam, bed, lab, imaging, functional_test, procedure, drug, supply, blood, transport, other.
+        category: String,
+        /// Item name (TEN_THUOC / TEN_DICH_VU / TEN_VAT_TU).
+        item_name: Option<String>,
+        /// Unit (DON_VI_TINH).
+        unit: Option<String>,
+        /// Quantity (SO_LUONG).
+        quantity: f64,
+        /// Unit price at hospital prices, VND (DON_GIA / DON_GIA_BV).
+        unit_price: f64,
+        /// Unit price within insurance scope, VND (DON_GIA_BH).
+        unit_price_bh: Option<f64>,
+        /// Service payment rate, % (TYLE_TT_DV; 4210: TYLE_TT).
+        service_rate_pct: Option<f64>,
+        /// Insurance payment rate, % (TYLE_TT_BH).
+        insurance_rate_pct: Option<f64>,
+        /// Line amount at hospital prices, VND (THANH_TIEN_BV; 4210: THANH_TIEN).
+        amount: f64,
+        /// Line amount within insurance scope, VND (THANH_TIEN_BH).
+        amount_bh: Option<f64>,
+        /// Paid by the fund, VND (T_BHTT).
+        fund_paid: Option<f64>,
+        /// Patient co-payment, VND (T_BNCCT).
+        patient_copay: Option<f64>,
+        /// Patient self-pay, VND (T_BNTT).
+        patient_self_pay: Option<f64>,
+        /// Scope (PHAM_VI: 1 in scope, 2 out).
+        scope: Option<i32>,
+        /// Benefit percentage (MUC_HUONG).
+        benefit_pct: Option<f64>,
+        /// Department (MA_KHOA).
+        department: Option<String>,
+        /// Prescriber / performing doctor code (MA_BAC_SI).
+        prescriber: Option<String>,
+        /// Bed code (MA_GIUONG).
+        bed_code: Option<String>,
+        /// Diagnosis attached to the line (MA_BENH).
+        dx: Option<String>,
+        /// Surgery/procedure code (MA_PTTT).
+        procedure_code: Option<String>,
+        /// Order time (NGAY_YL).
+        order_time: Option<Ts>,
+        /// Execution time (NGAY_TH_YL).
+        perform_time: Option<Ts>,
+        /// Discharge date of the visit (places the line in a period).
+        discharge_date: Day,
+        /// Calendar year of the visit's discharge date (partition key).
+        year: i32,
+        /// Calendar month of the visit's discharge date (partition key).
+        month: i32,
+    }
+}
+
+table! {
+    /// One input record that was not accepted, and why. Never holds a raw
+    /// personal value: reasons name the field, not its content.
+    QuarantineRow, QuarantineBuilder, QUARANTINE_COLUMNS {
+        /// Source file (zip members as `archive.zip!member`).
+        source_file: String,
+        /// Ingest sequence number of the source file.
+        source_seq: i64,
+        /// Table of the record: XML1 (visit), XML2/XML3 (line), document (an unreadable inner document), facilities, budgets.
+        table_name: String,
+        /// Record identifier: MA_LK for visits, MA_LK/STT for lines, row number for registry rows.
+        record: String,
+        /// Facility code when known.
+        facility_code: Option<String>,
+        /// Position in the source: byte offset (XML) or line/row number (CSV, Parquet).
+        position: i64,
+        /// Field at fault (source field name), when one is.
+        field: Option<String>,
+        /// Rule that failed (see the data dictionary for the list).
+        rule: String,
+        /// Human-readable reason (no personal values).
+        reason: String,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_makes_typed_frame() {
+        let mut b = QuarantineBuilder::default();
+        b.push(QuarantineRow {
+            source_file: "a.xml".into(),
+            source_seq: 1,
+            table_name: "XML1".into(),
+            record: "LK1".into(),
+            facility_code: None,
+            position: 10,
+            field: Some("NGAY_RA".into()),
+            rule: "bad_date".into(),
+            reason: "x".into(),
+        });
+        let df = b.finish();
+        assert_eq!(df.height(), 1);
+        assert_eq!(df.width(), QUARANTINE_COLUMNS.len());
+        assert_eq!(df.column("position").unwrap().dtype(), &DataType::Int64);
+    }
+}

@@ -1,0 +1,226 @@
+//! The manifest: one row per source file ingested (content hash, counts,
+//! status) and the part files each wrote. SQLite, so that it persists across
+//! runs and a commit is atomic.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::StoreError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceStatus {
+    /// Being read; parts are still in staging.
+    Pending,
+    /// Read and committed.
+    Ok,
+    /// Unreadable; nothing of it is in the store.
+    Rejected,
+    /// Replaced by a corrected file of the same path.
+    Superseded,
+}
+
+impl SourceStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            SourceStatus::Pending => "pending",
+            SourceStatus::Ok => "ok",
+            SourceStatus::Rejected => "rejected",
+            SourceStatus::Superseded => "superseded",
+        }
+    }
+}
+
+/// Counts of one source, as recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceRecord {
+    pub seq: i64,
+    pub path: String,
+    pub content_hash: String,
+    pub status: String,
+    pub visits_read: i64,
+    pub visits_accepted: i64,
+    pub visits_quarantined: i64,
+    pub lines_read: i64,
+    pub lines_accepted: i64,
+    pub lines_quarantined: i64,
+    pub error: Option<String>,
+}
+
+pub struct Manifest {
+    conn: Connection,
+}
+
+impl Manifest {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             PRAGMA synchronous=NORMAL;
+             CREATE TABLE IF NOT EXISTS sources(
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                 path TEXT NOT NULL,
+                 content_hash TEXT NOT NULL,
+                 bytes INTEGER NOT NULL,
+                 format TEXT NOT NULL,
+                 status TEXT NOT NULL,
+                 ingested_at TEXT NOT NULL DEFAULT (datetime('now')),
+                 visits_read INTEGER NOT NULL DEFAULT 0,
+                 visits_accepted INTEGER NOT NULL DEFAULT 0,
+                 visits_quarantined INTEGER NOT NULL DEFAULT 0,
+                 lines_read INTEGER NOT NULL DEFAULT 0,
+                 lines_accepted INTEGER NOT NULL DEFAULT 0,
+                 lines_quarantined INTEGER NOT NULL DEFAULT 0,
+                 documents_unreadable INTEGER NOT NULL DEFAULT 0,
+                 error TEXT,
+                 superseded_by INTEGER
+             );
+             CREATE INDEX IF NOT EXISTS sources_hash ON sources(content_hash);
+             CREATE INDEX IF NOT EXISTS sources_path ON sources(path);
+             CREATE TABLE IF NOT EXISTS parts(
+                 relpath TEXT PRIMARY KEY,
+                 seq INTEGER NOT NULL,
+                 table_name TEXT NOT NULL,
+                 rows INTEGER NOT NULL
+             );",
+        )?;
+        Ok(Manifest { conn })
+    }
+
+    /// The committed source with this content, if any.
+    pub fn find_by_hash(&self, hash: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT seq FROM sources WHERE content_hash=?1 AND status='ok' LIMIT 1",
+                [hash],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The committed source previously read from this path, if any.
+    pub fn find_by_path(&self, path: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT seq FROM sources WHERE path=?1 AND status='ok' ORDER BY seq DESC LIMIT 1",
+                [path],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Registers a source about to be read; returns its sequence number.
+    pub fn begin(
+        &self,
+        path: &str,
+        hash: &str,
+        bytes: u64,
+        format: &str,
+    ) -> Result<i64, StoreError> {
+        self.conn.execute(
+            "INSERT INTO sources(path, content_hash, bytes, format, status) VALUES (?1,?2,?3,?4,'pending')",
+            params![path, hash, bytes as i64, format],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn reject(&self, seq: i64, error: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE sources SET status='rejected', error=?2 WHERE seq=?1",
+            params![seq, error],
+        )?;
+        Ok(())
+    }
+
+    /// Marks a source committed with its counts and parts; marks the source
+    /// it replaces superseded and forgets that one's parts. One transaction.
+    pub fn commit(
+        &mut self,
+        rec: &SourceRecord,
+        documents_unreadable: i64,
+        parts: &[(String, &'static str, usize)],
+        replaces: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE sources SET status=?2, visits_read=?3, visits_accepted=?4, visits_quarantined=?5,
+                lines_read=?6, lines_accepted=?7, lines_quarantined=?8, documents_unreadable=?9
+             WHERE seq=?1",
+            params![
+                rec.seq,
+                SourceStatus::Ok.as_str(),
+                rec.visits_read,
+                rec.visits_accepted,
+                rec.visits_quarantined,
+                rec.lines_read,
+                rec.lines_accepted,
+                rec.lines_quarantined,
+                documents_unreadable
+            ],
+        )?;
+        for (rel, table, rows) in parts {
+            tx.execute(
+                "INSERT OR REPLACE INTO parts(relpath, seq, table_name, rows) VALUES (?1,?2,?3,?4)",
+                params![rel, rec.seq, table, *rows as i64],
+            )?;
+        }
+        if let Some(old) = replaces {
+            tx.execute(
+                "UPDATE sources SET status='superseded', superseded_by=?2 WHERE seq=?1",
+                params![old, rec.seq],
+            )?;
+            tx.execute("DELETE FROM parts WHERE seq=?1", [old])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Part files (relative paths) a source wrote.
+    pub fn parts_of(&self, seq: i64) -> Result<Vec<String>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT relpath FROM parts WHERE seq=?1 ORDER BY relpath")?;
+        let rows = st.query_map([seq], |r| r.get(0))?;
+        Ok(rows.collect::<Result<Vec<String>, _>>()?)
+    }
+
+    /// Every part file the manifest knows.
+    pub fn all_parts(&self) -> Result<Vec<String>, StoreError> {
+        let mut st = self.conn.prepare("SELECT relpath FROM parts")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<Vec<String>, _>>()?)
+    }
+
+    /// Sources left pending by an interrupted run.
+    pub fn abandon_pending(&self) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE sources SET status='rejected', error='interrupted run' WHERE status='pending'",
+            [],
+        )?)
+    }
+
+    pub fn sources(&self) -> Result<Vec<SourceRecord>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT seq, path, content_hash, status, visits_read, visits_accepted, visits_quarantined,
+                    lines_read, lines_accepted, lines_quarantined, error FROM sources ORDER BY seq",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(SourceRecord {
+                seq: r.get(0)?,
+                path: r.get(1)?,
+                content_hash: r.get(2)?,
+                status: r.get(3)?,
+                visits_read: r.get(4)?,
+                visits_accepted: r.get(5)?,
+                visits_quarantined: r.get(6)?,
+                lines_read: r.get(7)?,
+                lines_accepted: r.get(8)?,
+                lines_quarantined: r.get(9)?,
+                error: r.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}

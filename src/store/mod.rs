@@ -1,0 +1,236 @@
+//! The claims store: Parquet partitioned by period under a data directory,
+//! with a SQLite manifest of every source file.
+//!
+//! Layout (`data/`):
+//! ```text
+//! manifest.sqlite                       sources and the part files they wrote
+//! visits/year=2024/month=01/part-<seq>-<n>.parquet
+//! lines/year=2024/month=01/part-<seq>-<n>.parquet
+//! quarantine/part-<seq>-<n>.parquet
+//! registry/facilities.parquet, registry/budgets.parquet
+//! ```
+//! Every part file is written under `.staging/` and renamed into place when
+//! its source has been read completely, so a reader never sees half a file
+//! and a damaged source leaves nothing behind. Part files are named by the
+//! source's sequence number: replacing a source deletes exactly its parts.
+//! A visit sent again in a later file (same facility and MA_LK) is
+//! superseded at read time: [`Store::visits`] keeps the newest version.
+
+mod manifest;
+pub mod sink;
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+pub use manifest::{Manifest, SourceRecord, SourceStatus};
+pub use sink::PartSink;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("manifest: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("parquet {path}: {source}")]
+    Polars {
+        path: PathBuf,
+        #[source]
+        source: PolarsError,
+    },
+    #[error("store {0} has no {1} yet: run `bhyt ingest` first")]
+    Empty(PathBuf, &'static str),
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Handle on a data directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+pub const VISITS: &str = "visits";
+pub const LINES: &str = "lines";
+pub const QUARANTINE: &str = "quarantine";
+pub const REGISTRY: &str = "registry";
+
+impl Store {
+    /// Opens (and creates) a store; removes leftovers of interrupted runs.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).map_err(io_err(&root))?;
+        let store = Store { root };
+        let staging = store.staging_root();
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
+        }
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn manifest(&self) -> Result<Manifest, StoreError> {
+        Manifest::open(&self.root.join("manifest.sqlite"))
+    }
+
+    pub(crate) fn staging_root(&self) -> PathBuf {
+        self.root.join(".staging")
+    }
+
+    fn table_files(&self, table: &str) -> Result<Vec<PathBuf>, StoreError> {
+        let dir = self.root.join(table);
+        let mut files = Vec::new();
+        if dir.exists() {
+            for e in walkdir::WalkDir::new(&dir).sort_by_file_name() {
+                let e = e.map_err(|e| StoreError::Io {
+                    path: dir.clone(),
+                    source: e.into(),
+                })?;
+                if e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "parquet") {
+                    files.push(e.into_path());
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    fn scan(&self, table: &'static str) -> Result<LazyFrame, StoreError> {
+        let files = self.table_files(table)?;
+        if files.is_empty() {
+            return Err(StoreError::Empty(self.root.clone(), table));
+        }
+        let paths: Vec<PlRefPath> = files
+            .iter()
+            .map(|p| PlRefPath::new(p.to_string_lossy().as_ref()))
+            .collect();
+        let args = ScanArgsParquet {
+            hive_options: HiveOptions::new_disabled(),
+            ..Default::default()
+        };
+        LazyFrame::scan_parquet_files(paths.into(), args).map_err(|source| StoreError::Polars {
+            path: self.root.join(table),
+            source,
+        })
+    }
+
+    /// All visit versions as stored, resubmissions included.
+    pub fn visits_all_versions(&self) -> Result<LazyFrame, StoreError> {
+        self.scan(VISITS)
+    }
+
+    /// Current visits: for each (facility, MA_LK) the newest version, by
+    /// envelope date then ingest order.
+    pub fn visits(&self) -> Result<LazyFrame, StoreError> {
+        let all = self.scan(VISITS)?;
+        let winners = self.current_versions()?;
+        Ok(all.join(
+            winners,
+            [col("facility_code"), col("ma_lk"), col("source_seq")],
+            [col("facility_code"), col("ma_lk"), col("source_seq")],
+            JoinArgs::new(JoinType::Semi),
+        ))
+    }
+
+    /// Keys (facility, MA_LK, source_seq) of the current version of each visit.
+    fn current_versions(&self) -> Result<LazyFrame, StoreError> {
+        Ok(self
+            .scan(VISITS)?
+            .select([
+                col("facility_code"),
+                col("ma_lk"),
+                col("source_seq"),
+                col("submitted_at"),
+            ])
+            .sort_by_exprs(
+                [col("submitted_at"), col("source_seq")],
+                SortMultipleOptions::default().with_nulls_last(false),
+            )
+            .unique_stable(
+                Some(Selector::ByName {
+                    names: Arc::new(["facility_code".into(), "ma_lk".into()]),
+                    strict: true,
+                }),
+                UniqueKeepStrategy::Last,
+            )
+            .select([col("facility_code"), col("ma_lk"), col("source_seq")]))
+    }
+
+    /// Lines of the current visit versions.
+    pub fn lines(&self) -> Result<LazyFrame, StoreError> {
+        let all = self.scan(LINES)?;
+        Ok(all.join(
+            self.current_versions()?,
+            [col("facility_code"), col("ma_lk"), col("source_seq")],
+            [col("facility_code"), col("ma_lk"), col("source_seq")],
+            JoinArgs::new(JoinType::Semi),
+        ))
+    }
+
+    pub fn quarantine(&self) -> Result<LazyFrame, StoreError> {
+        self.scan(QUARANTINE)
+    }
+
+    pub fn facilities_path(&self) -> PathBuf {
+        self.root.join(REGISTRY).join("facilities.parquet")
+    }
+
+    pub fn budgets_path(&self) -> PathBuf {
+        self.root.join(REGISTRY).join("budgets.parquet")
+    }
+
+    pub fn facilities(&self) -> Result<LazyFrame, StoreError> {
+        read_one(&self.facilities_path(), "facility registry")
+    }
+
+    pub fn budgets(&self) -> Result<LazyFrame, StoreError> {
+        read_one(&self.budgets_path(), "budgets")
+    }
+}
+
+fn read_one(path: &Path, what: &'static str) -> Result<LazyFrame, StoreError> {
+    if !path.exists() {
+        return Err(StoreError::Empty(path.to_path_buf(), what));
+    }
+    LazyFrame::scan_parquet(
+        PlRefPath::new(path.to_string_lossy().as_ref()),
+        Default::default(),
+    )
+    .map_err(|source| StoreError::Polars {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes a frame to Parquet atomically: a temporary file in the same
+/// directory, then a rename.
+pub fn write_parquet_atomic(df: &mut DataFrame, path: &Path) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out")
+    ));
+    let file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    ParquetWriter::new(file)
+        .with_compression(ParquetCompression::Zstd(None))
+        .with_statistics(StatisticsOptions::full())
+        .finish(df)
+        .map_err(|source| StoreError::Polars {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    Ok(())
+}
