@@ -360,3 +360,67 @@ mod tests {
         assert_eq!(df.column("position").unwrap().dtype(), &DataType::Int64);
     }
 }
+
+/// Quarantine rules with their meaning, for the data dictionary.
+pub const RULES: &[(&str, &str)] = &[
+    ("missing_field", "a required field is absent or empty (visits: MA_LK, MA_CSKCB, MA_THE_BHYT, MA_BENH_CHINH, MA_LOAI_KCB, NGAY_VAO, NGAY_RA, T_TONGCHI_BV; lines: MA_LK, item code, MA_NHOM, SO_LUONG, DON_GIA, THANH_TIEN_BV)"),
+    ("bad_date", "a date is not yyyyMMddHHmm / yyyyMMdd / ISO / the mapping's format, or is not a calendar date"),
+    ("bad_number", "an amount or quantity is not a number"),
+    ("bad_value", "a coded value is unknown (MA_LOAI_KCB; registry level/grade/kind/province)"),
+    ("discharge_before_admission", "NGAY_RA is before NGAY_VAO"),
+    ("negative_amount", "an amount, quantity or price is negative"),
+    ("line_total_mismatch", "THANH_TIEN_BV differs from SO_LUONG × DON_GIA (× TYLE_TT_DV %) beyond max(1 VND, 0.1 %)"),
+    ("visit_total_mismatch", "T_TONGCHI_BV differs from the sum of the visit's lines beyond max(10 VND, 0.1 %)"),
+    ("orphan_line", "no visit with the line's MA_LK came in the same HOSO (envelopes) or batch (loose tables)"),
+    ("duplicate_visit", "the same facility + MA_LK appears twice in one file (across files it is a resubmission: the newest wins)"),
+    ("unknown_facility", "MA_CSKCB is not in the facility registry"),
+    ("invalid_card", "MA_THE_BHYT is not 2 letters + benefit level 1–5 + a known 2-digit province + 10 digits"),
+    ("visit_rejected", "a line whose visit was quarantined (the rule of the visit is in the reason)"),
+    ("unreadable_document", "an inner document of the HOSO could not be decoded or parsed (bad base64, bad XML, not UTF-8); the HOSO's readable rows are quarantined"),
+    ("duplicate_record", "a registry or budget row listed twice"),
+];
+
+/// Renders the data dictionary (`datasets/data-dictionary.md`).
+pub fn render_dictionary() -> String {
+    let mut s = String::from(
+        "# Data dictionary of the claims store\n\n\
+         Generated from `src/schema.rs` (a test keeps this file in sync: \
+         `UPDATE_DICTIONARY=1 cargo test --test dictionary` rewrites it).\n\n\
+         Types: `str`, `i32`, `i64`, `f64`, `bool`, `date`, `datetime[ms]` (UTC-naive local time \
+         as written in the claim); `?` marks a nullable column. Amounts are VND.\n\n\
+         Layout: `data/visits/year=YYYY/month=MM/*.parquet`, `data/lines/year=YYYY/month=MM/*.parquet`, \
+         `data/quarantine/*.parquet`, `data/registry/{facilities,budgets}.parquet`, `data/manifest.sqlite`.\n\
+         Read visits and lines through `Store::visits()` / `Store::lines()`, which keep only the newest \
+         version of a resubmitted visit.\n",
+    );
+    for (title, cols) in [
+        ("visits — one row per visit (XML1, MA_LK)", VISIT_COLUMNS),
+        ("lines — one row per drug / service / supply / bed-day line (XML2, XML3)", LINE_COLUMNS),
+        ("quarantine — one row per record not accepted", QUARANTINE_COLUMNS),
+    ] {
+        s.push_str(&format!("\n## {title}\n\n| column | type | meaning |\n|---|---|---|\n"));
+        for c in cols {
+            s.push_str(&format!("| `{}` | {} | {} |\n", c.name, c.dtype, c.doc.trim()));
+        }
+    }
+    s.push_str("\n## registry/facilities.parquet\n\n| column | type | meaning |\n|---|---|---|\n\
+        | `facility_code` | str | MA_CSKCB |\n| `name` | str? | facility name |\n\
+        | `province_code` | str | province code as given (may be pre-2025) |\n\
+        | `province` | str | current province code |\n\
+        | `level` | str? | central, provincial, district, commune |\n\
+        | `grade` | str? | special, I, II, III, IV, unranked |\n\
+        | `ownership` | str? | public, private |\n| `kind` | str? | general, specialist, clinic |\n\
+        \n## registry/budgets.parquet\n\n| column | type | meaning |\n|---|---|---|\n\
+        | `facility_code` | str | MA_CSKCB |\n| `year` | i32 | budget year |\n| `budget_vnd` | f64 | yearly budget (*dự toán*), VND |\n");
+    s.push_str("\n## Quarantine rules\n\n| rule | meaning |\n|---|---|\n");
+    for (r, m) in RULES {
+        s.push_str(&format!("| `{r}` | {m} |\n"));
+    }
+    s.push_str(
+        "\n## Personal data\n\nNever stored: HO_TEN, DIA_CHI, DIEN_THOAI, NGAY_SINH (only age in years). \
+         Stored only as keyed hashes (HMAC-SHA256, key from `BHYT_PSEUDONYM_KEY` or a key file): \
+         the card's social-insurance number (`patient_key`), the card number (`card_key`), SO_CCCD \
+         (`citizen_key`), MA_BN (`patient_code_key`).\n",
+    );
+    s
+}

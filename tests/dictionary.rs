@@ -1,0 +1,19 @@
+//! The data dictionary under datasets/ is generated from the schema; this
+//! test fails when they drift apart.
+
+#[test]
+fn data_dictionary_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/data-dictionary.md");
+    let fresh = bhyt::schema::render_dictionary();
+    if std::env::var_os("UPDATE_DICTIONARY").is_some() {
+        std::fs::write(&path, &fresh).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        on_disk == fresh,
+        "datasets/data-dictionary.md is stale: run UPDATE_DICTIONARY=1 cargo test --test dictionary"
+    );
+    for c in bhyt::schema::VISIT_COLUMNS {
+        assert!(on_disk.contains(&format!("`{}`", c.name)));
+    }
+}
