@@ -41,3 +41,12 @@ mod tests {
         assert_eq!(group_en(779_600_000_000), "779,600,000,000");
     }
 }
+
+/// A number as written in claims: no grouping, no trailing `.0`.
+pub fn plain_number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
+}

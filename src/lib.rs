@@ -9,6 +9,7 @@
 //! keyed hashing of personal fields.
 
 pub mod format;
+pub mod generate;
 pub mod ingest;
 pub mod privacy;
 pub mod qd130;

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use bhyt::format::group_vi;
+use bhyt::generate::{generate, GenConfig};
 use bhyt::ingest::{self, IngestOptions, IngestReport};
 use bhyt::privacy::Pseudonymizer;
 use bhyt::store::Store;
@@ -27,6 +28,8 @@ struct Cli {
 enum Command {
     /// Load claims (Decision 130 XML envelopes or bare documents, CSV, Parquet; plain, .gz or .zip) into the claims store.
     Ingest(IngestArgs),
+    /// Write synthetic claims (Decision 130 envelopes), a facility registry and budgets, deterministically from a seed.
+    Generate(GenerateArgs),
     /// Show what the store holds: sources in the manifest and quarantine counts.
     Status(StatusArgs),
     /// Run the pipeline on the bundled synthetic sample (no setup needed).
@@ -71,6 +74,32 @@ struct IngestArgs {
 }
 
 #[derive(Args)]
+struct GenerateArgs {
+    /// TOML configuration (see datasets/generator/); flags below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Output folder.
+    #[arg(long, default_value = "out/generated")]
+    out: PathBuf,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Number of provinces.
+    #[arg(long)]
+    provinces: Option<usize>,
+    /// Volume multiplier (1.0 ≈ 1.53 M visits per province-year).
+    #[arg(long)]
+    scale: Option<f64>,
+    /// First day, yyyy-mm-dd.
+    #[arg(long)]
+    start: Option<chrono::NaiveDate>,
+    /// Number of days.
+    #[arg(long)]
+    days: Option<u32>,
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
 struct StatusArgs {
     #[arg(long, default_value = "data")]
     data_dir: PathBuf,
@@ -97,6 +126,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Ingest(a) => cmd_ingest(a),
+        Command::Generate(a) => cmd_generate(a),
         Command::Status(a) => cmd_status(a),
         Command::Demo(a) => cmd_demo(a),
     }
@@ -179,6 +209,47 @@ fn print_report(r: &IngestReport, secs: f64, dir: &std::path::Path) {
         if secs > 0.0 { mb / secs } else { 0.0 },
         dir.display()
     );
+}
+
+fn cmd_generate(a: GenerateArgs) -> Result<()> {
+    let mut cfg: GenConfig = match &a.config {
+        Some(p) => toml::from_str(
+            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        )
+        .with_context(|| format!("parsing {}", p.display()))?,
+        None => GenConfig::default(),
+    };
+    if let Some(v) = a.seed {
+        cfg.seed = v;
+    }
+    if let Some(v) = a.provinces {
+        cfg.provinces = v;
+    }
+    if let Some(v) = a.scale {
+        cfg.scale = v;
+    }
+    if let Some(v) = a.start {
+        cfg.start = v;
+    }
+    if let Some(v) = a.days {
+        cfg.days = v;
+    }
+    let t = Instant::now();
+    let s = generate(&cfg, &a.out, !a.quiet)?;
+    println!(
+        "generated {} facilities, {} visits ({} inpatient, {:.1} %), {} lines, {} VND, {} files, {:.1} MB in {:.1} s → {}",
+        s.facilities,
+        group_vi(s.visits as i64),
+        group_vi(s.inpatient as i64),
+        100.0 * s.inpatient as f64 / s.visits.max(1) as f64,
+        group_vi(s.lines as i64),
+        group_vi(s.total_cost_vnd.round() as i64),
+        s.files,
+        s.bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64(),
+        a.out.display()
+    );
+    Ok(())
 }
 
 fn cmd_status(a: StatusArgs) -> Result<()> {

@@ -103,6 +103,10 @@ macro_rules! table {
             pub fn push(&mut self, r: $row) {
                 $(self.$name.push(r.$name);)*
             }
+            /// Moves all rows of `other` to the end of this builder.
+            pub fn append(&mut self, mut other: Self) {
+                $(self.$name.append(&mut other.$name);)*
+            }
             pub fn len(&self) -> usize {
                 let lens = [$(self.$name.len()),*];
                 lens[0]
@@ -395,12 +399,25 @@ pub fn render_dictionary() -> String {
     );
     for (title, cols) in [
         ("visits — one row per visit (XML1, MA_LK)", VISIT_COLUMNS),
-        ("lines — one row per drug / service / supply / bed-day line (XML2, XML3)", LINE_COLUMNS),
-        ("quarantine — one row per record not accepted", QUARANTINE_COLUMNS),
+        (
+            "lines — one row per drug / service / supply / bed-day line (XML2, XML3)",
+            LINE_COLUMNS,
+        ),
+        (
+            "quarantine — one row per record not accepted",
+            QUARANTINE_COLUMNS,
+        ),
     ] {
-        s.push_str(&format!("\n## {title}\n\n| column | type | meaning |\n|---|---|---|\n"));
+        s.push_str(&format!(
+            "\n## {title}\n\n| column | type | meaning |\n|---|---|---|\n"
+        ));
         for c in cols {
-            s.push_str(&format!("| `{}` | {} | {} |\n", c.name, c.dtype, c.doc.trim()));
+            s.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                c.name,
+                c.dtype,
+                c.doc.trim()
+            ));
         }
     }
     s.push_str("\n## registry/facilities.parquet\n\n| column | type | meaning |\n|---|---|---|\n\

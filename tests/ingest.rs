@@ -38,7 +38,12 @@ fn envelope_with_several_visits_is_enriched() {
     assert_eq!(r.lines.accepted, 11);
     let df = visits_df(&env);
     let col_str = |n: &str| df.column(n).unwrap().str().unwrap().clone();
-    let oop = df.column("out_of_province").unwrap().bool().unwrap().clone();
+    let oop = df
+        .column("out_of_province")
+        .unwrap()
+        .bool()
+        .unwrap()
+        .clone();
     // Hà Nội card at a Hậu Giang facility is out of province; a Sóc Trăng
     // card is not, since 2025 both provinces belong to Cần Thơ (92).
     assert_eq!(oop.get(0), Some(false));
@@ -102,11 +107,33 @@ fn each_rule_quarantines_its_record() {
     let unknown = visit("R_FAC", "99999", CARD_93, false);
     let card = visit("R_CARD", "93001", "XX9930123456789", false);
     let hosos = vec![
-        good, missing, bad_date, bad_num, before, negative, line_total, visit_total, orphan, dup.clone(), dup, unknown, card,
+        good,
+        missing,
+        bad_date,
+        bad_num,
+        before,
+        negative,
+        line_total,
+        visit_total,
+        orphan,
+        dup.clone(),
+        dup,
+        unknown,
+        card,
     ];
-    write(&env.path("in/rules.xml"), "93001", &hosos, &Style::default());
+    write(
+        &env.path("in/rules.xml"),
+        "93001",
+        &hosos,
+        &Style::default(),
+    );
     let r = env.ingest(&["in"]);
-    let rule = |t: &str, name: &str| r.by_rule.get(&(t.to_string(), name.to_string())).copied().unwrap_or(0);
+    let rule = |t: &str, name: &str| {
+        r.by_rule
+            .get(&(t.to_string(), name.to_string()))
+            .copied()
+            .unwrap_or(0)
+    };
     for name in [
         "missing_field",
         "bad_date",
@@ -136,16 +163,47 @@ fn each_rule_quarantines_its_record() {
         .collect()
         .unwrap();
     assert_eq!(q.height(), 1);
-    assert_eq!(q.column("record").unwrap().str().unwrap().get(0), Some("R_DATE"));
-    assert_eq!(q.column("field").unwrap().str().unwrap().get(0), Some("NGAY_RA"));
-    assert!(q.column("source_file").unwrap().str().unwrap().get(0).unwrap().ends_with("rules.xml"));
-    assert!(q.column("reason").unwrap().str().unwrap().get(0).unwrap().contains("NGAY_RA"));
+    assert_eq!(
+        q.column("record").unwrap().str().unwrap().get(0),
+        Some("R_DATE")
+    );
+    assert_eq!(
+        q.column("field").unwrap().str().unwrap().get(0),
+        Some("NGAY_RA")
+    );
+    assert!(q
+        .column("source_file")
+        .unwrap()
+        .str()
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .ends_with("rules.xml"));
+    assert!(q
+        .column("reason")
+        .unwrap()
+        .str()
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .contains("NGAY_RA"));
     // Store and manifest agree with the report.
     assert_eq!(count(env.store().visits().unwrap()), 5);
     let m = env.store().manifest().unwrap().sources().unwrap();
-    assert_eq!(m[0].visits_read, m[0].visits_accepted + m[0].visits_quarantined);
-    assert_eq!(m[0].lines_read, m[0].lines_accepted + m[0].lines_quarantined);
-    let total_q = count(env.store().quarantine().unwrap().filter(col("table_name").neq(lit("facilities"))));
+    assert_eq!(
+        m[0].visits_read,
+        m[0].visits_accepted + m[0].visits_quarantined
+    );
+    assert_eq!(
+        m[0].lines_read,
+        m[0].lines_accepted + m[0].lines_quarantined
+    );
+    let total_q = count(
+        env.store()
+            .quarantine()
+            .unwrap()
+            .filter(col("table_name").neq(lit("facilities"))),
+    );
     assert_eq!(total_q as u64, r.visits.quarantined + r.lines.quarantined);
 }
 
@@ -153,10 +211,22 @@ fn each_rule_quarantines_its_record() {
 fn unreadable_files_are_reported_and_the_batch_goes_on() {
     let env = Env::new();
     let good = vec![visit("G1", "93001", CARD_93, false)];
-    write(&env.path("in/a_good.xml"), "93001", &good, &Style::default());
+    write(
+        &env.path("in/a_good.xml"),
+        "93001",
+        &good,
+        &Style::default(),
+    );
     // Truncated envelope.
     let mut buf = Vec::new();
-    bhyt::qd130::write_envelope(&mut buf, "93001", "20240111", &[visit("T1", "93001", CARD_93, false)], &Style::default()).unwrap();
+    bhyt::qd130::write_envelope(
+        &mut buf,
+        "93001",
+        "20240111",
+        &[visit("T1", "93001", CARD_93, false)],
+        &Style::default(),
+    )
+    .unwrap();
     std::fs::write(env.path("in/b_truncated.xml"), &buf[..buf.len() / 2]).unwrap();
     // Bad base64 in one HOSO of an otherwise good envelope.
     let mut buf = Vec::new();
@@ -164,7 +234,10 @@ fn unreadable_files_are_reported_and_the_batch_goes_on() {
         &mut buf,
         "93001",
         "20240111",
-        &[visit("B1", "93001", CARD_93, false), visit("B2", "93001", CARD_93, false)],
+        &[
+            visit("B1", "93001", CARD_93, false),
+            visit("B2", "93001", CARD_93, false),
+        ],
         &Style::default(),
     )
     .unwrap();
@@ -173,7 +246,10 @@ fn unreadable_files_are_reported_and_the_batch_goes_on() {
     let broken = format!("{}!!!{}", &text[..i], &text[i + 3..]);
     std::fs::write(env.path("in/c_base64.xml"), broken).unwrap();
     // UTF-16 file.
-    let utf16: Vec<u8> = [0xFF, 0xFE].into_iter().chain("<GIAMDINHHS/>".encode_utf16().flat_map(|u| u.to_le_bytes())).collect();
+    let utf16: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain("<GIAMDINHHS/>".encode_utf16().flat_map(|u| u.to_le_bytes()))
+        .collect();
     std::fs::write(env.path("in/d_utf16.xml"), utf16).unwrap();
     // Not XML at all.
     std::fs::write(env.path("in/e_garbage.xml"), "this is not <xml").unwrap();
@@ -181,9 +257,18 @@ fn unreadable_files_are_reported_and_the_batch_goes_on() {
 
     let r = env.ingest(&["in"]);
     let rejected: Vec<&str> = r.files_rejected.iter().map(|(f, _)| f.as_str()).collect();
-    assert!(rejected.iter().any(|f| f.ends_with("b_truncated.xml")), "{rejected:?}");
-    assert!(rejected.iter().any(|f| f.ends_with("d_utf16.xml")), "{rejected:?}");
-    assert!(rejected.iter().any(|f| f.ends_with("e_garbage.xml")), "{rejected:?}");
+    assert!(
+        rejected.iter().any(|f| f.ends_with("b_truncated.xml")),
+        "{rejected:?}"
+    );
+    assert!(
+        rejected.iter().any(|f| f.ends_with("d_utf16.xml")),
+        "{rejected:?}"
+    );
+    assert!(
+        rejected.iter().any(|f| f.ends_with("e_garbage.xml")),
+        "{rejected:?}"
+    );
     for (_, e) in &r.files_rejected {
         assert!(!e.contains('\n'), "one-line error: {e}");
         assert!(e.contains("position"), "names a position: {e}");
@@ -191,26 +276,56 @@ fn unreadable_files_are_reported_and_the_batch_goes_on() {
     assert_eq!(r.files_skipped.len(), 1);
     assert_eq!(r.documents_unreadable, 1);
     assert_eq!(r.errors.len(), 1);
-    assert!(r.errors[0].contains("c_base64.xml") && r.errors[0].contains("byte"), "{}", r.errors[0]);
+    assert!(
+        r.errors[0].contains("c_base64.xml") && r.errors[0].contains("byte"),
+        "{}",
+        r.errors[0]
+    );
     // G1 and B2 are in; B1's readable rows are quarantined.
     let df = visits_df(&env);
-    let ids: Vec<&str> = df.column("ma_lk").unwrap().str().unwrap().iter().flatten().collect();
+    let ids: Vec<&str> = df
+        .column("ma_lk")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
     assert_eq!(ids, vec!["B2", "G1"]);
     // B1's XML1 was the broken document: its lines are quarantined with the reason.
-    assert_eq!(r.by_rule.get(&("document".into(), "unreadable_document".into())), Some(&1));
-    assert_eq!(r.by_rule.get(&("XML3".into(), "unreadable_document".into())), Some(&2));
+    assert_eq!(
+        r.by_rule
+            .get(&("document".into(), "unreadable_document".into())),
+        Some(&1)
+    );
+    assert_eq!(
+        r.by_rule
+            .get(&("XML3".into(), "unreadable_document".into())),
+        Some(&2)
+    );
 }
 
 #[test]
 fn reingest_is_idempotent_and_a_corrected_file_replaces_its_rows() {
+    // Small flushes: each source has its own parts.
+    reingest_case(7);
+    // Default flushes: small sources share the run's parts.
+    reingest_case(100_000);
+}
+
+fn reingest_case(flush_rows: usize) {
     let env = Env::new();
-    let mut hosos = vec![visit("A1", "93001", CARD_93, true), visit("A2", "93001", CARD_HN, false)];
+    let ingest = |env: &Env| env.ingest_with(&["in"], |o| o.flush_rows = flush_rows);
+    let mut hosos = vec![
+        visit("A1", "93001", CARD_93, true),
+        visit("A2", "93001", CARD_HN, false),
+    ];
     write(&env.path("in/a.xml"), "93001", &hosos, &Style::default());
-    let r1 = env.ingest(&["in"]);
+    let r1 = ingest(&env);
     assert_eq!(r1.files_ingested, 1);
     let before = count(env.store().visits_all_versions().unwrap());
     let lines_before = count(env.store().lines().unwrap());
-    let r2 = env.ingest(&["in"]);
+    let r2 = ingest(&env);
     assert_eq!(r2.files_ingested, 0);
     assert_eq!(r2.files_unchanged, 1);
     assert_eq!(r2.visits.read, 0);
@@ -221,26 +336,46 @@ fn reingest_is_idempotent_and_a_corrected_file_replaces_its_rows() {
     hosos[1].xml3.push(service("A2", 7, 2, 1.0, 150000.0));
     retotal(&mut hosos[1]);
     write(&env.path("in/a.xml"), "93001", &hosos, &Style::default());
-    let r3 = env.ingest(&["in"]);
+    let r3 = ingest(&env);
     assert_eq!(r3.files_replaced, 1);
-    assert_eq!(count(env.store().visits_all_versions().unwrap()), 2, "old rows are gone");
+    assert_eq!(
+        count(env.store().visits_all_versions().unwrap()),
+        2,
+        "old rows are gone"
+    );
     assert_eq!(count(env.store().lines().unwrap()), lines_before + 1);
     let df = visits_df(&env);
-    let total = df.column("total_cost").unwrap().f64().unwrap().get(1).unwrap();
+    let total = df
+        .column("total_cost")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .get(1)
+        .unwrap();
     assert_eq!(total, 10.0 * 1976.0 + 35226.0 + 2.0 * 22756.0 + 150000.0);
 
     // A resubmission of A1 in another file supersedes the first version.
     let mut again = visit("A1", "93001", CARD_93, true);
     again.xml3.push(service("A1", 8, 2, 1.0, 50000.0));
     retotal(&mut again);
-    write(&env.path("in/b_resubmitted.xml"), "93001", &[again], &Style::default());
-    env.ingest(&["in"]);
+    write(
+        &env.path("in/b_resubmitted.xml"),
+        "93001",
+        &[again],
+        &Style::default(),
+    );
+    ingest(&env);
     assert_eq!(count(env.store().visits_all_versions().unwrap()), 3);
     let df = visits_df(&env);
     assert_eq!(df.height(), 2, "nothing counted twice");
     let n_lines = df.column("n_lines").unwrap().i32().unwrap().get(0);
     assert_eq!(n_lines, Some(6));
-    let lines_a1 = count(env.store().lines().unwrap().filter(col("ma_lk").eq(lit("A1"))));
+    let lines_a1 = count(
+        env.store()
+            .lines()
+            .unwrap()
+            .filter(col("ma_lk").eq(lit("A1"))),
+    );
     assert_eq!(lines_a1, 6);
 }
 
@@ -249,10 +384,36 @@ fn layouts_and_compression_that_circulate_all_ingest() {
     let env = Env::new();
     let styles = [
         ("plain", Style::default()),
-        ("wrapped", Style { wrap_base64: true, ..Default::default() }),
-        ("inline", Style { inline: true, pretty_crlf: true, ..Default::default() }),
-        ("bom_crlf", Style { bom: true, pretty_crlf: true, ..Default::default() }),
-        ("nowrap", Style { no_wrappers: true, ..Default::default() }),
+        (
+            "wrapped",
+            Style {
+                wrap_base64: true,
+                ..Default::default()
+            },
+        ),
+        (
+            "inline",
+            Style {
+                inline: true,
+                pretty_crlf: true,
+                ..Default::default()
+            },
+        ),
+        (
+            "bom_crlf",
+            Style {
+                bom: true,
+                pretty_crlf: true,
+                ..Default::default()
+            },
+        ),
+        (
+            "nowrap",
+            Style {
+                no_wrappers: true,
+                ..Default::default()
+            },
+        ),
     ];
     for (i, (name, style)) in styles.iter().enumerate() {
         let h = vec![visit(&format!("S{i}"), "93001", CARD_93, true)];
@@ -260,37 +421,68 @@ fn layouts_and_compression_that_circulate_all_ingest() {
     }
     // Decision 4210 field names, one-digit visit type, 8-digit birth date.
     let mut old = visit("OLD", "93001", CARD_93, true);
-    for (from, to) in [("MA_THE_BHYT", "MA_THE"), ("MA_BENH_CHINH", "MA_BENH"), ("T_TONGCHI_BV", "T_TONGCHI")] {
+    for (from, to) in [
+        ("MA_THE_BHYT", "MA_THE"),
+        ("MA_BENH_CHINH", "MA_BENH"),
+        ("T_TONGCHI_BV", "T_TONGCHI"),
+    ] {
         let v = old.xml1.get(from).unwrap().to_string();
         old.xml1.remove(from);
         old.xml1.set(to, v);
     }
-    old.xml1.set("MA_LOAI_KCB", "3").set("NGAY_SINH", "19500515");
+    old.xml1
+        .set("MA_LOAI_KCB", "3")
+        .set("NGAY_SINH", "19500515");
     for l in old.xml3.iter_mut() {
         let v = l.get("THANH_TIEN_BV").unwrap().to_string();
         l.remove("THANH_TIEN_BV");
         l.set("THANH_TIEN", v);
     }
-    write(&env.path("in/old4210.xml"), "93001", &[old], &Style::default());
+    write(
+        &env.path("in/old4210.xml"),
+        "93001",
+        &[old],
+        &Style::default(),
+    );
     // gzip and zip.
     let mut raw = Vec::new();
-    bhyt::qd130::write_envelope(&mut raw, "93001", "20240111", &[visit("GZ", "93001", CARD_93, false)], &Style::default()).unwrap();
+    bhyt::qd130::write_envelope(
+        &mut raw,
+        "93001",
+        "20240111",
+        &[visit("GZ", "93001", CARD_93, false)],
+        &Style::default(),
+    )
+    .unwrap();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&raw).unwrap();
     std::fs::write(env.path("in/packed.xml.gz"), gz.finish().unwrap()).unwrap();
     let mut raw = Vec::new();
-    bhyt::qd130::write_envelope(&mut raw, "93001", "20240111", &[visit("ZIP", "93001", CARD_93, false)], &Style::default()).unwrap();
+    bhyt::qd130::write_envelope(
+        &mut raw,
+        "93001",
+        "20240111",
+        &[visit("ZIP", "93001", CARD_93, false)],
+        &Style::default(),
+    )
+    .unwrap();
     let mut z = ::zip::ZipWriter::new(std::fs::File::create(env.path("in/batch.zip")).unwrap());
-    z.start_file("inner/zipped.xml", ::zip::write::SimpleFileOptions::default()).unwrap();
+    z.start_file(
+        "inner/zipped.xml",
+        ::zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
     z.write_all(&raw).unwrap();
     z.finish().unwrap();
     // Bare inner documents: XML1 in one file, XML2 and XML3 in others.
     let bare = visit("BARE", "93001", CARD_93, true);
     let docs = bhyt::qd130::inner_documents(&bare, &Style::default(), true);
-    std::fs::write(env.path("in/bare/xml1.xml"), &docs[0]).ok().or_else(|| {
-        std::fs::create_dir_all(env.path("in/bare")).unwrap();
-        std::fs::write(env.path("in/bare/xml1.xml"), &docs[0]).ok()
-    });
+    std::fs::write(env.path("in/bare/xml1.xml"), &docs[0])
+        .ok()
+        .or_else(|| {
+            std::fs::create_dir_all(env.path("in/bare")).unwrap();
+            std::fs::write(env.path("in/bare/xml1.xml"), &docs[0]).ok()
+        });
     std::fs::write(env.path("in/bare/xml2.xml"), &docs[1]).unwrap();
     std::fs::write(env.path("in/bare/xml3.xml"), &docs[2]).unwrap();
 
@@ -300,10 +492,26 @@ fn layouts_and_compression_that_circulate_all_ingest() {
     assert_eq!(r.lines.quarantined, 0, "{:?}", r.by_rule);
     assert_eq!(r.visits.accepted, 5 + 1 + 2 + 1);
     let df = visits_df(&env);
-    let old = df.clone().lazy().filter(col("ma_lk").eq(lit("OLD"))).collect().unwrap();
-    assert_eq!(old.column("visit_type").unwrap().str().unwrap().get(0), Some("03"));
-    assert_eq!(old.column("age_years").unwrap().i32().unwrap().get(0), Some(73));
-    let bare_lines = count(env.store().lines().unwrap().filter(col("ma_lk").eq(lit("BARE"))));
+    let old = df
+        .clone()
+        .lazy()
+        .filter(col("ma_lk").eq(lit("OLD")))
+        .collect()
+        .unwrap();
+    assert_eq!(
+        old.column("visit_type").unwrap().str().unwrap().get(0),
+        Some("03")
+    );
+    assert_eq!(
+        old.column("age_years").unwrap().i32().unwrap().get(0),
+        Some(73)
+    );
+    let bare_lines = count(
+        env.store()
+            .lines()
+            .unwrap()
+            .filter(col("ma_lk").eq(lit("BARE"))),
+    );
     assert_eq!(bare_lines, 5);
 }
 
@@ -319,13 +527,34 @@ fn foreign_csv_extract_maps_onto_the_canonical_schema() {
     assert!(r.files_rejected.is_empty(), "{:?}", r.files_rejected);
     assert_eq!(r.visits.read, 4);
     assert_eq!(r.visits.accepted, 3, "{:?}", r.by_rule);
-    assert_eq!(r.by_rule.get(&("XML1".into(), "visit_total_mismatch".into())), Some(&1));
-    assert_eq!(r.by_rule.get(&("XML3".into(), "orphan_line".into())), Some(&1));
+    assert_eq!(
+        r.by_rule
+            .get(&("XML1".into(), "visit_total_mismatch".into())),
+        Some(&1)
+    );
+    assert_eq!(
+        r.by_rule.get(&("XML3".into(), "orphan_line".into())),
+        Some(&1)
+    );
     let df = visits_df(&env);
-    let types: Vec<&str> = df.column("visit_type").unwrap().str().unwrap().iter().flatten().collect();
+    let types: Vec<&str> = df
+        .column("visit_type")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
     assert!(types.contains(&"03") && types.contains(&"01"), "{types:?}");
     let lines = env.store().lines().unwrap().collect().unwrap();
-    let tables: Vec<&str> = lines.column("source_table").unwrap().str().unwrap().iter().flatten().collect();
+    let tables: Vec<&str> = lines
+        .column("source_table")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
     assert!(tables.contains(&"XML2") && tables.contains(&"XML3"));
 }
 
@@ -356,7 +585,10 @@ fn registry_and_budget_rows_are_validated() {
 #[test]
 fn no_raw_personal_value_in_any_output() {
     let env = Env::new();
-    let mut hosos = vec![visit("P1", "93001", CARD_93, true), visit("P2", "93001", &format!("{CARD_HN};{CARD_94}"), false)];
+    let mut hosos = vec![
+        visit("P1", "93001", CARD_93, true),
+        visit("P2", "93001", &format!("{CARD_HN};{CARD_94}"), false),
+    ];
     // A record that will be quarantined still carries personal values.
     let mut bad = visit("P3", "93001", "DN4930555666777", false);
     bad.xml1.set("T_TONGCHI_BV", "1");
@@ -393,15 +625,23 @@ fn no_raw_personal_value_in_any_output() {
         let p = e.path();
         let texts: Vec<String> = if p.extension().is_some_and(|x| x == "parquet") {
             // Parquet pages are compressed: scan the decoded values.
-            let df = LazyFrame::scan_parquet(PlRefPath::new(p.to_string_lossy().as_ref()), Default::default())
-                .unwrap()
-                .collect()
-                .unwrap();
+            let df = LazyFrame::scan_parquet(
+                PlRefPath::new(p.to_string_lossy().as_ref()),
+                Default::default(),
+            )
+            .unwrap()
+            .collect()
+            .unwrap();
             df.columns()
                 .iter()
                 .map(|c| {
                     let s = c.cast(&DataType::String).unwrap();
-                    s.str().unwrap().iter().flatten().collect::<Vec<_>>().join("\u{1}")
+                    s.str()
+                        .unwrap()
+                        .iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join("\u{1}")
                 })
                 .collect()
         } else {
@@ -422,7 +662,15 @@ mod balance {
     use proptest::prelude::*;
 
     fn corrupt(h: &mut Hoso, what: u8, field: usize) {
-        let fields = ["MA_LK", "NGAY_RA", "T_TONGCHI_BV", "MA_THE_BHYT", "MA_CSKCB", "MA_LOAI_KCB", "NGAY_VAO"];
+        let fields = [
+            "MA_LK",
+            "NGAY_RA",
+            "T_TONGCHI_BV",
+            "MA_THE_BHYT",
+            "MA_CSKCB",
+            "MA_LOAI_KCB",
+            "NGAY_VAO",
+        ];
         let f = fields[field % fields.len()];
         match what % 5 {
             0 => h.xml1.remove(f),

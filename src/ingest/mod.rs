@@ -32,7 +32,7 @@ use serde::Serialize;
 use crate::privacy::Pseudonymizer;
 use crate::reference::Reference;
 use crate::schema::{LineRow, QuarantineRow, Ts, VisitRow};
-use crate::store::{PartSink, SourceRecord, Store, StoreError};
+use crate::store::{PartSink, RunSink, SourceRecord, Store, StoreError};
 use convert::{
     attach_line, line_record_id, parse_datetime, parse_number, visit_record_id, Converter, Issue,
     Rule, SourceCtx, ValidationConfig, ValueFormat, VisitAnchor,
@@ -277,14 +277,22 @@ pub fn run(
         }
     }
 
+    let first_seq = envelopes
+        .iter()
+        .chain(loose.iter())
+        .map(|j| j.seq)
+        .min()
+        .unwrap_or(0);
+    let mut run = RunSink::new(store, first_seq, opts.flush_rows);
     for job in envelopes {
         let mut sink = PartSink::new(store, job.seq).with_flush_rows(opts.flush_rows);
         match ingest_envelope(&job, &conv, &mut sink, &pb) {
             Ok(tally) => {
                 let rec = tally.record(job.seq, &job.identity, &job.hash);
                 sink.commit(
+                    &mut run,
                     &mut manifest,
-                    &rec,
+                    rec,
                     tally.documents_unreadable as i64,
                     job.replaces,
                 )?;
@@ -305,11 +313,13 @@ pub fn run(
             &conv,
             &mapping,
             &mut manifest,
+            &mut run,
             &mut report,
             opts,
             &pb,
         )?;
     }
+    run.flush(&mut manifest)?;
     pb.finish_and_clear();
     Ok(report)
 }
@@ -774,6 +784,7 @@ fn ingest_loose(
     conv: &Converter,
     mapping: &Mapping,
     manifest: &mut crate::store::Manifest,
+    run: &mut RunSink,
     report: &mut IngestReport,
     opts: &IngestOptions,
     pb: &indicatif::ProgressBar,
@@ -955,7 +966,7 @@ fn ingest_loose(
     }
     for ((job, sink), tally) in ok_jobs.into_iter().zip(sinks).zip(tallies) {
         let rec = tally.record(job.seq, &job.identity, &job.hash);
-        sink.commit(manifest, &rec, 0, job.replaces)?;
+        sink.commit(run, manifest, rec, 0, job.replaces)?;
         report.absorb(tally, job.replaces.is_some());
     }
     Ok(())

@@ -78,11 +78,13 @@ impl Manifest {
              CREATE INDEX IF NOT EXISTS sources_hash ON sources(content_hash);
              CREATE INDEX IF NOT EXISTS sources_path ON sources(path);
              CREATE TABLE IF NOT EXISTS parts(
-                 relpath TEXT PRIMARY KEY,
+                 relpath TEXT NOT NULL,
                  seq INTEGER NOT NULL,
                  table_name TEXT NOT NULL,
-                 rows INTEGER NOT NULL
-             );",
+                 rows INTEGER NOT NULL,
+                 PRIMARY KEY(relpath, seq)
+             );
+             CREATE INDEX IF NOT EXISTS parts_seq ON parts(seq);",
         )?;
         Ok(Manifest { conn })
     }
@@ -134,8 +136,8 @@ impl Manifest {
         Ok(())
     }
 
-    /// Marks a source committed with its counts and parts; marks the source
-    /// it replaces superseded and forgets that one's parts. One transaction.
+    /// Marks a source committed with the parts holding its rows, and the
+    /// source it replaces superseded. One transaction.
     pub fn commit(
         &mut self,
         rec: &SourceRecord,
@@ -171,7 +173,6 @@ impl Manifest {
                 "UPDATE sources SET status='superseded', superseded_by=?2 WHERE seq=?1",
                 params![old, rec.seq],
             )?;
-            tx.execute("DELETE FROM parts WHERE seq=?1", [old])?;
         }
         tx.commit()?;
         Ok(())
@@ -184,6 +185,21 @@ impl Manifest {
             .prepare("SELECT relpath FROM parts WHERE seq=?1 ORDER BY relpath")?;
         let rows = st.query_map([seq], |r| r.get(0))?;
         Ok(rows.collect::<Result<Vec<String>, _>>()?)
+    }
+
+    /// Sources whose rows a part file holds.
+    pub fn part_sources(&self, relpath: &str) -> Result<Vec<i64>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT seq FROM parts WHERE relpath=?1")?;
+        let rows = st.query_map([relpath], |r| r.get(0))?;
+        Ok(rows.collect::<Result<Vec<i64>, _>>()?)
+    }
+
+    /// Forgets the parts of a purged source.
+    pub fn forget_parts(&self, seq: i64) -> Result<(), StoreError> {
+        self.conn.execute("DELETE FROM parts WHERE seq=?1", [seq])?;
+        Ok(())
     }
 
     /// Every part file the manifest knows.

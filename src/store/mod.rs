@@ -4,15 +4,17 @@
 //! Layout (`data/`):
 //! ```text
 //! manifest.sqlite                       sources and the part files they wrote
-//! visits/year=2024/month=01/part-<seq>-<n>.parquet
-//! lines/year=2024/month=01/part-<seq>-<n>.parquet
-//! quarantine/part-<seq>-<n>.parquet
+//! visits/year=2024/month=01/part-<r|s><seq>-<n>.parquet
+//! lines/year=2024/month=01/part-<r|s><seq>-<n>.parquet
+//! quarantine/part-<r|s><seq>-<n>.parquet
 //! registry/facilities.parquet, registry/budgets.parquet
 //! ```
 //! Every part file is written under `.staging/` and renamed into place when
 //! its source has been read completely, so a reader never sees half a file
-//! and a damaged source leaves nothing behind. Part files are named by the
-//! source's sequence number: replacing a source deletes exactly its parts.
+//! and a damaged source leaves nothing behind. Small sources of one run share
+//! part files (`part-r…`), large ones have their own (`part-s…`); the
+//! manifest knows which sources each part holds, so replacing a source
+//! removes exactly its rows.
 //! A visit sent again in a later file (same facility and MA_LK) is
 //! superseded at read time: [`Store::visits`] keeps the newest version.
 
@@ -24,7 +26,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 
 pub use manifest::{Manifest, SourceRecord, SourceStatus};
-pub use sink::PartSink;
+pub use sink::{PartSink, RunSink};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -1,9 +1,17 @@
-//! Accumulates the accepted rows and quarantine records of one source and
-//! writes them as staged Parquet parts, flushed every `flush_rows` rows so
-//! memory stays bounded whatever the size of the source.
+//! Writing accepted rows and quarantine records as Parquet parts.
+//!
+//! A [`PartSink`] collects the rows of one source. A large source flushes
+//! its own staged parts every `flush_rows` rows (memory stays bounded); a
+//! small one (the usual facility-week envelope) hands its rows to the run's
+//! [`RunSink`] when it completes, so that thousands of small files do not
+//! become thousands of tiny Parquet parts. Either way a source's rows reach
+//! the store only once the source has been read completely, and the
+//! manifest commit that marks it ingested comes after its parts are in place.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+use polars::prelude::*;
 
 use super::{io_err, write_parquet_atomic, Manifest, SourceRecord, Store, StoreError};
 use crate::schema::{
@@ -14,16 +22,87 @@ use crate::schema::{
 /// under 100 MB, and large enough for Parquet row groups to compress well.
 pub const DEFAULT_FLUSH_ROWS: usize = 200_000;
 
-pub struct PartSink {
-    store: Store,
-    seq: i64,
+/// Rows of one or more sources, by partition.
+#[derive(Default)]
+struct Buffers {
     visits: BTreeMap<(i32, i32), VisitBuilder>,
     lines: BTreeMap<(i32, i32), LineBuilder>,
     quarantine: QuarantineBuilder,
-    buffered: usize,
+    rows: usize,
+}
+
+impl Buffers {
+    fn append(&mut self, o: Buffers) {
+        for (k, b) in o.visits {
+            self.visits.entry(k).or_default().append(b);
+        }
+        for (k, b) in o.lines {
+            self.lines.entry(k).or_default().append(b);
+        }
+        self.quarantine.append(o.quarantine);
+        self.rows += o.rows;
+    }
+
+    /// Writes the buffers as parts under `dir` (relative names `table/...`),
+    /// named `<prefix>-<n>.parquet`; returns (relative path, table, rows).
+    fn write(
+        &mut self,
+        dir: &std::path::Path,
+        prefix: &str,
+        counter: &mut usize,
+    ) -> Result<Vec<(String, &'static str, usize)>, StoreError> {
+        let mut out = Vec::new();
+        let mut stage =
+            |rel_dir: String, table: &'static str, mut df: DataFrame| -> Result<(), StoreError> {
+                *counter += 1;
+                let rel = format!("{rel_dir}/{prefix}-{:05}.parquet", *counter);
+                let rows = df.height();
+                write_parquet_atomic(&mut df, &dir.join(&rel))?;
+                out.push((rel, table, rows));
+                Ok(())
+            };
+        for ((y, m), b) in std::mem::take(&mut self.visits) {
+            stage(
+                format!("visits/year={y}/month={m:02}"),
+                "visits",
+                b.finish(),
+            )?;
+        }
+        for ((y, m), b) in std::mem::take(&mut self.lines) {
+            stage(format!("lines/year={y}/month={m:02}"), "lines", b.finish())?;
+        }
+        if !self.quarantine.is_empty() {
+            let q = std::mem::take(&mut self.quarantine);
+            stage("quarantine".to_string(), "quarantine", q.finish())?;
+        }
+        self.rows = 0;
+        Ok(out)
+    }
+}
+
+fn move_into_store(
+    store: &Store,
+    staging: &std::path::Path,
+    parts: &[(String, &'static str, usize)],
+) -> Result<(), StoreError> {
+    for (rel, _, _) in parts {
+        let from = staging.join(rel);
+        let to = store.root().join(rel);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        std::fs::rename(&from, &to).map_err(io_err(&to))?;
+    }
+    Ok(())
+}
+
+/// Rows of one source.
+pub struct PartSink {
+    store: Store,
+    seq: i64,
+    buf: Buffers,
     flush_rows: usize,
     n_parts: usize,
-    /// (path relative to the store root, table, rows)
     staged: Vec<(String, &'static str, usize)>,
 }
 
@@ -32,10 +111,7 @@ impl PartSink {
         PartSink {
             store: store.clone(),
             seq,
-            visits: BTreeMap::new(),
-            lines: BTreeMap::new(),
-            quarantine: QuarantineBuilder::default(),
-            buffered: 0,
+            buf: Buffers::default(),
             flush_rows: DEFAULT_FLUSH_ROWS,
             n_parts: 0,
             staged: Vec::new(),
@@ -52,112 +128,164 @@ impl PartSink {
     }
 
     fn staging_dir(&self) -> PathBuf {
-        self.store.staging_root().join(self.seq.to_string())
+        self.store.staging_root().join(format!("s{}", self.seq))
     }
 
     pub fn push_visit(&mut self, v: VisitRow) -> Result<(), StoreError> {
-        self.visits.entry((v.year, v.month)).or_default().push(v);
+        self.buf
+            .visits
+            .entry((v.year, v.month))
+            .or_default()
+            .push(v);
         self.bump()
     }
 
     pub fn push_line(&mut self, l: LineRow) -> Result<(), StoreError> {
-        self.lines.entry((l.year, l.month)).or_default().push(l);
+        self.buf.lines.entry((l.year, l.month)).or_default().push(l);
         self.bump()
     }
 
     pub fn push_quarantine(&mut self, q: QuarantineRow) -> Result<(), StoreError> {
-        self.quarantine.push(q);
+        self.buf.quarantine.push(q);
         self.bump()
     }
 
     fn bump(&mut self) -> Result<(), StoreError> {
-        self.buffered += 1;
-        if self.buffered >= self.flush_rows {
-            self.flush()?;
+        self.buf.rows += 1;
+        if self.buf.rows >= self.flush_rows {
+            let dir = self.staging_dir();
+            let prefix = format!("part-s{:08}", self.seq);
+            let parts = self.buf.write(&dir, &prefix, &mut self.n_parts)?;
+            self.staged.extend(parts);
         }
         Ok(())
     }
 
-    fn part_name(&mut self) -> String {
-        self.n_parts += 1;
-        format!("part-{:08}-{:05}.parquet", self.seq, self.n_parts)
-    }
-
-    fn stage(
-        &mut self,
-        rel_dir: String,
-        table: &'static str,
-        mut df: polars::prelude::DataFrame,
-    ) -> Result<(), StoreError> {
-        let rows = df.height();
-        let rel = format!("{rel_dir}/{}", self.part_name());
-        let path = self.staging_dir().join(&rel);
-        write_parquet_atomic(&mut df, &path)?;
-        self.staged.push((rel, table, rows));
-        Ok(())
-    }
-
-    /// Writes everything buffered to staged part files.
-    pub fn flush(&mut self) -> Result<(), StoreError> {
-        for ((y, m), b) in std::mem::take(&mut self.visits) {
-            self.stage(
-                format!("visits/year={y}/month={m:02}"),
-                "visits",
-                b.finish(),
-            )?;
-        }
-        for ((y, m), b) in std::mem::take(&mut self.lines) {
-            self.stage(format!("lines/year={y}/month={m:02}"), "lines", b.finish())?;
-        }
-        if !self.quarantine.is_empty() {
-            let q = std::mem::take(&mut self.quarantine);
-            self.stage("quarantine".to_string(), "quarantine", q.finish())?;
-        }
-        self.buffered = 0;
-        Ok(())
-    }
-
-    /// Moves the staged parts into the store and records the source as
-    /// committed, replacing `replaces` (a previous version of the same file).
+    /// Completes the source: a source that already flushed parts commits
+    /// them now; a small one joins the run's shared parts and is committed
+    /// with them.
     pub fn commit(
         mut self,
+        run: &mut RunSink,
         manifest: &mut Manifest,
-        rec: &SourceRecord,
+        rec: SourceRecord,
         documents_unreadable: i64,
         replaces: Option<i64>,
     ) -> Result<(), StoreError> {
-        self.flush()?;
-        let root = self.store.root().to_path_buf();
-        for (rel, _, _) in &self.staged {
-            let from = self.staging_dir().join(rel);
-            let to = root.join(rel);
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+        if self.staged.is_empty() {
+            run.buf.append(std::mem::take(&mut self.buf));
+            run.pending.push(Pending {
+                rec,
+                documents_unreadable,
+                replaces,
+            });
+            if run.buf.rows >= run.flush_rows {
+                run.flush(manifest)?;
             }
-            std::fs::rename(&from, &to).map_err(io_err(&to))?;
+            return Ok(());
         }
-        if let Some(old) = replaces {
-            for rel in manifest.parts_of(old)? {
-                let p = root.join(&rel);
-                if p.exists() {
-                    std::fs::remove_file(&p).map_err(io_err(&p))?;
-                }
-            }
-        }
-        manifest.commit(rec, documents_unreadable, &self.staged, replaces)?;
         let dir = self.staging_dir();
+        let prefix = format!("part-s{:08}", self.seq);
+        let parts = self.buf.write(&dir, &prefix, &mut self.n_parts)?;
+        self.staged.extend(parts);
+        move_into_store(&self.store, &dir, &self.staged)?;
+        manifest.commit(&rec, documents_unreadable, &self.staged, replaces)?;
+        if let Some(old) = replaces {
+            self.store.purge_source(manifest, old)?;
+        }
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
         }
         Ok(())
     }
 
-    /// Drops everything staged for this source.
+    /// Drops everything of this source.
     pub fn abort(self) -> Result<(), StoreError> {
         let dir = self.staging_dir();
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
         }
+        Ok(())
+    }
+}
+
+struct Pending {
+    rec: SourceRecord,
+    documents_unreadable: i64,
+    replaces: Option<i64>,
+}
+
+/// Shared parts of the small sources of one run.
+pub struct RunSink {
+    store: Store,
+    run: i64,
+    buf: Buffers,
+    pending: Vec<Pending>,
+    flush_rows: usize,
+    n_parts: usize,
+}
+
+impl RunSink {
+    /// `run` numbers the run's part files (the first source sequence of the run).
+    pub fn new(store: &Store, run: i64, flush_rows: usize) -> Self {
+        RunSink {
+            store: store.clone(),
+            run,
+            buf: Buffers::default(),
+            pending: Vec::new(),
+            flush_rows: flush_rows.max(1),
+            n_parts: 0,
+        }
+    }
+
+    /// Writes the shared parts and commits the sources they hold.
+    pub fn flush(&mut self, manifest: &mut Manifest) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let dir = self.store.staging_root().join(format!("r{}", self.run));
+        let prefix = format!("part-r{:08}", self.run);
+        let parts = self.buf.write(&dir, &prefix, &mut self.n_parts)?;
+        move_into_store(&self.store, &dir, &parts)?;
+        for p in std::mem::take(&mut self.pending) {
+            manifest.commit(&p.rec, p.documents_unreadable, &parts, p.replaces)?;
+            if let Some(old) = p.replaces {
+                self.store.purge_source(manifest, old)?;
+            }
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Removes the rows of a superseded source from the part files that
+    /// hold them (deleting parts that held only its rows).
+    pub fn purge_source(&self, manifest: &mut Manifest, seq: i64) -> Result<(), StoreError> {
+        for rel in manifest.parts_of(seq)? {
+            let path = self.root().join(&rel);
+            if !path.exists() {
+                continue;
+            }
+            if manifest.part_sources(&rel)?.iter().all(|s| *s == seq) {
+                std::fs::remove_file(&path).map_err(io_err(&path))?;
+            } else {
+                let perr = |source| StoreError::Polars {
+                    path: path.clone(),
+                    source,
+                };
+                let mut df = LazyFrame::scan_parquet(
+                    PlRefPath::new(path.to_string_lossy().as_ref()),
+                    Default::default(),
+                )
+                .and_then(|lf| lf.filter(col("source_seq").neq(lit(seq))).collect())
+                .map_err(perr)?;
+                write_parquet_atomic(&mut df, &path)?;
+            }
+        }
+        manifest.forget_parts(seq)?;
         Ok(())
     }
 }

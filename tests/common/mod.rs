@@ -69,7 +69,10 @@ pub fn fmt(x: f64) -> String {
 /// exam line, and a bed-day line when inpatient.
 pub fn visit(ma_lk: &str, facility: &str, card: &str, inpatient: bool) -> Hoso {
     let mut lines2 = vec![drug(ma_lk, 1, 10.0, 1976.0)];
-    let mut lines3 = vec![service(ma_lk, 2, 13, 1.0, 35226.0), service(ma_lk, 3, 1, 2.0, 22756.0)];
+    let mut lines3 = vec![
+        service(ma_lk, 2, 13, 1.0, 35226.0),
+        service(ma_lk, 3, 1, 2.0, 22756.0),
+    ];
     if inpatient {
         lines3.push(service(ma_lk, 4, 15, 5.0, 254868.0));
         lines2.push(drug(ma_lk, 5, 3.0, 4353.0));
@@ -89,7 +92,14 @@ pub fn visit(ma_lk: &str, facility: &str, card: &str, inpatient: bool) -> Hoso {
         .set("MA_BENH_CHINH", "J44")
         .set("MA_BENH_KT", "I10;E11")
         .set("MA_DOITUONG_KCB", "1")
-        .set("NGAY_VAO", if inpatient { "202401050734" } else { "202401100734" })
+        .set(
+            "NGAY_VAO",
+            if inpatient {
+                "202401050734"
+            } else {
+                "202401100734"
+            },
+        )
         .set("NGAY_RA", "202401100930")
         .set("MA_LOAI_KCB", if inpatient { "03" } else { "01" })
         .set("MA_KHOA", "K01")
@@ -116,7 +126,11 @@ pub fn retotal(h: &mut Hoso) {
         .chain(h.xml3.iter())
         .filter_map(|l| l.get("THANH_TIEN_BV").and_then(|v| v.parse::<f64>().ok()))
         .sum();
-    let drugs: f64 = h.xml2.iter().filter_map(|l| l.get("THANH_TIEN_BV").and_then(|v| v.parse::<f64>().ok())).sum();
+    let drugs: f64 = h
+        .xml2
+        .iter()
+        .filter_map(|l| l.get("THANH_TIEN_BV").and_then(|v| v.parse::<f64>().ok()))
+        .sum();
     h.xml1
         .set("T_TONGCHI_BV", fmt(sum))
         .set("T_TONGCHI_BH", fmt(sum))
