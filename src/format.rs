@@ -19,12 +19,21 @@ fn group(n: i64, sep: char) -> String {
     }
     let first = digits.len() % 3;
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (i + 3 - first) % 3 == 0 {
+        if i > 0 && (i + 3 - first).is_multiple_of(3) {
             out.push(sep);
         }
         out.push(c);
     }
     out
+}
+
+/// A number as written in claims: no grouping, no trailing `.0`.
+pub fn plain_number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
 }
 
 #[cfg(test)]
@@ -39,14 +48,5 @@ mod tests {
         assert_eq!(group_vi(1234567), "1.234.567");
         assert_eq!(group_vi(-1234567), "-1.234.567");
         assert_eq!(group_en(779_600_000_000), "779,600,000,000");
-    }
-}
-
-/// A number as written in claims: no grouping, no trailing `.0`.
-pub fn plain_number(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 9.0e15 {
-        format!("{}", x as i64)
-    } else {
-        format!("{x}")
     }
 }

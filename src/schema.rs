@@ -340,31 +340,6 @@ table! {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn builder_makes_typed_frame() {
-        let mut b = QuarantineBuilder::default();
-        b.push(QuarantineRow {
-            source_file: "a.xml".into(),
-            source_seq: 1,
-            table_name: "XML1".into(),
-            record: "LK1".into(),
-            facility_code: None,
-            position: 10,
-            field: Some("NGAY_RA".into()),
-            rule: "bad_date".into(),
-            reason: "x".into(),
-        });
-        let df = b.finish();
-        assert_eq!(df.height(), 1);
-        assert_eq!(df.width(), QUARANTINE_COLUMNS.len());
-        assert_eq!(df.column("position").unwrap().dtype(), &DataType::Int64);
-    }
-}
-
 /// Quarantine rules with their meaning, for the data dictionary.
 pub const RULES: &[(&str, &str)] = &[
     ("missing_field", "a required field is absent or empty (visits: MA_LK, MA_CSKCB, MA_THE_BHYT, MA_BENH_CHINH, MA_LOAI_KCB, NGAY_VAO, NGAY_RA, T_TONGCHI_BV; lines: MA_LK, item code, MA_NHOM, SO_LUONG, DON_GIA, THANH_TIEN_BV)"),
@@ -440,4 +415,29 @@ pub fn render_dictionary() -> String {
          (`citizen_key`), MA_BN (`patient_code_key`).\n",
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_makes_typed_frame() {
+        let mut b = QuarantineBuilder::default();
+        b.push(QuarantineRow {
+            source_file: "a.xml".into(),
+            source_seq: 1,
+            table_name: "XML1".into(),
+            record: "LK1".into(),
+            facility_code: None,
+            position: 10,
+            field: Some("NGAY_RA".into()),
+            rule: "bad_date".into(),
+            reason: "x".into(),
+        });
+        let df = b.finish();
+        assert_eq!(df.height(), 1);
+        assert_eq!(df.width(), QUARANTINE_COLUMNS.len());
+        assert_eq!(df.column("position").unwrap().dtype(), &DataType::Int64);
+    }
 }

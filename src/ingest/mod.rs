@@ -560,7 +560,7 @@ fn process_hoso(unit: HosoUnit, conv: &Converter, base: &SourceCtx) -> HosoOutco
             }
         }
     }
-    let mut raws: Vec<RawRecord<'_>> = unit.inline_rows.iter().cloned().collect();
+    let mut raws: Vec<RawRecord<'_>> = unit.inline_rows.to_vec();
     for (pos, buf) in &buffers {
         if let Err(e) = xml::parse_rows(buf, &mut raws) {
             failure.get_or_insert(xml::XmlError {

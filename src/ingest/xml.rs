@@ -212,21 +212,9 @@ pub fn parse_rows<'a>(doc: &'a [u8], out: &mut Vec<RawRecord<'a>>) -> Result<(),
                     out.push(r);
                 }
             }
-            Event::Text(t) => {
-                if c.in_row() {
-                    c.text(utf8(t.into_inner(), pos)?);
-                }
-            }
-            Event::CData(t) => {
-                if c.in_row() {
-                    c.text(utf8(t.into_inner(), pos)?);
-                }
-            }
-            Event::GeneralRef(r) => {
-                if c.in_row() {
-                    c.text(Cow::Owned(resolve_ref(&r, pos)?));
-                }
-            }
+            Event::Text(t) if c.in_row() => c.text(utf8(t.into_inner(), pos)?),
+            Event::CData(t) if c.in_row() => c.text(utf8(t.into_inner(), pos)?),
+            Event::GeneralRef(r) if c.in_row() => c.text(Cow::Owned(resolve_ref(&r, pos)?)),
             Event::Eof => break,
             _ => {}
         }
