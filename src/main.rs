@@ -13,6 +13,11 @@ use bhyt::ingest::{self, IngestOptions, IngestReport};
 use bhyt::privacy::Pseudonymizer;
 use bhyt::store::Store;
 
+/// mimalloc: the ingest allocates many small strings on several threads,
+/// where glibc malloc spends a quarter of the time in lock contention.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "bhyt",

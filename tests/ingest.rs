@@ -331,6 +331,12 @@ fn reingest_case(flush_rows: usize) {
     assert_eq!(r2.visits.read, 0);
     assert_eq!(count(env.store().visits_all_versions().unwrap()), before);
     assert_eq!(count(env.store().lines().unwrap()), lines_before);
+    // The same bytes under another name add nothing either.
+    std::fs::create_dir_all(env.path("copy")).unwrap();
+    std::fs::copy(env.path("in/a.xml"), env.path("copy/a-again.xml")).unwrap();
+    let rc = env.ingest_with(&["copy"], |o| o.flush_rows = flush_rows);
+    assert_eq!((rc.files_ingested, rc.files_unchanged), (0, 1));
+    assert_eq!(count(env.store().visits_all_versions().unwrap()), before);
 
     // Correct the file: A2 gets an extra line.
     hosos[1].xml3.push(service("A2", 7, 2, 1.0, 150000.0));

@@ -15,6 +15,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{Datelike, Duration, NaiveDate};
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal, Poisson};
@@ -54,6 +55,8 @@ pub struct GenConfig {
     pub volume_growth: f64,
     /// Yearly growth of prices.
     pub price_growth: f64,
+    /// Inject the labelled anomalies and benign look-alikes.
+    pub anomalies: bool,
 }
 
 impl Default for GenConfig {
@@ -70,6 +73,7 @@ impl Default for GenConfig {
             days: 365,
             volume_growth: 0.04,
             price_growth: 0.05,
+            anomalies: true,
         }
     }
 }
@@ -86,15 +90,12 @@ struct Profile {
     daily: f64,
     /// Share of visits that are inpatient.
     inpatient: f64,
-    /// Price/intensity multiplier.
-    intensity: f64,
     /// Share of patients with another province's card.
     out_of_province: f64,
 }
 
 fn network() -> Vec<(u32, Profile)> {
-    let mut v = Vec::new();
-    let p = |level, grade, ownership, kind, name, daily, inpatient, intensity, oop| Profile {
+    let p = |level, grade, ownership, kind, name, daily, inpatient, oop| Profile {
         level,
         grade,
         ownership,
@@ -102,65 +103,62 @@ fn network() -> Vec<(u32, Profile)> {
         name,
         daily,
         inpatient,
-        intensity,
         out_of_province: oop,
     };
-    v.push((
-        1,
-        p(
-            "provincial",
-            "I",
-            "public",
-            "general",
-            "Bệnh viện Đa khoa tỉnh",
-            900.0,
-            0.17,
-            1.35,
-            0.08,
+    let mut v = vec![
+        (
+            1,
+            p(
+                "provincial",
+                "I",
+                "public",
+                "general",
+                "Bệnh viện Đa khoa tỉnh",
+                900.0,
+                0.15,
+                0.08,
+            ),
         ),
-    ));
-    v.push((
-        2,
-        p(
-            "provincial",
-            "II",
-            "public",
-            "general",
-            "Bệnh viện Đa khoa khu vực",
-            600.0,
-            0.17,
-            1.15,
-            0.06,
+        (
+            2,
+            p(
+                "provincial",
+                "II",
+                "public",
+                "general",
+                "Bệnh viện Đa khoa khu vực",
+                600.0,
+                0.15,
+                0.06,
+            ),
         ),
-    ));
-    v.push((
-        3,
-        p(
-            "provincial",
-            "II",
-            "public",
-            "specialist",
-            "Bệnh viện Sản Nhi",
-            250.0,
-            0.20,
-            1.2,
-            0.07,
+        (
+            3,
+            p(
+                "provincial",
+                "II",
+                "public",
+                "specialist",
+                "Bệnh viện Sản Nhi",
+                250.0,
+                0.17,
+                0.07,
+            ),
         ),
-    ));
-    v.push((
-        4,
-        p(
-            "provincial",
-            "II",
-            "public",
-            "specialist",
-            "Bệnh viện Lao và Bệnh phổi",
-            250.0,
-            0.18,
-            1.1,
-            0.05,
+        (
+            4,
+            p(
+                "provincial",
+                "II",
+                "public",
+                "specialist",
+                "Bệnh viện Lao và Bệnh phổi",
+                250.0,
+                0.16,
+                0.05,
+            ),
         ),
-    ));
+    ];
     for i in 0..7 {
         v.push((
             11 + i,
@@ -171,8 +169,7 @@ fn network() -> Vec<(u32, Profile)> {
                 "general",
                 "Trung tâm Y tế huyện",
                 220.0,
-                0.11,
-                0.8,
+                0.10,
                 0.03,
             ),
         ));
@@ -188,7 +185,6 @@ fn network() -> Vec<(u32, Profile)> {
                 "Trạm Y tế xã",
                 6.0,
                 0.02,
-                0.45,
                 0.01,
             ),
         ));
@@ -204,7 +200,6 @@ fn network() -> Vec<(u32, Profile)> {
                 "Bệnh viện tư nhân",
                 60.0,
                 0.12,
-                1.1,
                 0.10,
             ),
         ));
@@ -220,7 +215,6 @@ fn network() -> Vec<(u32, Profile)> {
                 "Phòng khám đa khoa tư nhân",
                 25.0,
                 0.0,
-                0.7,
                 0.05,
             ),
         ));
@@ -235,7 +229,6 @@ fn network() -> Vec<(u32, Profile)> {
             "Phòng khám công ty",
             10.0,
             0.0,
-            0.5,
             0.02,
         ),
     ));
@@ -443,14 +436,102 @@ fn season_factor(s: Season, day_of_year: u32) -> f64 {
     }
 }
 
-/// Base prices in VND (scaled by facility intensity and yearly growth).
-const PRICE_EXAM: f64 = 38_700.0;
-const PRICE_BED: f64 = 240_000.0;
+/// Diagnosis a visit is upcoded to: a costlier code of the same complaint.
+fn upcode(code: &str) -> &'static str {
+    match code {
+        "J06" | "J20" => "J18",
+        "I10" => "I20",
+        "K29" => "K35",
+        "M54" => "S52",
+        "A09" => "A90",
+        "H10" | "Z00" => "L03",
+        "N39" => "I50",
+        "E11" => "I63",
+        _ => "J44",
+    }
+}
+
+fn dx_by_code(code: &str) -> &'static Dx {
+    DIAGNOSES
+        .iter()
+        .find(|d| d.code == code)
+        .unwrap_or(&DIAGNOSES[0])
+}
+
 /// Overall price level, calibrated so that one province-year at scale 1
 /// costs ≈ 780 billion VND (checked by a test).
-const PRICE_LEVEL: f64 = 0.725;
+const PRICE_LEVEL: f64 = 0.746;
 /// Overall volume level, calibrated to ≈ 1.53 M visits per province-year.
-const VOLUME_LEVEL: f64 = 1.06;
+const VOLUME_LEVEL: f64 = 1.03;
+
+/// The price list: one price per item code, the same for every facility of
+/// a grade (services) or of the province (drugs and supplies, by tender).
+struct PriceList {
+    labs: Vec<(String, f64)>,
+    imaging: Vec<(String, f64)>,
+    ct: Vec<(String, f64)>,
+    drugs: Vec<(String, f64)>,
+    supplies: Vec<(String, f64)>,
+    procedures: Vec<(String, f64)>,
+}
+
+const EXAM: (&str, f64) = ("02.1896", 38_700.0);
+/// Specialist examination: the upcoding target of a plain examination.
+const EXAM_SPECIALIST: (&str, f64) = ("02.1900", 69_700.0);
+const BED: (&str, f64) = ("K03.1930", 240_000.0);
+
+impl PriceList {
+    fn new(seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(seed, "prices", 0));
+        let mut list = |n: usize,
+                        code: &dyn Fn(usize) -> String,
+                        lo: f64,
+                        hi: f64,
+                        pow: i32|
+         -> Vec<(String, f64)> {
+            (0..n)
+                .map(|i| {
+                    (
+                        code(i),
+                        (lo + (hi - lo) * rng.gen::<f64>().powi(pow)).round(),
+                    )
+                })
+                .collect()
+        };
+        PriceList {
+            labs: list(40, &|i| format!("22.{:04}", 100 + i), 22_000.0, 95_000.0, 1),
+            imaging: list(30, &|i| format!("18.{:04}", 1 + i), 60_000.0, 140_000.0, 1),
+            ct: list(
+                10,
+                &|i| format!("18.{:04}", 100 + i),
+                500_000.0,
+                900_000.0,
+                1,
+            ),
+            drugs: list(900, &|i| format!("40.{}", 1 + i), 900.0, 9_000.0, 2),
+            supplies: list(60, &|i| format!("N03.{:02}", 1 + i), 18_000.0, 48_000.0, 1),
+            procedures: list(
+                200,
+                &|i| format!("10.{:04}", 1 + i),
+                600_000.0,
+                3_000_000.0,
+                2,
+            ),
+        }
+    }
+}
+
+/// Price factor of a grade for technical services (higher grades are paid more).
+fn grade_factor(grade: &str) -> f64 {
+    match grade {
+        "special" => 1.15,
+        "I" => 1.08,
+        "II" => 1.0,
+        "III" => 0.93,
+        "IV" => 0.85,
+        _ => 1.0,
+    }
+}
 
 /// A generated facility.
 #[derive(Debug, Clone)]
@@ -474,6 +555,173 @@ fn facilities(cfg: &GenConfig) -> Vec<Facility> {
     out
 }
 
+/// Kinds of injected anomalies, and the benign look-alikes a good engine
+/// must not flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyKind {
+    UnjustifiedAdmission,
+    ProlongedStay,
+    LabImagingOveruse,
+    Upcoding,
+    PriceInflation,
+    PhantomOutOfProvince,
+    DuplicateClaims,
+    BudgetOverrun,
+    /// Benign: a new intensive-care unit makes the case mix heavier.
+    CaseMixShift,
+    /// Benign: a price change for every facility of a grade on one date.
+    GradePriceChange,
+    /// Benign: a seasonal epidemic across the province.
+    SeasonalEpidemic,
+}
+
+impl AnomalyKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            AnomalyKind::UnjustifiedAdmission => "unjustified_admission",
+            AnomalyKind::ProlongedStay => "prolonged_stay",
+            AnomalyKind::LabImagingOveruse => "lab_imaging_overuse",
+            AnomalyKind::Upcoding => "upcoding",
+            AnomalyKind::PriceInflation => "price_inflation",
+            AnomalyKind::PhantomOutOfProvince => "phantom_out_of_province",
+            AnomalyKind::DuplicateClaims => "duplicate_claims",
+            AnomalyKind::BudgetOverrun => "budget_overrun",
+            AnomalyKind::CaseMixShift => "case_mix_shift",
+            AnomalyKind::GradePriceChange => "grade_price_change",
+            AnomalyKind::SeasonalEpidemic => "seasonal_epidemic",
+        }
+    }
+
+    pub fn benign(self) -> bool {
+        matches!(
+            self,
+            AnomalyKind::CaseMixShift
+                | AnomalyKind::GradePriceChange
+                | AnomalyKind::SeasonalEpidemic
+        )
+    }
+
+    const FRAUD: [AnomalyKind; 8] = [
+        AnomalyKind::UnjustifiedAdmission,
+        AnomalyKind::ProlongedStay,
+        AnomalyKind::LabImagingOveruse,
+        AnomalyKind::Upcoding,
+        AnomalyKind::PriceInflation,
+        AnomalyKind::PhantomOutOfProvince,
+        AnomalyKind::DuplicateClaims,
+        AnomalyKind::BudgetOverrun,
+    ];
+}
+
+/// One injected anomaly at one facility over a date range.
+#[derive(Debug, Clone)]
+struct Planned {
+    facility: usize,
+    kind: AnomalyKind,
+    start: NaiveDate,
+    /// Exclusive end.
+    end: NaiveDate,
+}
+
+impl Planned {
+    fn active(&self, day: NaiveDate) -> bool {
+        day >= self.start && day < self.end
+    }
+}
+
+/// Chooses the anomalies of a run: per province, each fraud type at a
+/// different hospital or clinic, a heavier case mix at another, a price
+/// change for one grade, and an epidemic across the province. Windows open
+/// after the first third of the run, so every facility has a baseline.
+fn plan(cfg: &GenConfig, facs: &[Facility]) -> Vec<Planned> {
+    if !cfg.anomalies {
+        return Vec::new();
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(cfg.seed, "plan", 0));
+    let len = cfg.days as i64;
+    let window = |rng: &mut ChaCha8Rng, min_len: i64| -> (NaiveDate, NaiveDate) {
+        let start = cfg.start + Duration::days((len as f64 * rng.gen_range(0.35..0.6)) as i64);
+        let dur = ((len as f64 * rng.gen_range(0.3..0.45)) as i64).max(min_len);
+        (
+            start,
+            (start + Duration::days(dur)).min(cfg.start + Duration::days(len)),
+        )
+    };
+    let mut out = Vec::new();
+    for prov in cfg.province_codes.iter().take(cfg.provinces.max(1)) {
+        let idx: Vec<usize> = (0..facs.len())
+            .filter(|&i| &facs[i].province_code == prov)
+            .collect();
+        let mut hospitals: Vec<usize> = idx
+            .iter()
+            .copied()
+            .filter(|&i| facs[i].profile.inpatient > 0.05)
+            .collect();
+        hospitals.shuffle(&mut rng);
+        let mut clinics: Vec<usize> = idx
+            .iter()
+            .copied()
+            .filter(|&i| facs[i].profile.kind == "clinic")
+            .collect();
+        clinics.shuffle(&mut rng);
+        for kind in AnomalyKind::FRAUD {
+            // Clinics have no beds: they take the outpatient frauds first.
+            let needs_beds = matches!(
+                kind,
+                AnomalyKind::UnjustifiedAdmission | AnomalyKind::ProlongedStay
+            );
+            let f = if !needs_beds
+                && matches!(
+                    kind,
+                    AnomalyKind::PhantomOutOfProvince | AnomalyKind::DuplicateClaims
+                ) {
+                clinics.pop().or_else(|| hospitals.pop())
+            } else {
+                hospitals.pop()
+            };
+            if let Some(f) = f {
+                let (start, end) = window(&mut rng, 21);
+                out.push(Planned {
+                    facility: f,
+                    kind,
+                    start,
+                    end,
+                });
+            }
+        }
+        if let Some(f) = hospitals.pop() {
+            let (start, _) = window(&mut rng, 21);
+            out.push(Planned {
+                facility: f,
+                kind: AnomalyKind::CaseMixShift,
+                start,
+                end: cfg.start + Duration::days(len),
+            });
+        }
+        let (start, _) = window(&mut rng, 21);
+        for &i in idx.iter().filter(|&&i| facs[i].profile.grade == "III") {
+            out.push(Planned {
+                facility: i,
+                kind: AnomalyKind::GradePriceChange,
+                start,
+                end: cfg.start + Duration::days(len),
+            });
+        }
+        let (start, end) = window(&mut rng, 28);
+        let end = end.min(start + Duration::days(75));
+        for &i in &idx {
+            out.push(Planned {
+                facility: i,
+                kind: AnomalyKind::SeasonalEpidemic,
+                start,
+                end,
+            });
+        }
+    }
+    out
+}
+
 /// What a run wrote.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GenSummary {
@@ -484,6 +732,9 @@ pub struct GenSummary {
     pub total_cost_vnd: f64,
     pub files: usize,
     pub bytes: u64,
+    /// Labelled anomalies (facility rows), fraud and benign.
+    pub labels: usize,
+    pub true_excess_vnd: f64,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> GenerateError + '_ {
@@ -503,36 +754,52 @@ fn stream_seed(seed: u64, a: &str, b: u64) -> u64 {
     h
 }
 
-/// Writes registry, budgets and claims under `out`:
-/// `facilities.csv`, `budgets.csv`, `claims/<province>/<year>/<facility>-<yyyyww>.xml`.
+/// Writes registry, budgets, labels and claims under `out`:
+/// `facilities.csv`, `budgets.csv`, `labels.csv`,
+/// `claims/<province>/<year>/<facility>-<isoweek>-<mmdd>.xml`.
 pub fn generate(cfg: &GenConfig, out: &Path, progress: bool) -> Result<GenSummary, GenerateError> {
+    run(cfg, Some(out), progress)
+}
+
+/// Computes what [`generate`] would write, without writing claims files
+/// (for calibration checks).
+pub fn simulate(cfg: &GenConfig) -> Result<GenSummary, GenerateError> {
+    run(cfg, None, false)
+}
+
+fn run(cfg: &GenConfig, out: Option<&Path>, progress: bool) -> Result<GenSummary, GenerateError> {
     if cfg.days == 0 || cfg.scale <= 0.0 {
         return Err(GenerateError::Config(
             "days and scale must be positive".into(),
         ));
     }
-    std::fs::create_dir_all(out).map_err(io(out))?;
-    let facs = facilities(cfg);
-    // Registry.
-    let reg_path = out.join("facilities.csv");
-    let mut reg = String::from("facility_code,name,province_code,level,grade,ownership,kind\n");
-    for f in &facs {
-        let p = f.profile;
-        reg.push_str(&format!(
-            "{},{} {},{},{},{},{},{}\n",
-            f.code,
-            p.name,
-            &f.code[2..],
-            f.province_code,
-            p.level,
-            p.grade,
-            p.ownership,
-            p.kind
-        ));
+    if let Some(out) = out {
+        std::fs::create_dir_all(out).map_err(io(out))?;
     }
-    std::fs::write(&reg_path, reg).map_err(io(&reg_path))?;
+    let facs = facilities(cfg);
+    let prices = PriceList::new(cfg.seed);
+    let planned = plan(cfg, &facs);
+    if let Some(out) = out {
+        let reg_path = out.join("facilities.csv");
+        let mut reg = String::from("facility_code,name,province_code,level,grade,ownership,kind\n");
+        for f in &facs {
+            let p = f.profile;
+            reg.push_str(&format!(
+                "{},{} {},{},{},{},{},{}\n",
+                f.code,
+                p.name,
+                &f.code[2..],
+                f.province_code,
+                p.level,
+                p.grade,
+                p.ownership,
+                p.kind
+            ));
+        }
+        std::fs::write(&reg_path, reg).map_err(io(&reg_path))?;
+    }
 
-    // Weeks: facility × ISO-week-aligned chunks of days.
+    // Work units: facility × ISO week (cut at the run's ends).
     let mut weeks: Vec<(NaiveDate, u32)> = Vec::new();
     let mut d = cfg.start;
     let end = cfg.start + Duration::days(cfg.days as i64);
@@ -557,10 +824,16 @@ pub fn generate(cfg: &GenConfig, out: &Path, progress: bool) -> Result<GenSummar
     } else {
         indicatif::ProgressBar::hidden()
     };
+    let ctx = Ctx {
+        cfg,
+        facs: &facs,
+        prices: &prices,
+        planned: &planned,
+    };
     let results: Vec<Result<WeekOut, GenerateError>> = jobs
         .par_iter()
         .map(|&(fi, wi)| {
-            let r = gen_week(cfg, &facs, fi, weeks[wi].0, weeks[wi].1, out);
+            let r = gen_week(&ctx, fi, weeks[wi].0, weeks[wi].1, out);
             pb.inc(1);
             r
         })
@@ -570,8 +843,11 @@ pub fn generate(cfg: &GenConfig, out: &Path, progress: bool) -> Result<GenSummar
         facilities: facs.len(),
         ..Default::default()
     };
-    // Spending per facility-year, for budgets.
-    let mut spend: std::collections::BTreeMap<(String, i32), f64> = Default::default();
+    // Spending without the fraud, per facility-year: what a planner would
+    // have budgeted for.
+    let mut planned_spend: std::collections::BTreeMap<(String, i32), (f64, u32)> =
+        Default::default();
+    let mut excess = vec![0.0f64; planned.len()];
     for r in results {
         let w = r?;
         s.visits += w.visits;
@@ -582,41 +858,85 @@ pub fn generate(cfg: &GenConfig, out: &Path, progress: bool) -> Result<GenSummar
             s.files += 1;
         }
         s.bytes += w.bytes;
-        *spend.entry((w.facility, w.year)).or_default() += w.cost;
+        let e = planned_spend.entry((w.facility, w.year)).or_default();
+        e.0 += w.cost - w.excess.iter().map(|(_, x)| x).sum::<f64>();
+        e.1 += w.days;
+        for (i, x) in w.excess {
+            excess[i] += x;
+        }
     }
-    // Budgets: planned from the spending scaled to a full year, with the
+    s.labels = planned.len();
+    s.true_excess_vnd = excess.iter().sum();
+    let Some(out) = out else {
+        return Ok(s);
+    };
+    // Budgets: the fraud-free spending of the year (annualised), with the
     // planning error the seed province shows (a few percent either way).
     let bud_path = out.join("budgets.csv");
     let mut bud = String::from("facility_code,year,budget_vnd\n");
     let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(cfg.seed, "budget", 0));
-    let days_in_run: f64 = cfg.days as f64;
-    for ((code, year), cost) in &spend {
-        let year_days = days_in_run.min(365.0);
-        let annual = cost * 365.0 / year_days;
-        let budget = annual * rng.gen_range(0.93..1.05);
+    for ((code, year), (cost, days)) in &planned_spend {
+        let annual = cost * 365.0 / (*days).max(1) as f64;
+        let budget = annual * rng.gen_range(0.95..1.06);
         bud.push_str(&format!("{code},{year},{:.0}\n", budget.round()));
     }
     std::fs::write(&bud_path, bud).map_err(io(&bud_path))?;
+    let lab_path = out.join("labels.csv");
+    let mut lab = String::from("facility_code,start,end,type,benign,true_excess_vnd\n");
+    for (p, x) in planned.iter().zip(&excess) {
+        lab.push_str(&format!(
+            "{},{},{},{},{},{:.0}\n",
+            facs[p.facility].code,
+            p.start,
+            p.end - Duration::days(1),
+            p.kind.name(),
+            p.kind.benign(),
+            x
+        ));
+    }
+    std::fs::write(&lab_path, lab).map_err(io(&lab_path))?;
     Ok(s)
+}
+
+struct Ctx<'a> {
+    cfg: &'a GenConfig,
+    facs: &'a [Facility],
+    prices: &'a PriceList,
+    planned: &'a [Planned],
 }
 
 struct WeekOut {
     facility: String,
     year: i32,
+    days: u32,
     visits: u64,
     inpatient: u64,
     lines: u64,
     cost: f64,
     bytes: u64,
+    /// (planned anomaly index, excess VND)
+    excess: Vec<(usize, f64)>,
 }
 
-fn pick_dx(rng: &mut ChaCha8Rng, day_of_year: u32, inpatient: Option<bool>) -> &'static Dx {
+fn pick_dx(
+    rng: &mut ChaCha8Rng,
+    day_of_year: u32,
+    inpatient: bool,
+    epidemic: bool,
+    heavy: bool,
+) -> &'static Dx {
     let w = |d: &Dx| {
-        let base = d.weight * season_factor(d.season, day_of_year);
-        match inpatient {
-            Some(true) => base * d.admit,
-            Some(false) => base * (1.0 - d.admit),
-            None => base,
+        let mut base = d.weight * season_factor(d.season, day_of_year);
+        if epidemic && d.season == Season::Dengue {
+            base *= 8.0;
+        }
+        if heavy && d.cost >= 2.0 {
+            base *= 4.0;
+        }
+        if inpatient {
+            base * d.admit
+        } else {
+            base * (1.0 - d.admit)
         }
     };
     let total: f64 = DIAGNOSES.iter().map(w).sum();
@@ -630,39 +950,45 @@ fn pick_dx(rng: &mut ChaCha8Rng, day_of_year: u32, inpatient: Option<bool>) -> &
     &DIAGNOSES[0]
 }
 
-fn card_for(rng: &mut ChaCha8Rng, cfg: &GenConfig, home: &str, oop_share: f64) -> String {
-    let provinces: Vec<&String> = cfg
+const GROUPS: &[(&str, f64, char)] = &[
+    ("DN", 0.22, '4'),
+    ("HC", 0.05, '4'),
+    ("HT", 0.08, '2'),
+    ("GD", 0.30, '4'),
+    ("TE", 0.12, '1'),
+    ("HN", 0.10, '3'),
+    ("HS", 0.08, '4'),
+    ("CN", 0.05, '2'),
+];
+
+/// A card of a person from the facility's catchment (so people come back),
+/// or from another province.
+fn card_for(rng: &mut ChaCha8Rng, ctx: &Ctx, f: &Facility, oop: bool) -> String {
+    let provinces: Vec<&String> = ctx
+        .cfg
         .province_codes
         .iter()
-        .take(cfg.provinces.max(1))
+        .take(ctx.cfg.provinces.max(1))
         .collect();
-    let province = if rng.gen::<f64>() < oop_share {
-        // Another province: a generated one when there are several, else a
-        // neighbour whose current province differs.
+    let (province, pool_key) = if oop {
         let others: Vec<&str> = if provinces.len() > 1 {
             provinces
                 .iter()
                 .map(|s| s.as_str())
-                .filter(|p| *p != home)
+                .filter(|p| *p != f.province_code)
                 .collect()
         } else {
             vec!["86", "82", "89", "79", "01"]
         };
-        others[rng.gen_range(0..others.len())].to_string()
+        let p = others[rng.gen_range(0..others.len())].to_string();
+        let key = format!("oop{p}");
+        (p, key)
     } else {
-        home.to_string()
+        (f.province_code.clone(), f.code.clone())
     };
-    const GROUPS: &[(&str, f64, char)] = &[
-        ("DN", 0.22, '4'),
-        ("HC", 0.05, '4'),
-        ("HT", 0.08, '2'),
-        ("GD", 0.30, '4'),
-        ("TE", 0.12, '1'),
-        ("HN", 0.10, '3'),
-        ("HS", 0.08, '4'),
-        ("CN", 0.05, '2'),
-    ];
-    let mut x = rng.gen::<f64>();
+    let pool = ((f.profile.daily * ctx.cfg.scale * 365.0 / 2.5) as u64).max(60);
+    let person = stream_seed(ctx.cfg.seed, &pool_key, rng.gen_range(0..pool));
+    let mut x = (person % 10_000) as f64 / 10_000.0;
     let (mut group, mut level) = ("GD", '4');
     for (g, w, l) in GROUPS {
         x -= w;
@@ -672,20 +998,54 @@ fn card_for(rng: &mut ChaCha8Rng, cfg: &GenConfig, home: &str, oop_share: f64) -
             break;
         }
     }
-    // Social-insurance number: province digits + person number.
-    let person: u64 = rng.gen_range(0..400_000);
-    format!("{group}{level}{province}{}{:08}", &province, person)
+    format!(
+        "{group}{level}{province}{province}{:08}",
+        (person >> 16) % 100_000_000
+    )
+}
+
+/// How a visit departs from the normal one.
+#[derive(Debug, Clone, Copy)]
+struct Mods {
+    los_factor: f64,
+    force_inpatient_los: Option<i64>,
+    extra_labs: u32,
+    extra_imaging: u32,
+    upcode: bool,
+    drug_supply_price: f64,
+    service_price: f64,
+}
+
+impl Default for Mods {
+    fn default() -> Self {
+        Mods {
+            los_factor: 1.0,
+            force_inpatient_los: None,
+            extra_labs: 0,
+            extra_imaging: 0,
+            upcode: false,
+            drug_supply_price: 1.0,
+            service_price: 1.0,
+        }
+    }
+}
+
+fn total_of(h: &Hoso) -> f64 {
+    h.xml1
+        .get("T_TONGCHI_BV")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 fn gen_week(
-    cfg: &GenConfig,
-    facs: &[Facility],
+    ctx: &Ctx,
     fi: usize,
     start: NaiveDate,
     ndays: u32,
-    out: &Path,
+    out: Option<&Path>,
 ) -> Result<WeekOut, GenerateError> {
-    let f = &facs[fi];
+    let cfg = ctx.cfg;
+    let f = &ctx.facs[fi];
     let p = f.profile;
     let iso = start.iso_week();
     let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(
@@ -693,22 +1053,38 @@ fn gen_week(
         &f.code,
         (iso.year() as u64) * 100 + iso.week() as u64,
     ));
-    let years_in = (start - cfg.start).num_days() as f64 / 365.25;
-    let vol_growth = (1.0 + cfg.volume_growth).powf(years_in);
-    let price_growth = (1.0 + cfg.price_growth).powf(years_in);
+    let mine: Vec<(usize, &Planned)> = ctx
+        .planned
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.facility == fi)
+        .collect();
     let mut hosos = Vec::new();
     let mut w = WeekOut {
         facility: f.code.clone(),
         year: start.year(),
+        days: ndays,
         visits: 0,
         inpatient: 0,
         lines: 0,
         cost: 0.0,
         bytes: 0,
+        excess: Vec::new(),
     };
+    let mut excess: std::collections::BTreeMap<usize, f64> = Default::default();
     let noise = LogNormal::new(0.0, 0.35).expect("valid");
     for di in 0..ndays {
         let day = start + Duration::days(di as i64);
+        let active = |k: AnomalyKind| {
+            mine.iter()
+                .find(|(_, a)| a.kind == k && a.active(day))
+                .map(|(i, _)| *i)
+        };
+        let years_in = (day.year() - cfg.start.year()) as f64;
+        let vol_growth =
+            (1.0 + cfg.volume_growth).powf((day - cfg.start).num_days() as f64 / 365.25);
+        // Prices change on 1 January, as price decisions do.
+        let price_growth = (1.0 + cfg.price_growth).powf(years_in);
         let doy = day.ordinal();
         let weekday = match day.weekday().num_days_from_monday() {
             5 => 0.55,
@@ -717,34 +1093,163 @@ fn gen_week(
         };
         let seasonal = 0.9 + 0.1 * season_factor(Season::Respiratory, doy);
         let lambda = p.daily * VOLUME_LEVEL * cfg.scale * weekday * seasonal * vol_growth;
-        let n = if lambda > 0.0 {
-            Poisson::new(lambda).expect("positive").sample(&mut rng) as u64
+        let epidemic = active(AnomalyKind::SeasonalEpidemic).is_some();
+        let heavy = active(AnomalyKind::CaseMixShift).is_some();
+        let mut base = Mods {
+            service_price: if active(AnomalyKind::GradePriceChange).is_some() {
+                1.12
+            } else {
+                1.0
+            },
+            ..Default::default()
+        };
+        if let Some(a) = active(AnomalyKind::PriceInflation) {
+            base.drug_supply_price = 1.35;
+            let _ = a;
+        }
+        let poisson = |rng: &mut ChaCha8Rng, l: f64| {
+            if l > 0.0 {
+                Poisson::new(l).expect("positive").sample(rng) as u64
+            } else {
+                0
+            }
+        };
+        let mut n = poisson(&mut rng, lambda * if epidemic { 1.08 } else { 1.0 });
+        let surge =
+            active(AnomalyKind::BudgetOverrun).map(|a| (a, poisson(&mut rng, lambda * 0.3)));
+        let phantom = active(AnomalyKind::PhantomOutOfProvince)
+            .map(|a| (a, poisson(&mut rng, lambda * 0.15)));
+        let n_normal = n;
+        n += surge.map_or(0, |s| s.1) + phantom.map_or(0, |s| s.1);
+        let inpatient_share = if heavy {
+            (p.inpatient * 1.5).min(0.5)
         } else {
-            0
+            p.inpatient
         };
         for k in 0..n {
-            let inpatient = rng.gen::<f64>() < p.inpatient;
-            let dx = pick_dx(&mut rng, doy, Some(inpatient));
+            let is_surge = k >= n_normal && surge.is_some_and(|s| k < n_normal + s.1);
+            let is_phantom = k >= n_normal && !is_surge;
+            let inpatient = !is_phantom && rng.gen::<f64>() < inpatient_share;
+            let dx = pick_dx(&mut rng, doy, inpatient, epidemic, heavy);
             let ma_lk = format!("{}{}{:05}", f.code, day.format("%y%m%d"), k);
-            let card = card_for(&mut rng, cfg, &f.province_code, p.out_of_province);
-            let price = p.intensity * price_growth * PRICE_LEVEL;
-            let h = make_visit(
-                &mut rng, &ma_lk, f, day, inpatient, dx, &card, price, &noise,
+            let oop = is_phantom || rng.gen::<f64>() < p.out_of_province;
+            let card = card_for(&mut rng, ctx, f, oop);
+            let price = price_growth * PRICE_LEVEL;
+            let twin = rng.clone();
+            let mut h = make_visit(
+                &mut rng, ctx, &ma_lk, f, day, inpatient, dx, &card, price, &noise, &base,
             );
-            w.visits += 1;
-            w.inpatient += inpatient as u64;
-            w.lines += (h.xml2.len() + h.xml3.len()) as u64;
-            w.cost += h
-                .xml1
-                .get("T_TONGCHI_BV")
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0);
-            hosos.push(h);
+            let normal_cost = total_of(&h);
+            // Fraud that changes the claim of a real visit: the excess is
+            // the difference with its honest twin (same random draws).
+            let mut fraud: Option<(usize, Mods, bool, &'static Dx)> = None;
+            if let Some(a) = active(AnomalyKind::UnjustifiedAdmission) {
+                if !inpatient && dx.admit < 0.1 && rng.gen::<f64>() < 0.12 {
+                    fraud = Some((
+                        a,
+                        Mods {
+                            force_inpatient_los: Some(rng.gen_range(2..5)),
+                            ..base
+                        },
+                        true,
+                        dx,
+                    ));
+                }
+            }
+            if let Some(a) = active(AnomalyKind::ProlongedStay) {
+                if inpatient {
+                    fraud = Some((
+                        a,
+                        Mods {
+                            los_factor: 1.7,
+                            ..base
+                        },
+                        true,
+                        dx,
+                    ));
+                }
+            }
+            if let Some(a) = active(AnomalyKind::LabImagingOveruse) {
+                if rng.gen::<f64>() < 0.6 {
+                    fraud = Some((
+                        a,
+                        Mods {
+                            extra_labs: 4,
+                            extra_imaging: 1,
+                            ..base
+                        },
+                        inpatient,
+                        dx,
+                    ));
+                }
+            }
+            if let Some(a) = active(AnomalyKind::Upcoding) {
+                if rng.gen::<f64>() < 0.3 {
+                    fraud = Some((
+                        a,
+                        Mods {
+                            upcode: true,
+                            ..base
+                        },
+                        inpatient,
+                        dx_by_code(upcode(dx.code)),
+                    ));
+                }
+            }
+            if let Some((a, mods, inp, dx2)) = fraud {
+                let mut r2 = twin.clone();
+                let h2 = make_visit(
+                    &mut r2, ctx, &ma_lk, f, day, inp, dx2, &card, price, &noise, &mods,
+                );
+                *excess.entry(a).or_default() += total_of(&h2) - normal_cost;
+                h = h2;
+            }
+            if base.drug_supply_price != 1.0 {
+                // Price inflation: the same visit at honest prices.
+                let mut r2 = twin.clone();
+                let honest = Mods {
+                    drug_supply_price: 1.0,
+                    ..base
+                };
+                let h0 = make_visit(
+                    &mut r2, ctx, &ma_lk, f, day, inpatient, dx, &card, price, &noise, &honest,
+                );
+                if let Some(a) = active(AnomalyKind::PriceInflation) {
+                    *excess.entry(a).or_default() += normal_cost - total_of(&h0);
+                }
+            }
+            if is_surge || is_phantom {
+                let a = if is_surge {
+                    surge.map(|s| s.0)
+                } else {
+                    phantom.map(|s| s.0)
+                };
+                if let Some(a) = a {
+                    *excess.entry(a).or_default() += total_of(&h);
+                }
+            }
+            let dup = active(AnomalyKind::DuplicateClaims).filter(|_| rng.gen::<f64>() < 0.06);
+            if let Some(a) = dup {
+                // The same stay claimed again under another MA_LK.
+                let mut d = h.clone();
+                let dup_lk = format!("{}{}{:05}", f.code, day.format("%y%m%d"), n + k);
+                d.xml1.set("MA_LK", dup_lk.clone());
+                for l in d.xml2.iter_mut().chain(d.xml3.iter_mut()) {
+                    l.set("MA_LK", dup_lk.clone());
+                }
+                *excess.entry(a).or_default() += total_of(&d);
+                push(&mut w, &mut hosos, d);
+            }
+            push(&mut w, &mut hosos, h);
         }
     }
+    w.excess = excess.into_iter().collect();
     if hosos.is_empty() {
         return Ok(w);
     }
+    let Some(out) = out else {
+        return Ok(w);
+    };
     let dir = out
         .join("claims")
         .join(&f.province_code)
@@ -768,6 +1273,14 @@ fn gen_week(
     Ok(w)
 }
 
+fn push(w: &mut WeekOut, hosos: &mut Vec<Hoso>, h: Hoso) {
+    w.visits += 1;
+    w.inpatient += matches!(h.xml1.get("MA_LOAI_KCB"), Some("03" | "06")) as u64;
+    w.lines += (h.xml2.len() + h.xml3.len()) as u64;
+    w.cost += total_of(&h);
+    hosos.push(h);
+}
+
 fn vnd(x: f64) -> String {
     format!("{}", x.round() as i64)
 }
@@ -775,6 +1288,7 @@ fn vnd(x: f64) -> String {
 #[allow(clippy::too_many_arguments)]
 fn make_visit(
     rng: &mut ChaCha8Rng,
+    ctx: &Ctx,
     ma_lk: &str,
     f: &Facility,
     day: NaiveDate,
@@ -783,7 +1297,10 @@ fn make_visit(
     card: &str,
     price: f64,
     noise: &LogNormal<f64>,
+    mods: &Mods,
 ) -> Hoso {
+    let prices = ctx.prices;
+    let inpatient = inpatient || mods.force_inpatient_los.is_some();
     let mut xml2 = Vec::new();
     let mut xml3 = Vec::new();
     let mut stt = 0u32;
@@ -791,24 +1308,21 @@ fn make_visit(
     let doctor = format!("BS{}{:03}", &f.code, rng.gen_range(0..40));
     let hour = rng.gen_range(7..17);
     let minute = rng.gen_range(0..60);
-    let los = if inpatient {
-        let l = (dx.los
-            * noise.sample(rng)
-            * if f.profile.level == "commune" {
-                0.4
-            } else {
-                1.0
-            })
-        .round() as i64;
-        l.clamp(1, 45)
+    let commune = f.profile.level == "commune";
+    let los = if let Some(l) = mods.force_inpatient_los {
+        l
+    } else if inpatient {
+        let l = (dx.los * noise.sample(rng) * if commune { 0.4 } else { 1.0 }).round();
+        ((l * mods.los_factor).round() as i64).clamp(1, 60)
     } else {
         0
     };
     let admit = day - Duration::days(los);
     let ts = |d: NaiveDate| format!("{}{hour:02}{minute:02}", d.format("%Y%m%d"));
-    let line3 = |stt: &mut u32, nhom: u32, code: String, name: &str, qty: f64, unit: f64| {
+    let service = price * grade_factor(f.profile.grade) * mods.service_price;
+    let goods = price * mods.drug_supply_price;
+    let line3 = |stt: &mut u32, nhom: u32, code: &str, name: &str, qty: f64, unit: f64| {
         *stt += 1;
-        let unit = (unit * price).round();
         let amount = qty * unit;
         let mut r = Record::default();
         r.set("MA_LK", ma_lk)
@@ -829,82 +1343,88 @@ fn make_visit(
             .set("NGAY_YL", ts(admit));
         r
     };
+    let pick = |rng: &mut ChaCha8Rng, list: &[(String, f64)]| -> (String, f64) {
+        let (c, p) = &list[rng.gen_range(0..list.len())];
+        (c.clone(), *p)
+    };
+    let exam = if mods.upcode { EXAM_SPECIALIST } else { EXAM };
     xml3.push(line3(
         &mut stt,
         13,
-        "02.1896".into(),
+        exam.0,
         "Khám bệnh",
         1.0,
-        PRICE_EXAM,
+        (exam.1 * service).round(),
     ));
     let n_lab = if inpatient {
         rng.gen_range(3..9)
     } else {
         rng.gen_range(0..3)
-    };
+    } + mods.extra_labs;
     for _ in 0..n_lab {
-        let code = format!("22.{:04}", rng.gen_range(100..140));
-        let unit = 22_000.0 + 10_000.0 * rng.gen_range(0..8) as f64;
+        let (code, unit) = pick(rng, &prices.labs);
         xml3.push(line3(
             &mut stt,
             1,
-            code,
+            &code,
             "Xét nghiệm",
             1.0,
-            unit * dx.cost.sqrt(),
+            (unit * service).round(),
         ));
     }
     let n_img = if inpatient {
         rng.gen_range(1..3)
     } else {
         (rng.gen::<f64>() < 0.25 * dx.cost.min(2.0)) as u32
-    };
+    } + mods.extra_imaging;
     for _ in 0..n_img {
-        let code = format!("18.{:04}", rng.gen_range(1..30));
+        let list = if mods.upcode {
+            &prices.ct
+        } else {
+            &prices.imaging
+        };
+        let (code, unit) = pick(rng, list);
         xml3.push(line3(
             &mut stt,
             2,
-            code,
+            &code,
             "Chẩn đoán hình ảnh",
             1.0,
-            65_000.0 + 70_000.0 * rng.gen::<f64>(),
+            (unit * service).round(),
         ));
     }
     if inpatient {
-        let bed_price = PRICE_BED
-            * if f.profile.level == "commune" {
-                0.4
-            } else {
-                1.0
-            };
+        let bed = (BED.1 * service * if commune { 0.4 } else { 1.0 }).round();
         xml3.push(line3(
             &mut stt,
             15,
-            format!("K03.{:04}", 1930),
+            BED.0,
             "Giường bệnh nội trú",
             los as f64,
-            bed_price,
+            bed,
         ));
         if dx.cost > 2.0 {
-            let unit = 900_000.0 * dx.cost * noise.sample(rng);
+            let (code, unit) = pick(rng, &prices.procedures);
             xml3.push(line3(
                 &mut stt,
                 8,
-                format!("10.{:04}", rng.gen_range(1..200)),
+                &code,
                 "Phẫu thuật, thủ thuật",
                 1.0,
-                unit,
+                (unit * service * dx.cost / 2.0).round(),
             ));
         }
         let n_sup = rng.gen_range(1..4);
         for _ in 0..n_sup {
+            let (code, unit) = pick(rng, &prices.supplies);
+            let qty = rng.gen_range(1..6) as f64;
             xml3.push(line3(
                 &mut stt,
                 10,
-                format!("N03.{:02}", rng.gen_range(1..60)),
+                &code,
                 "Vật tư y tế",
-                rng.gen_range(1..6) as f64,
-                18_000.0 + 30_000.0 * rng.gen::<f64>(),
+                qty,
+                (unit * goods).round(),
             ));
         }
     }
@@ -920,14 +1440,14 @@ fn make_visit(
     };
     for _ in 0..n_drug {
         stt += 1;
-        let unit = (900.0 + 6_000.0 * rng.gen::<f64>().powi(2) * dx.cost) * price;
-        let unit = unit.round();
+        let (code, unit) = pick(rng, &prices.drugs);
+        let unit = (unit * goods * dx.cost.sqrt()).round();
         let qty = (days_of_drugs * rng.gen_range(1..3) as f64).round();
         let amount = qty * unit;
         let mut r = Record::default();
         r.set("MA_LK", ma_lk)
             .set("STT", stt.to_string())
-            .set("MA_THUOC", format!("40.{}", rng.gen_range(1..900)))
+            .set("MA_THUOC", code)
             .set("MA_NHOM", "4")
             .set("TEN_THUOC", "Thuốc")
             .set("DON_VI_TINH", "Viên")
@@ -953,8 +1473,12 @@ fn make_visit(
         .filter(|r| r.get("MA_NHOM") == Some("10"))
         .filter_map(|r| r.get("THANH_TIEN_BV").and_then(|v| v.parse::<f64>().ok()))
         .sum();
-    let level_pct = 0.8;
-    let fund = (total * level_pct).round();
+    let benefit = match card.as_bytes().get(2) {
+        Some(b'1') | Some(b'2') => 1.0,
+        Some(b'3') => 0.95,
+        _ => 0.8,
+    };
+    let fund = (total * benefit).round();
     let age_years = match dx.code {
         "O80" => rng.gen_range(18..42),
         "I63" | "I50" | "C34" | "J44" => rng.gen_range(50..92),
@@ -969,16 +1493,9 @@ fn make_visit(
     let mut x1 = Record::default();
     x1.set("MA_LK", ma_lk)
         .set("STT", "1")
-        .set("MA_BN", format!("BN{}", &ma_lk[5..]))
+        .set("MA_BN", format!("BN{}", &card[5..]))
         .set("HO_TEN", "Người bệnh tổng hợp")
-        .set(
-            "SO_CCCD",
-            format!(
-                "0{}{:09}",
-                &f.province_code,
-                rng.gen_range(0..1_000_000_000u64)
-            ),
-        )
+        .set("SO_CCCD", format!("0{}", &card[3..]))
         .set("NGAY_SINH", format!("{}0000", birth.format("%Y%m%d")))
         .set(
             "GIOI_TINH",
@@ -996,14 +1513,7 @@ fn make_visit(
         .set("MA_DOITUONG_KCB", "1")
         .set("NGAY_VAO", ts(admit))
         .set("NGAY_RA", ts(day))
-        .set(
-            "SO_NGAY_DTRI",
-            if inpatient {
-                los.to_string()
-            } else {
-                "0".to_string()
-            },
-        )
+        .set("SO_NGAY_DTRI", los.to_string())
         .set("KET_QUA_DTRI", "1")
         .set("MA_LOAI_RV", "1")
         .set("T_THUOC", vnd(drugs))
@@ -1018,9 +1528,9 @@ fn make_visit(
         .set("THANG_QT", day.month().to_string())
         .set(
             "MA_LOAI_KCB",
-            match (inpatient, f.profile.level) {
-                (true, "commune") => "06",
-                (true, _) => "03",
+            match (inpatient, commune) {
+                (true, true) => "06",
+                (true, false) => "03",
                 (false, _) => "01",
             },
         )

@@ -243,24 +243,37 @@ pub fn run(
     let mut envelopes = Vec::new();
     let mut loose = Vec::new();
     for src in sources {
-        let (hash, bytes) = match src.content_hash() {
-            Ok(h) => h,
-            Err(e) => {
-                report.files_rejected.push((
-                    src.display.clone(),
-                    format!("{}: cannot read: {e}", src.display),
-                ));
-                continue;
-            }
-        };
-        if manifest.find_by_hash(&hash)?.is_some() {
+        let identity = src.identity();
+        let (bytes, mtime) = src.stamp();
+        if manifest.find_unchanged(&identity, bytes, mtime)?.is_some() {
             report.files_unchanged += 1;
-            pb.inc(src.raw_size());
+            pb.inc(bytes);
             continue;
         }
-        let identity = src.identity();
+        let is_env = src.format == Format::Xml && src.sniff_envelope().unwrap_or(false);
+        // Envelopes are hashed while they are parsed (one read); loose
+        // tables are read three times anyway, so they are hashed first.
+        let hash = if is_env {
+            String::new()
+        } else {
+            match src.content_hash() {
+                Ok((h, _)) => h,
+                Err(e) => {
+                    report.files_rejected.push((
+                        src.display.clone(),
+                        format!("{}: cannot read: {e}", src.display),
+                    ));
+                    continue;
+                }
+            }
+        };
+        if !hash.is_empty() && manifest.find_by_hash(&hash)?.is_some() {
+            report.files_unchanged += 1;
+            pb.inc(bytes);
+            continue;
+        }
         let replaces = manifest.find_by_path(&identity)?;
-        let seq = manifest.begin(&identity, &hash, bytes, src.format.name())?;
+        let seq = manifest.begin(&identity, &hash, bytes, mtime, src.format.name())?;
         report.bytes_read += bytes;
         let job = Job {
             src,
@@ -269,7 +282,6 @@ pub fn run(
             identity,
             replaces,
         };
-        let is_env = job.src.format == Format::Xml && job.src.sniff_envelope().unwrap_or(false);
         if is_env {
             envelopes.push(job);
         } else {
@@ -287,8 +299,15 @@ pub fn run(
     for job in envelopes {
         let mut sink = PartSink::new(store, job.seq).with_flush_rows(opts.flush_rows);
         match ingest_envelope(&job, &conv, &mut sink, &pb) {
-            Ok(tally) => {
-                let rec = tally.record(job.seq, &job.identity, &job.hash);
+            Ok((tally, hash)) => {
+                if let Some(of) = manifest.find_by_hash(&hash)? {
+                    // Same bytes as a source already in the store.
+                    sink.abort()?;
+                    manifest.mark_duplicate(job.seq, &hash, of)?;
+                    report.files_unchanged += 1;
+                    continue;
+                }
+                let rec = tally.record(job.seq, &job.identity, &hash);
                 sink.commit(
                     &mut run,
                     &mut manifest,
@@ -389,10 +408,10 @@ fn ingest_envelope(
     conv: &Converter,
     sink: &mut PartSink,
     pb: &indicatif::ProgressBar,
-) -> Result<Tally, IngestError> {
+) -> Result<(Tally, String), IngestError> {
     let src = &job.src;
-    let reader = src
-        .open(Some(pb.clone()))
+    let (reader, hasher) = src
+        .open_hashed(Some(pb.clone()))
         .map_err(|e| IngestError::Source {
             file: src.display.clone(),
             position: 0,
@@ -423,6 +442,21 @@ fn ingest_envelope(
             }
             r
         });
+        // Three stages overlap: the reader thread cuts HOSOs, the rayon
+        // workers decode and validate a batch, and the writer thread applies
+        // the previous batch (duplicate check, Parquet flushes).
+        let (otx, orx) = sync_channel::<Vec<Result<HosoOutcome, RawRecord<'static>>>>(2);
+        let writer = s.spawn(|| -> Result<(), IngestError> {
+            for outcomes in orx {
+                for o in outcomes {
+                    match o {
+                        Ok(o) => apply_outcome(o, &base, &mut seen, &mut tally, sink)?,
+                        Err(r) => stray.push(r),
+                    }
+                }
+            }
+            Ok(())
+        });
         let consume = || -> Result<(), IngestError> {
             for batch in rx {
                 let outcomes: Vec<Result<HosoOutcome, RawRecord<'static>>> = batch
@@ -432,14 +466,12 @@ fn ingest_envelope(
                         XmlItem::Row(r) => Err(r),
                     })
                     .collect();
-                for o in outcomes {
-                    match o {
-                        Ok(o) => apply_outcome(o, &base, &mut seen, &mut tally, sink)?,
-                        Err(r) => stray.push(r),
-                    }
+                if otx.send(outcomes).is_err() {
+                    break;
                 }
             }
-            Ok(())
+            drop(otx);
+            writer.join().expect("writer thread does not panic")
         };
         let consumed = consume();
         let scanned = reader_thread.join().expect("reader thread does not panic");
@@ -464,7 +496,7 @@ fn ingest_envelope(
         let o = process_hoso(unit, conv, &base);
         apply_outcome(o, &base, &mut seen, &mut tally, sink)?;
     }
-    Ok(tally)
+    Ok((tally, source::finish_hash(&hasher)))
 }
 
 /// Sequential part of a HOSO: duplicate check and writing.

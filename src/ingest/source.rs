@@ -160,10 +160,15 @@ fn zip_members(path: &Path) -> Result<(Vec<SourceFile>, Vec<Skipped>), zip::resu
     Ok((out, skipped))
 }
 
-/// Counts bytes read, for progress bars and throughput figures.
+/// Shared SHA-256 state of a source being read.
+pub type SharedHasher = std::sync::Arc<std::sync::Mutex<Sha256>>;
+
+/// Counts bytes read (progress bars) and hashes them on the way, so a
+/// source is read once, not once to hash and once to parse.
 pub struct CountingReader<R> {
     inner: R,
     pub on_read: Option<indicatif::ProgressBar>,
+    hasher: Option<SharedHasher>,
 }
 
 impl<R: Read> Read for CountingReader<R> {
@@ -172,8 +177,17 @@ impl<R: Read> Read for CountingReader<R> {
         if let Some(pb) = &self.on_read {
             pb.inc(n as u64);
         }
+        if let Some(h) = &self.hasher {
+            h.lock().expect("hasher lock").update(&buf[..n]);
+        }
         Ok(n)
     }
+}
+
+/// Hex digest of a hasher fed by [`SourceFile::open_hashed`].
+pub fn finish_hash(h: &SharedHasher) -> String {
+    let h = h.lock().expect("hasher lock").clone();
+    hex::encode(h.finalize())
 }
 
 const BUF: usize = 1 << 20;
@@ -204,9 +218,28 @@ impl SourceFile {
         &self,
         progress: Option<indicatif::ProgressBar>,
     ) -> std::io::Result<Box<dyn BufRead + Send>> {
+        self.open_with(progress, None)
+    }
+
+    /// Opens the content and hashes the raw bytes as they are read; the
+    /// digest is complete once the reader reached the end.
+    pub fn open_hashed(
+        &self,
+        progress: Option<indicatif::ProgressBar>,
+    ) -> std::io::Result<(Box<dyn BufRead + Send>, SharedHasher)> {
+        let h = SharedHasher::default();
+        Ok((self.open_with(progress, Some(h.clone()))?, h))
+    }
+
+    fn open_with(
+        &self,
+        progress: Option<indicatif::ProgressBar>,
+        hasher: Option<SharedHasher>,
+    ) -> std::io::Result<Box<dyn BufRead + Send>> {
         let raw = CountingReader {
             inner: self.open_raw()?,
             on_read: progress,
+            hasher,
         };
         if self.gzip {
             Ok(Box::new(BufReader::with_capacity(
@@ -229,6 +262,23 @@ impl SourceFile {
                 .and_then(|mut a| a.by_name(name).ok().map(|m| m.size()))
                 .unwrap_or(0),
         }
+    }
+
+    /// Size and modification time (ns) of the file holding the source: with
+    /// the path, the quick test of "already ingested, unchanged".
+    pub fn stamp(&self) -> (u64, i64) {
+        let p = match &self.location {
+            Location::File(p) => p,
+            Location::ZipMember { archive, .. } => archive,
+        };
+        let m = std::fs::metadata(p).ok();
+        let mtime = m
+            .as_ref()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        (self.raw_size(), mtime)
     }
 
     /// SHA-256 of the raw content: the identity of a source in the manifest.

@@ -237,17 +237,22 @@ const B64: GeneralPurpose = GeneralPurpose::new(
 
 /// Decodes a base64 payload that may be wrapped in lines (76 columns, CRLF).
 pub fn decode_base64(payload: &[u8], position: u64) -> Result<Vec<u8>, XmlError> {
-    let decoded = if payload.iter().any(|b| b.is_ascii_whitespace()) {
-        let compact: Vec<u8> = payload
-            .iter()
-            .copied()
-            .filter(|b| !b.is_ascii_whitespace())
-            .collect();
-        B64.decode(&compact)
-    } else {
-        B64.decode(payload)
-    };
-    decoded.map_err(|e| XmlError::new(position, format!("bad base64 in NOIDUNGFILE: {e}")))
+    // Most payloads are one unwrapped line: decode directly, and strip
+    // whitespace (76-column wrapping, CRLF, indentation) only when that fails.
+    B64.decode(payload)
+        .or_else(|first| {
+            if payload.iter().any(|b| b.is_ascii_whitespace()) {
+                let compact: Vec<u8> = payload
+                    .iter()
+                    .copied()
+                    .filter(|b| !b.is_ascii_whitespace())
+                    .collect();
+                B64.decode(&compact)
+            } else {
+                Err(first)
+            }
+        })
+        .map_err(|e| XmlError::new(position, format!("bad base64 in NOIDUNGFILE: {e}")))
 }
 
 /// Inner document kinds the engine reads; others (XML4…XML15) are skipped

@@ -62,6 +62,7 @@ impl Manifest {
                  path TEXT NOT NULL,
                  content_hash TEXT NOT NULL,
                  bytes INTEGER NOT NULL,
+                 mtime INTEGER NOT NULL DEFAULT 0,
                  format TEXT NOT NULL,
                  status TEXT NOT NULL,
                  ingested_at TEXT NOT NULL DEFAULT (datetime('now')),
@@ -113,19 +114,49 @@ impl Manifest {
             .optional()?)
     }
 
+    /// The committed source read from this path with this size and
+    /// modification time: unchanged, no need to read it again.
+    pub fn find_unchanged(
+        &self,
+        path: &str,
+        bytes: u64,
+        mtime: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT seq FROM sources WHERE path=?1 AND bytes=?2 AND mtime=?3 AND status='ok' LIMIT 1",
+                params![path, bytes as i64, mtime],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Registers a source about to be read; returns its sequence number.
+    /// The content hash may be filled in at commit.
     pub fn begin(
         &self,
         path: &str,
         hash: &str,
         bytes: u64,
+        mtime: i64,
         format: &str,
     ) -> Result<i64, StoreError> {
         self.conn.execute(
-            "INSERT INTO sources(path, content_hash, bytes, format, status) VALUES (?1,?2,?3,?4,'pending')",
-            params![path, hash, bytes as i64, format],
+            "INSERT INTO sources(path, content_hash, bytes, mtime, format, status) VALUES (?1,?2,?3,?4,?5,'pending')",
+            params![path, hash, bytes as i64, mtime, format],
         )?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// A source whose content turned out to be ingested already (the same
+    /// bytes under another path or name): nothing of it is added.
+    pub fn mark_duplicate(&self, seq: i64, hash: &str, of: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE sources SET status='duplicate', content_hash=?2, superseded_by=?3 WHERE seq=?1",
+            params![seq, hash, of],
+        )?;
+        Ok(())
     }
 
     pub fn reject(&self, seq: i64, error: &str) -> Result<(), StoreError> {
@@ -148,7 +179,8 @@ impl Manifest {
         let tx = self.conn.transaction()?;
         tx.execute(
             "UPDATE sources SET status=?2, visits_read=?3, visits_accepted=?4, visits_quarantined=?5,
-                lines_read=?6, lines_accepted=?7, lines_quarantined=?8, documents_unreadable=?9
+                lines_read=?6, lines_accepted=?7, lines_quarantined=?8, documents_unreadable=?9,
+                content_hash=?10
              WHERE seq=?1",
             params![
                 rec.seq,
@@ -159,7 +191,8 @@ impl Manifest {
                 rec.lines_read,
                 rec.lines_accepted,
                 rec.lines_quarantined,
-                documents_unreadable
+                documents_unreadable,
+                rec.content_hash
             ],
         )?;
         for (rel, table, rows) in parts {
