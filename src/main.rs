@@ -242,7 +242,8 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
     let t = Instant::now();
     let s = generate(&cfg, &a.out, !a.quiet)?;
     println!(
-        "generated {} facilities, {} visits ({} inpatient, {:.1} %), {} lines, {} VND, {} files, {:.1} MB in {:.1} s → {}",
+        "generated {} facilities, {} visits ({} inpatient, {:.1} %), {} lines, {} VND, {} files, {:.1} MB in {:.1} s → {}\n\
+         labels: {} anomaly rows ({} benign), true excess {} VND → {}",
         s.facilities,
         group_vi(s.visits as i64),
         group_vi(s.inpatient as i64),
@@ -252,7 +253,11 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
         s.files,
         s.bytes as f64 / 1e6,
         t.elapsed().as_secs_f64(),
-        a.out.display()
+        a.out.display(),
+        s.labels.len(),
+        s.labels.iter().filter(|l| l.benign).count(),
+        group_vi(s.true_excess_vnd.round() as i64),
+        a.out.join("labels.csv").display()
     );
     Ok(())
 }

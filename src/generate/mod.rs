@@ -732,8 +732,22 @@ pub struct GenSummary {
     pub total_cost_vnd: f64,
     pub files: usize,
     pub bytes: u64,
-    /// Labelled anomalies (facility rows), fraud and benign.
-    pub labels: usize,
+    /// Labelled anomalies (one row per facility), fraud and benign.
+    pub labels: Vec<Label>,
+    pub true_excess_vnd: f64,
+}
+
+/// One row of `labels.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Label {
+    pub facility_code: String,
+    pub start: NaiveDate,
+    /// Last day (inclusive).
+    pub end: NaiveDate,
+    pub kind: AnomalyKind,
+    /// A look-alike that a good engine must not flag.
+    pub benign: bool,
+    /// Excess cost the anomaly added to the claims, VND (0 for benign ones).
     pub true_excess_vnd: f64,
 }
 
@@ -865,7 +879,18 @@ fn run(cfg: &GenConfig, out: Option<&Path>, progress: bool) -> Result<GenSummary
             excess[i] += x;
         }
     }
-    s.labels = planned.len();
+    s.labels = planned
+        .iter()
+        .zip(&excess)
+        .map(|(p, x)| Label {
+            facility_code: facs[p.facility].code.clone(),
+            start: p.start,
+            end: p.end - Duration::days(1),
+            kind: p.kind,
+            benign: p.kind.benign(),
+            true_excess_vnd: x.round(),
+        })
+        .collect();
     s.true_excess_vnd = excess.iter().sum();
     let Some(out) = out else {
         return Ok(s);
@@ -883,15 +908,15 @@ fn run(cfg: &GenConfig, out: Option<&Path>, progress: bool) -> Result<GenSummary
     std::fs::write(&bud_path, bud).map_err(io(&bud_path))?;
     let lab_path = out.join("labels.csv");
     let mut lab = String::from("facility_code,start,end,type,benign,true_excess_vnd\n");
-    for (p, x) in planned.iter().zip(&excess) {
+    for l in &s.labels {
         lab.push_str(&format!(
             "{},{},{},{},{},{:.0}\n",
-            facs[p.facility].code,
-            p.start,
-            p.end - Duration::days(1),
-            p.kind.name(),
-            p.kind.benign(),
-            x
+            l.facility_code,
+            l.start,
+            l.end,
+            l.kind.name(),
+            l.benign,
+            l.true_excess_vnd
         ));
     }
     std::fs::write(&lab_path, lab).map_err(io(&lab_path))?;
@@ -1232,6 +1257,19 @@ fn gen_week(
             if let Some(a) = dup {
                 // The same stay claimed again under another MA_LK.
                 let mut d = h.clone();
+                if rng.gen::<f64>() < 0.5 {
+                    // Overlapping rather than identical: shifted by a day.
+                    for field in ["NGAY_VAO", "NGAY_RA"] {
+                        if let Some(v) = d.xml1.get(field).map(str::to_string) {
+                            if let Ok(t) = chrono::NaiveDateTime::parse_from_str(&v, "%Y%m%d%H%M") {
+                                d.xml1.set(
+                                    field,
+                                    (t + Duration::days(1)).format("%Y%m%d%H%M").to_string(),
+                                );
+                            }
+                        }
+                    }
+                }
                 let dup_lk = format!("{}{}{:05}", f.code, day.format("%y%m%d"), n + k);
                 d.xml1.set("MA_LK", dup_lk.clone());
                 for l in d.xml2.iter_mut().chain(d.xml3.iter_mut()) {
