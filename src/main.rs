@@ -100,6 +100,9 @@ struct GenerateArgs {
     /// Number of days.
     #[arg(long)]
     days: Option<u32>,
+    /// Compute the totals and labels without writing claims files.
+    #[arg(long)]
+    dry_run: bool,
     #[arg(long)]
     quiet: bool,
 }
@@ -240,7 +243,11 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
         cfg.days = v;
     }
     let t = Instant::now();
-    let s = generate(&cfg, &a.out, !a.quiet)?;
+    let s = if a.dry_run {
+        bhyt::generate::simulate(&cfg)?
+    } else {
+        generate(&cfg, &a.out, !a.quiet)?
+    };
     println!(
         "generated {} facilities, {} visits ({} inpatient, {:.1} %), {} lines, {} VND, {} files, {:.1} MB in {:.1} s → {}\n\
          labels: {} anomaly rows ({} benign), true excess {} VND → {}",
