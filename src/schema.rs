@@ -144,7 +144,7 @@ table! {
         source_seq: i64,
         /// Envelope creation date (NGAYLAP), when the visit came in an envelope.
         submitted_at: Option<Ts>,
-        /// Keyed hash identifying the person: the card's 10-digit social-insurance number, else citizen ID, else facility + patient code.
+        /// Keyed hash identifying the person: the card's 10-digit social-insurance number (stable across the person's cards and facilities).
         patient_key: String,
         /// Keyed hash of the full card number (first card when several are given).
         card_key: String,
