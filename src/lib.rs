@@ -8,6 +8,7 @@
 //! [`reference`] holds the reference tables kept as data; [`privacy`] the
 //! keyed hashing of personal fields.
 
+pub mod features;
 pub mod format;
 pub mod generate;
 pub mod ingest;

@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+use bhyt::features::{facility_indicators, Period};
 use bhyt::format::group_vi;
 use bhyt::generate::{generate, GenConfig};
 use bhyt::ingest::{self, IngestOptions, IngestReport};
@@ -35,6 +36,8 @@ enum Command {
     Ingest(IngestArgs),
     /// Write synthetic claims (Decision 130 envelopes), a facility registry and budgets, deterministically from a seed.
     Generate(GenerateArgs),
+    /// Compute per-facility indicators by period from the claims store (Parquet).
+    Features(FeaturesArgs),
     /// Show what the store holds: sources in the manifest and quarantine counts.
     Status(StatusArgs),
     /// Run the pipeline on the bundled synthetic sample (no setup needed).
@@ -108,6 +111,18 @@ struct GenerateArgs {
 }
 
 #[derive(Args)]
+struct FeaturesArgs {
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+    /// Period length.
+    #[arg(long, value_enum, default_value = "month")]
+    period: Period,
+    /// Output Parquet file.
+    #[arg(long, default_value = "out/features.parquet")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
 struct StatusArgs {
     #[arg(long, default_value = "data")]
     data_dir: PathBuf,
@@ -135,6 +150,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Ingest(a) => cmd_ingest(a),
         Command::Generate(a) => cmd_generate(a),
+        Command::Features(a) => cmd_features(a),
         Command::Status(a) => cmd_status(a),
         Command::Demo(a) => cmd_demo(a),
     }
@@ -269,6 +285,25 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
+fn cmd_features(a: FeaturesArgs) -> Result<()> {
+    let store = Store::open(&a.data_dir)?;
+    let t = Instant::now();
+    let rows = write_features(&store, a.period, &a.out)?;
+    println!(
+        "features: {rows} facility-{} rows in {:.2} s → {}",
+        a.period.name(),
+        t.elapsed().as_secs_f64(),
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn write_features(store: &Store, period: Period, out: &std::path::Path) -> Result<usize> {
+    let mut df = facility_indicators(store, period)?.collect()?;
+    bhyt::store::write_parquet_atomic(&mut df, out)?;
+    Ok(df.height())
+}
+
 fn cmd_status(a: StatusArgs) -> Result<()> {
     let store = Store::open(&a.data_dir)?;
     let m = store.manifest()?;
@@ -314,9 +349,17 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
         progress: true,
         ..Default::default()
     };
-    println!("[1/1] ingest {}", sample.join("claims").display());
+    println!("[1/2] ingest {}", sample.join("claims").display());
     let t = Instant::now();
     let report = ingest::run(&store, &opts, &pseudo)?;
     print_report(&report, t.elapsed().as_secs_f64(), &data_dir);
+    let t = Instant::now();
+    let out = a.out.join("features-week.parquet");
+    let rows = write_features(&store, Period::Week, &out)?;
+    println!(
+        "[2/2] features: {rows} facility-week rows in {:.2} s → {}",
+        t.elapsed().as_secs_f64(),
+        out.display()
+    );
     Ok(())
 }
