@@ -218,29 +218,13 @@ fn unreadable_files_are_reported_and_the_batch_goes_on() {
         &Style::default(),
     );
     // Truncated envelope.
-    let mut buf = Vec::new();
-    bhyt::qd130::write_envelope(
-        &mut buf,
-        "93001",
-        "20240111",
-        &[visit("T1", "93001", CARD_93, false)],
-        &Style::default(),
-    )
-    .unwrap();
+    let buf = envelope(&[visit("T1", "93001", CARD_93, false)]);
     std::fs::write(env.path("in/b_truncated.xml"), &buf[..buf.len() / 2]).unwrap();
     // Bad base64 in one HOSO of an otherwise good envelope.
-    let mut buf = Vec::new();
-    bhyt::qd130::write_envelope(
-        &mut buf,
-        "93001",
-        "20240111",
-        &[
-            visit("B1", "93001", CARD_93, false),
-            visit("B2", "93001", CARD_93, false),
-        ],
-        &Style::default(),
-    )
-    .unwrap();
+    let buf = envelope(&[
+        visit("B1", "93001", CARD_93, false),
+        visit("B2", "93001", CARD_93, false),
+    ]);
     let text = String::from_utf8(buf).unwrap();
     let i = text.find("<NOIDUNGFILE>").unwrap() + "<NOIDUNGFILE>".len();
     let broken = format!("{}!!!{}", &text[..i], &text[i + 3..]);
@@ -451,27 +435,11 @@ fn layouts_and_compression_that_circulate_all_ingest() {
         &Style::default(),
     );
     // gzip and zip.
-    let mut raw = Vec::new();
-    bhyt::qd130::write_envelope(
-        &mut raw,
-        "93001",
-        "20240111",
-        &[visit("GZ", "93001", CARD_93, false)],
-        &Style::default(),
-    )
-    .unwrap();
+    let raw = envelope(&[visit("GZ", "93001", CARD_93, false)]);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&raw).unwrap();
     std::fs::write(env.path("in/packed.xml.gz"), gz.finish().unwrap()).unwrap();
-    let mut raw = Vec::new();
-    bhyt::qd130::write_envelope(
-        &mut raw,
-        "93001",
-        "20240111",
-        &[visit("ZIP", "93001", CARD_93, false)],
-        &Style::default(),
-    )
-    .unwrap();
+    let raw = envelope(&[visit("ZIP", "93001", CARD_93, false)]);
     let mut z = ::zip::ZipWriter::new(std::fs::File::create(env.path("in/batch.zip")).unwrap());
     z.start_file(
         "inner/zipped.xml",

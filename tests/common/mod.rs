@@ -146,6 +146,13 @@ pub fn write(path: &Path, facility: &str, hosos: &[Hoso], style: &Style) {
     write_envelope(&mut f, facility, "20240111", hosos, style).unwrap();
 }
 
+/// An envelope of facility 93001 in memory.
+pub fn envelope(hosos: &[Hoso]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    write_envelope(&mut buf, "93001", "20240111", hosos, &Style::default()).unwrap();
+    buf
+}
+
 pub struct Env {
     pub dir: tempfile::TempDir,
 }
