@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use bhyt::features::{facility_indicators, Period};
+use bhyt::features::{self, FeatureConfig, Period};
 use bhyt::format::group_vi;
 use bhyt::generate::{generate, GenConfig};
 use bhyt::ingest::{self, IngestOptions, IngestReport};
@@ -114,11 +114,20 @@ struct GenerateArgs {
 struct FeaturesArgs {
     #[arg(long, default_value = "data")]
     data_dir: PathBuf,
+    /// TOML configuration (FeatureConfig; see models/features.toml); flags below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Period length.
-    #[arg(long, value_enum, default_value = "month")]
-    period: Period,
-    /// Output Parquet file.
-    #[arg(long, default_value = "out/features.parquet")]
+    #[arg(long, value_enum)]
+    period: Option<Period>,
+    /// First discharge date to include (yyyy-mm-dd).
+    #[arg(long)]
+    from: Option<chrono::NaiveDate>,
+    /// Last discharge date to include (yyyy-mm-dd).
+    #[arg(long)]
+    to: Option<chrono::NaiveDate>,
+    /// Output folder (facility_period, province_outflow, budget, peer_groups .parquet).
+    #[arg(long, default_value = "out/features")]
     out: PathBuf,
 }
 
@@ -287,21 +296,33 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
 
 fn cmd_features(a: FeaturesArgs) -> Result<()> {
     let store = Store::open(&a.data_dir)?;
+    let mut cfg: FeatureConfig = match &a.config {
+        Some(p) => toml::from_str(
+            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        )
+        .with_context(|| format!("parsing {}", p.display()))?,
+        None => FeatureConfig::default(),
+    };
+    if let Some(p) = a.period {
+        cfg.period = p;
+    }
+    cfg.from = a.from.or(cfg.from);
+    cfg.to = a.to.or(cfg.to);
     let t = Instant::now();
-    let rows = write_features(&store, a.period, &a.out)?;
+    let rows = write_features(&store, &cfg, &a.out)?;
     println!(
         "features: {rows} facility-{} rows in {:.2} s → {}",
-        a.period.name(),
+        cfg.period.name(),
         t.elapsed().as_secs_f64(),
         a.out.display()
     );
     Ok(())
 }
 
-fn write_features(store: &Store, period: Period, out: &std::path::Path) -> Result<usize> {
-    let mut df = facility_indicators(store, period)?.collect()?;
-    bhyt::store::write_parquet_atomic(&mut df, out)?;
-    Ok(df.height())
+fn write_features(store: &Store, cfg: &FeatureConfig, out: &std::path::Path) -> Result<usize> {
+    let mut tables = features::compute(store, cfg)?;
+    features::write(&mut tables, out)?;
+    Ok(tables.facility_period.height())
 }
 
 fn cmd_status(a: StatusArgs) -> Result<()> {
@@ -354,8 +375,12 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
     let report = ingest::run(&store, &opts, &pseudo)?;
     print_report(&report, t.elapsed().as_secs_f64(), &data_dir);
     let t = Instant::now();
-    let out = a.out.join("features-week.parquet");
-    let rows = write_features(&store, Period::Week, &out)?;
+    let out = a.out.join("features");
+    let cfg = FeatureConfig {
+        period: Period::Week,
+        ..Default::default()
+    };
+    let rows = write_features(&store, &cfg, &out)?;
     println!(
         "[2/2] features: {rows} facility-week rows in {:.2} s → {}",
         t.elapsed().as_secs_f64(),

@@ -30,6 +30,62 @@ pub enum ReferenceError {
 const PROVINCES_CSV: &str = include_str!("../datasets/reference/provinces.csv");
 const SERVICE_GROUPS_CSV: &str = include_str!("../datasets/reference/service_groups.csv");
 const VISIT_TYPES_CSV: &str = include_str!("../datasets/reference/visit_types.csv");
+const ICD10_CHAPTERS_CSV: &str = include_str!("../datasets/reference/icd10_chapters.csv");
+const DRUG_CLASSES_CSV: &str = include_str!("../datasets/reference/drug_classes.csv");
+
+/// An ICD-10 chapter as a range of 3-character categories.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Icd10Chapter {
+    pub chapter: String,
+    pub first: String,
+    pub last: String,
+    pub name_vi: String,
+    pub name_en: String,
+}
+
+/// A rule putting drugs into a class reviewers watch (originator brands,
+/// adjuvant drugs, vitamins and minerals).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DrugClassRule {
+    /// `name`: case-insensitive substring of the drug name; `code`: exact MA_THUOC.
+    pub field: String,
+    pub pattern: String,
+    pub class: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// ICD-10 chapters (bundled table).
+pub fn icd10_chapters() -> Vec<Icd10Chapter> {
+    parse("icd10_chapters.csv", ICD10_CHAPTERS_CSV).expect("bundled ICD-10 chapters parse")
+}
+
+/// Drug class rules (bundled table, or `drug_classes.csv` in a reference directory).
+pub fn drug_classes(dir: Option<&Path>) -> Result<Vec<DrugClassRule>, ReferenceError> {
+    if let Some(d) = dir {
+        let p = d.join("drug_classes.csv");
+        if p.exists() {
+            let text = std::fs::read_to_string(&p).map_err(|source| ReferenceError::Io {
+                file: p.display().to_string(),
+                source,
+            })?;
+            return parse("drug_classes.csv", &text);
+        }
+    }
+    parse("drug_classes.csv", DRUG_CLASSES_CSV)
+}
+
+/// Chapter of an ICD-10 code (by its first 3 characters), if any.
+pub fn chapter_of<'a>(chapters: &'a [Icd10Chapter], code: &str) -> Option<&'a Icd10Chapter> {
+    let c3: String = code
+        .chars()
+        .take(3)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    chapters
+        .iter()
+        .find(|ch| c3.as_str() >= ch.first.as_str() && c3.as_str() <= ch.last.as_str())
+}
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Province {
@@ -176,6 +232,20 @@ mod tests {
         assert_eq!(r.province("01").unwrap().current_code, "01");
         assert!(r.province("99").is_none());
         assert_eq!(r.provinces().count(), 63);
+    }
+
+    #[test]
+    fn icd10_chapters_cover_codes() {
+        let ch = icd10_chapters();
+        assert_eq!(chapter_of(&ch, "J44").unwrap().chapter, "X");
+        assert_eq!(chapter_of(&ch, "s52.1").unwrap().chapter, "XIX");
+        assert_eq!(chapter_of(&ch, "T98").unwrap().chapter, "XIX");
+        assert_eq!(chapter_of(&ch, "C34").unwrap().chapter, "II");
+        assert!(chapter_of(&ch, "999").is_none());
+        assert!(drug_classes(None)
+            .unwrap()
+            .iter()
+            .any(|r| r.class == "adjuvant"));
     }
 
     #[test]

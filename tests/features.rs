@@ -3,7 +3,7 @@
 
 mod common;
 
-use bhyt::features::{facility_indicators, Period};
+use bhyt::features::{facility_indicators, FeatureConfig, Period};
 use bhyt::qd130::Style;
 use common::*;
 use polars::prelude::*;
@@ -43,7 +43,7 @@ fn indicators_match_hand_computed_values() {
         &Style::default(),
     );
     env.ingest(&["in"]);
-    let df = facility_indicators(&env.store(), Period::Month)
+    let df = facility_indicators(&env.store(), &cfg(Period::Month))
         .unwrap()
         .collect()
         .unwrap();
@@ -92,7 +92,7 @@ fn indicators_match_hand_computed_values() {
     assert_eq!(get(&df, 1, "oop_visit_share"), 0.0);
 
     // Weeks start on Monday: 2024-01-10 (Wednesday) is in the week of 2024-01-08.
-    let w = facility_indicators(&env.store(), Period::Week)
+    let w = facility_indicators(&env.store(), &cfg(Period::Week))
         .unwrap()
         .collect()
         .unwrap();
@@ -102,9 +102,174 @@ fn indicators_match_hand_computed_values() {
         .cast(&DataType::String)
         .unwrap();
     assert_eq!(start.str().unwrap().get(0), Some("2024-01-08"));
-    let y = facility_indicators(&env.store(), Period::Year)
+    let y = facility_indicators(&env.store(), &cfg(Period::Year))
         .unwrap()
         .collect()
         .unwrap();
     assert_eq!(get(&y, 0, "visits"), 3.0);
+}
+
+fn cfg(period: Period) -> FeatureConfig {
+    FeatureConfig {
+        period,
+        ..Default::default()
+    }
+}
+
+fn set_dates(h: &mut bhyt::qd130::Hoso, admit: &str, discharge: &str) {
+    h.xml1.set("NGAY_VAO", admit).set("NGAY_RA", discharge);
+}
+
+/// Ratio to the peer median and robust z on three district facilities, the
+/// widening of a small group, and the clustering fallback.
+#[test]
+fn peer_ratios_and_robust_z() {
+    let env = Env::new();
+    std::fs::write(
+        env.path("registry.csv"),
+        "facility_code,name,province_code,level,grade,ownership,kind\n\
+         93011,A,93,district,III,public,general\n93012,B,93,district,III,public,general\n\
+         93013,C,93,district,III,public,general\n93001,P,93,provincial,I,public,general\n93099,X,93,,,,\n",
+    )
+    .unwrap();
+    for (fac, extra) in [
+        ("93011", 0.0),
+        ("93012", 50_000.0),
+        ("93013", 200_000.0),
+        ("93001", 0.0),
+        ("93099", 0.0),
+    ] {
+        let mut h = visit(&format!("L{fac}"), fac, CARD_93, false);
+        if extra > 0.0 {
+            h.xml3.push(service(&format!("L{fac}"), 9, 8, 1.0, extra));
+            retotal(&mut h);
+        }
+        write(
+            &env.path(&format!("in/{fac}.xml")),
+            fac,
+            &[h],
+            &Style::default(),
+        );
+    }
+    env.ingest(&["in"]);
+    let mut c = cfg(Period::Month);
+    c.min_peer_size = 3;
+    let t = bhyt::features::compute(&env.store(), &c).unwrap();
+    let df = t
+        .facility_period
+        .sort(["facility_code"], Default::default())
+        .unwrap();
+    let row = |code: &str| -> usize {
+        (0..df.height())
+            .find(|&i| df.column("facility_code").unwrap().str().unwrap().get(i) == Some(code))
+            .unwrap()
+    };
+    let g = |code: &str, c: &str| get(&df, row(code), c);
+    let (a, b, cc) = (100_498.0, 150_498.0, 300_498.0);
+    assert_eq!(g("93013", "avg_cost_outpatient"), cc);
+    assert!((g("93013", "avg_cost_outpatient_peer_ratio") - cc / b).abs() < 1e-12);
+    // MAD of (a, b, c) around b = median(50,000, 0, 150,000) = 50,000.
+    let z = (cc - b) / (1.4826 * 50_000.0);
+    assert!((g("93013", "avg_cost_outpatient_peer_z") - z).abs() < 1e-9);
+    assert!(
+        (g("93011", "avg_cost_outpatient_peer_z") + (b - a) / (1.4826 * 50_000.0)).abs() < 1e-9
+    );
+    assert_eq!(g("93012", "avg_cost_outpatient_peer_z"), 0.0);
+    let groups = t.peer_groups;
+    let basis = |code: &str| -> String {
+        let i = (0..groups.height())
+            .find(|&i| {
+                groups
+                    .column("facility_code")
+                    .unwrap()
+                    .str()
+                    .unwrap()
+                    .get(i)
+                    == Some(code)
+            })
+            .unwrap();
+        groups
+            .column("peer_basis")
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(i)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(basis("93011"), "registry");
+    // A lone provincial hospital is compared with everyone (group too small).
+    assert_eq!(basis("93001"), "widened");
+    // Missing registry attributes: the peer group comes from the clustering.
+    assert_eq!(basis("93099"), "cluster");
+    assert!(get(&df, row("93011"), "peer_n") >= 3.0);
+}
+
+/// Growth against last year, out-of-province seen from the province, and
+/// budget use with a linear projection (no earlier complete year).
+#[test]
+fn growth_outflow_and_budget() {
+    let env = Env::new();
+    let mut last = visit("Y1", "93001", CARD_93, false);
+    set_dates(&mut last, "202301100734", "202301100930");
+    let this1 = visit("Y2", "93001", CARD_93, false);
+    let this2 = visit("Y3", "93001", CARD_HN, false);
+    write(
+        &env.path("in/a.xml"),
+        "93001",
+        &[last, this1, this2],
+        &Style::default(),
+    );
+    std::fs::write(
+        env.path("budgets.csv"),
+        "facility_code,year,budget_vnd\n93001,2024,5000000\n",
+    )
+    .unwrap();
+    env.ingest_with(&["in"], |o| o.budgets = Some(env.path("budgets.csv")));
+    let t = bhyt::features::compute(&env.store(), &cfg(Period::Month)).unwrap();
+    let df = t.facility_period;
+    assert_eq!(df.height(), 2);
+    // January 2024 against January 2023: 2 visits against 1.
+    assert_eq!(get(&df, 1, "visits_yoy"), 1.0);
+    assert_eq!(get(&df, 1, "total_cost_yoy"), 1.0);
+    assert!(get(&df, 0, "visits_yoy").is_nan());
+    // Hà Nội (01) card-holders' care in Cần Thơ (92).
+    let o = t.province_outflow;
+    assert_eq!(o.height(), 1);
+    assert_eq!(
+        o.column("card_province").unwrap().str().unwrap().get(0),
+        Some("01")
+    );
+    assert_eq!(
+        o.column("destination_province")
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(0),
+        Some("92")
+    );
+    assert_eq!(get(&o, 0, "total_cost"), 100_498.0);
+    assert_eq!(get(&o, 0, "share_of_card_holders_cost"), 1.0);
+    // Budget: as of 10 January 2024, 200,996 VND spent of 5,000,000.
+    let b = t
+        .budget
+        .lazy()
+        .filter(
+            col("facility_code")
+                .eq(lit("93001"))
+                .and(col("year").eq(lit(2024))),
+        )
+        .collect()
+        .unwrap();
+    assert_eq!(b.height(), 1);
+    let spent = 2.0 * 100_498.0;
+    assert_eq!(get(&b, 0, "spent_to_date"), spent);
+    assert_eq!(get(&b, 0, "use_rate"), spent / 5_000_000.0);
+    let projected = spent / (10.0 / 366.0);
+    assert!((get(&b, 0, "projected_year_end") - projected).abs() < 1e-6);
+    assert!((get(&b, 0, "projected_overrun_vnd") - (projected - 5_000_000.0)).abs() < 1e-6);
+    assert_eq!(
+        b.column("projection_basis").unwrap().str().unwrap().get(0),
+        Some("linear")
+    );
 }

@@ -1,14 +1,30 @@
-//! Per-facility indicators by period, computed with Polars lazy queries over
-//! the claims store: the indicators reviewers already use (see
-//! `../shared/domain/users-and-indicators.md`).
+//! Features: per-facility indicators by period, compared fairly.
 //!
-//! First part of the features stage: the raw indicators per facility and
-//! period. Peer comparison, case-mix standardisation, growth and budget use
-//! build on this table.
+//! Built with Polars lazy queries over the claims store:
+//! - the indicators reviewers already use (`../shared/domain/users-and-indicators.md`),
+//!   split by visit-type group where it matters;
+//! - case-mix standardisation ([`casemix`]): each visit's expected cost,
+//!   length of stay and admission probability given its diagnosis, visit type
+//!   and age band, learnt across all facilities of the same level, with
+//!   shrinkage for rare diagnoses; per facility observed/expected ratios and
+//!   the excess in VND;
+//! - growth against the same period last year and against the facility's
+//!   own trailing trend;
+//! - peer comparison ([`peers`]): ratio to the peer median and robust z-score
+//!   (median/MAD) within fair peer groups;
+//! - out-of-province spending seen from the province, and budget use.
+
+pub mod budget;
+pub mod casemix;
+pub mod peers;
+
+use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
+use serde::{Deserialize, Serialize};
 
-use crate::store::{Store, StoreError};
+use crate::reference::{drug_classes, DrugClassRule};
+use crate::store::{write_parquet_atomic, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FeatureError {
@@ -16,10 +32,15 @@ pub enum FeatureError {
     Store(#[from] StoreError),
     #[error("features: {0}")]
     Polars(#[from] PolarsError),
+    #[error(transparent)]
+    Reference(#[from] crate::reference::ReferenceError),
+    #[error("features: {0}")]
+    Other(String),
 }
 
 /// Length of the periods of the indicator table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
 pub enum Period {
     Week,
     Month,
@@ -38,6 +59,16 @@ impl Period {
         }
     }
 
+    /// Periods of the trailing trend a period is compared with.
+    fn trend_len(self) -> usize {
+        match self {
+            Period::Week => 8,
+            Period::Month => 3,
+            Period::Quarter => 2,
+            Period::Year => 2,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Period::Week => "week",
@@ -48,11 +79,112 @@ impl Period {
     }
 }
 
-/// Line amounts of each visit by category, one row per visit version.
-fn line_totals(store: &Store) -> Result<LazyFrame, FeatureError> {
+/// Configuration of the features stage. Defaults are documented per field.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeatureConfig {
+    /// Period of the table. Default: month.
+    pub period: Period,
+    /// First and last discharge date to include (inclusive); default: all.
+    pub from: Option<chrono::NaiveDate>,
+    pub to: Option<chrono::NaiveDate>,
+    /// Smallest peer group; smaller groups are widened (level+grade+kind →
+    /// level+kind → level → all). Default 5.
+    pub min_peer_size: usize,
+    /// Compare only within the same province. Default false.
+    pub peers_within_province: bool,
+    /// Number of clusters of the fallback peer grouping for facilities
+    /// without registry attributes. Default 4.
+    pub fallback_clusters: usize,
+    /// Shrinkage weight (pseudo-visits) of the case-mix cells: a diagnosis
+    /// seen in k visits counts half its own mean, half its parent's.
+    /// Default 20.
+    pub shrinkage_visits: f64,
+    /// Directory with a `drug_classes.csv` overriding the bundled one.
+    pub reference_dir: Option<PathBuf>,
+}
+
+impl Default for FeatureConfig {
+    fn default() -> Self {
+        FeatureConfig {
+            period: Period::Month,
+            from: None,
+            to: None,
+            min_peer_size: 5,
+            peers_within_province: false,
+            fallback_clusters: 4,
+            shrinkage_visits: 20.0,
+            reference_dir: None,
+        }
+    }
+}
+
+/// The tables the features stage writes.
+pub struct FeatureTables {
+    /// facility × period: indicators, case mix, growth, peer comparison.
+    pub facility_period: DataFrame,
+    /// card province × destination province × year: care of a province's
+    /// card-holders in other provinces (*chi đi ngoại tỉnh*).
+    pub province_outflow: DataFrame,
+    /// facility (and province total) × year: budget use and projection.
+    pub budget: DataFrame,
+    /// facility → peer group.
+    pub peer_groups: DataFrame,
+}
+
+/// Safe ratio: null when the denominator is zero or null.
+pub(crate) fn ratio(num: Expr, den: Expr) -> Expr {
+    when(den.clone().gt(lit(0.0)))
+        .then(num.cast(DataType::Float64) / den.cast(DataType::Float64))
+        .otherwise(lit(NULL).cast(DataType::Float64))
+}
+
+/// Drug class of each distinct drug (code, name) of the store, from the
+/// rules (first match wins): a small table joined to the lines.
+fn drug_class_table(store: &Store, rules: &[DrugClassRule]) -> Result<LazyFrame, FeatureError> {
+    let drugs = store
+        .lines()?
+        .filter(col("category").eq(lit("drug")))
+        .select([col("item_code"), col("item_name")])
+        .unique(None, UniqueKeepStrategy::First)
+        .collect()?;
+    let codes = drugs.column("item_code")?.str()?.clone();
+    let names = drugs.column("item_name")?.str()?.clone();
+    let mut out_code = Vec::new();
+    let mut out_name = Vec::new();
+    let mut out_class = Vec::new();
+    for i in 0..drugs.height() {
+        let code = codes.get(i).unwrap_or("");
+        let name = names.get(i).map(str::to_lowercase).unwrap_or_default();
+        let class = rules.iter().find(|r| match r.field.as_str() {
+            "code" => r.pattern == code,
+            _ => name.contains(&r.pattern.to_lowercase()),
+        });
+        if let Some(r) = class {
+            out_code.push(codes.get(i).map(str::to_string));
+            out_name.push(names.get(i).map(str::to_string));
+            out_class.push(r.class.clone());
+        }
+    }
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new("item_code".into(), out_code),
+        Column::new("item_name".into(), out_name),
+        Column::new("drug_class".into(), out_class),
+    ])?
+    .lazy())
+}
+
+/// Line amounts of each visit by category and drug class.
+fn line_totals(store: &Store, rules: &[DrugClassRule]) -> Result<LazyFrame, FeatureError> {
     let cat = |c: &str| {
         col("amount")
             .filter(col("category").eq(lit(c)))
+            .sum()
+            .alias(format!("{c}_amount"))
+    };
+    let class = |c: &str| {
+        col("amount")
+            .filter(col("drug_class").eq(lit(c)))
             .sum()
             .alias(format!("{c}_amount"))
     };
@@ -62,8 +194,18 @@ fn line_totals(store: &Store) -> Result<LazyFrame, FeatureError> {
             .sum()
             .alias(format!("{c}_count"))
     };
+    let classes = drug_class_table(store, rules)?;
     Ok(store
         .lines()?
+        .join(
+            classes,
+            [col("item_code"), col("item_name")],
+            [col("item_code"), col("item_name")],
+            JoinArgs {
+                nulls_equal: true,
+                ..JoinArgs::new(JoinType::Left)
+            },
+        )
         .group_by([col("facility_code"), col("ma_lk"), col("source_seq")])
         .agg([
             cat("bed"),
@@ -72,102 +214,203 @@ fn line_totals(store: &Store) -> Result<LazyFrame, FeatureError> {
             cat("lab"),
             cat("imaging"),
             cat("procedure"),
+            class("originator"),
+            class("adjuvant"),
+            class("vitamin_mineral"),
             count("lab"),
             count("imaging"),
         ]))
 }
 
-/// Safe ratio: null when the denominator is zero.
-fn ratio(num: Expr, den: Expr) -> Expr {
-    when(den.clone().gt(lit(0.0)))
-        .then(num.cast(DataType::Float64) / den.cast(DataType::Float64))
-        .otherwise(lit(NULL).cast(DataType::Float64))
+/// Visit-type groups with their own volume and average cost columns.
+pub const VISIT_GROUPS: [&str; 4] = [
+    "outpatient_exam",
+    "outpatient_treatment",
+    "inpatient",
+    "day_inpatient",
+];
+
+/// Indicators compared with peers (ratio to peer median, robust z).
+pub const PEER_INDICATORS: &[&str] = &[
+    "avg_cost_outpatient",
+    "avg_cost_inpatient",
+    "alos",
+    "admission_rate",
+    "bed_cost_share_inpatient",
+    "drug_share",
+    "supply_share",
+    "lab_share",
+    "imaging_share",
+    "procedure_share",
+    "tests_per_visit",
+    "imaging_per_visit",
+    "visits_per_patient",
+    "oop_visit_share",
+    "oe_cost",
+    "oe_los",
+    "oe_admission",
+];
+
+/// Indicators with growth columns (`_yoy`, `_trend`).
+pub const GROWTH_INDICATORS: &[&str] = &[
+    "visits",
+    "total_cost",
+    "avg_cost_outpatient",
+    "avg_cost_inpatient",
+    "alos",
+    "admission_rate",
+    "bed_cost_share_inpatient",
+    "oe_cost",
+];
+
+/// Visits of the store within the configured date range, with their line
+/// totals, case-mix expectations and period.
+fn enriched_visits(store: &Store, cfg: &FeatureConfig) -> Result<LazyFrame, FeatureError> {
+    let rules = drug_classes(cfg.reference_dir.as_deref())?;
+    let keys = [col("facility_code"), col("ma_lk"), col("source_seq")];
+    let mut visits = store.visits()?;
+    if let Some(from) = cfg.from {
+        visits = visits.filter(col("discharge_date").gt_eq(lit(from)));
+    }
+    if let Some(to) = cfg.to {
+        visits = visits.filter(col("discharge_date").lt_eq(lit(to)));
+    }
+    // Only what the indicators need: the case-mix steps materialise the frame.
+    let visits = visits.select([
+        col("facility_code"),
+        col("ma_lk"),
+        col("source_seq"),
+        col("patient_key"),
+        col("total_cost"),
+        col("fund_paid"),
+        col("inpatient"),
+        col("los_days"),
+        col("visit_group"),
+        col("dx3"),
+        col("age_band"),
+        col("out_of_province"),
+        col("discharge_date"),
+    ]);
+    let registry = store.facilities()?.select([
+        col("facility_code"),
+        col("level").fill_null(lit("unknown")).alias("level"),
+    ]);
+    let visits = visits
+        .join(
+            line_totals(store, &rules)?,
+            keys.clone(),
+            keys,
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            registry,
+            [col("facility_code")],
+            [col("facility_code")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_column(col("level").fill_null(lit("unknown")));
+    let visits = casemix::with_expectations(visits, cfg.shrinkage_visits)?.lazy();
+    Ok(visits.with_column(
+        col("discharge_date")
+            .dt()
+            .truncate(lit(cfg.period.every()))
+            .alias("period_start"),
+    ))
 }
 
-/// The indicator table: one row per facility and period.
-///
-/// Columns: `facility_code`, `period`, `period_start`, `visits`,
-/// `outpatient_visits`, `inpatient_episodes`, `patients`,
-/// `visits_per_patient`, `total_cost`, `fund_paid`, `avg_cost_outpatient`,
-/// `avg_cost_inpatient`, `avg_fund_outpatient`, `avg_fund_inpatient`,
-/// `alos`, `bed_days`, `admission_rate`, `bed_cost_share_inpatient`,
-/// `drug_share`, `supply_share`, `lab_share`, `imaging_share`,
-/// `procedure_share`, `tests_per_visit`, `imaging_per_visit`,
-/// `oop_visit_share`, `oop_cost_share`.
-pub fn facility_indicators(store: &Store, period: Period) -> Result<LazyFrame, FeatureError> {
-    let keys = [col("facility_code"), col("ma_lk"), col("source_seq")];
-    let visits = store.visits()?.join(
-        line_totals(store)?,
-        keys.clone(),
-        keys,
-        JoinArgs::new(JoinType::Left),
-    );
+/// Raw and case-mix indicators per facility and period.
+pub fn facility_indicators(store: &Store, cfg: &FeatureConfig) -> Result<LazyFrame, FeatureError> {
+    let visits = enriched_visits(store, cfg)?;
     let fill = |c: &str| col(c).fill_null(lit(0.0));
     let ip = || col("inpatient");
     let op = || col("inpatient").not();
-    let sum_if = |c: &str, cond: Expr| fill(c).filter(cond).sum();
-    let out = visits
-        .with_column(
-            col("discharge_date")
-                .dt()
-                .truncate(lit(period.every()))
-                .alias("period_start"),
-        )
+    let mut aggs = vec![
+        len().cast(DataType::Int64).alias("visits"),
+        op().cast(DataType::Int64).sum().alias("outpatient_visits"),
+        ip().cast(DataType::Int64).sum().alias("inpatient_episodes"),
+        col("patient_key")
+            .n_unique()
+            .cast(DataType::Int64)
+            .alias("patients"),
+        col("total_cost").sum().alias("total_cost"),
+        fill("fund_paid").sum().alias("fund_paid"),
+        col("total_cost")
+            .filter(op())
+            .mean()
+            .alias("avg_cost_outpatient"),
+        col("total_cost")
+            .filter(ip())
+            .mean()
+            .alias("avg_cost_inpatient"),
+        fill("fund_paid")
+            .filter(op())
+            .mean()
+            .alias("avg_fund_outpatient"),
+        fill("fund_paid")
+            .filter(ip())
+            .mean()
+            .alias("avg_fund_inpatient"),
+        col("los_days")
+            .filter(ip())
+            .cast(DataType::Float64)
+            .mean()
+            .alias("alos"),
+        col("los_days")
+            .filter(ip())
+            .cast(DataType::Int64)
+            .sum()
+            .alias("bed_days"),
+        fill("bed_amount").filter(ip()).sum().alias("_bed_ip"),
+        col("total_cost").filter(ip()).sum().alias("_cost_ip"),
+        fill("drug_amount").sum().alias("_drug"),
+        fill("supply_amount").sum().alias("_supply"),
+        fill("lab_amount").sum().alias("_lab"),
+        fill("imaging_amount").sum().alias("_imaging"),
+        fill("procedure_amount").sum().alias("_procedure"),
+        fill("originator_amount").sum().alias("_originator"),
+        fill("adjuvant_amount").sum().alias("_adjuvant"),
+        fill("vitamin_mineral_amount").sum().alias("_vitamin"),
+        fill("lab_count").sum().alias("_lab_n"),
+        fill("imaging_count").sum().alias("_imaging_n"),
+        col("out_of_province")
+            .cast(DataType::Float64)
+            .mean()
+            .alias("oop_visit_share"),
+        col("total_cost")
+            .filter(col("out_of_province"))
+            .sum()
+            .alias("oop_cost"),
+        col("out_of_province")
+            .cast(DataType::Int64)
+            .sum()
+            .alias("oop_visits"),
+        col("expected_cost").sum().alias("expected_cost"),
+        col("los_days")
+            .filter(ip())
+            .cast(DataType::Float64)
+            .sum()
+            .alias("_los_ip"),
+        col("expected_los").filter(ip()).sum().alias("_exp_los"),
+        col("expected_admission").sum().alias("expected_admissions"),
+    ];
+    for g in VISIT_GROUPS {
+        let is = col("visit_group").eq(lit(g));
+        aggs.push(
+            is.clone()
+                .cast(DataType::Int64)
+                .sum()
+                .alias(format!("vg_{g}_visits")),
+        );
+        aggs.push(
+            col("total_cost")
+                .filter(is)
+                .mean()
+                .alias(format!("vg_{g}_avg_cost")),
+        );
+    }
+    let table = visits
         .group_by([col("facility_code"), col("period_start")])
-        .agg([
-            len().cast(DataType::Int64).alias("visits"),
-            op().cast(DataType::Int64).sum().alias("outpatient_visits"),
-            ip().cast(DataType::Int64).sum().alias("inpatient_episodes"),
-            col("patient_key")
-                .n_unique()
-                .cast(DataType::Int64)
-                .alias("patients"),
-            col("total_cost").sum().alias("total_cost"),
-            fill("fund_paid").sum().alias("fund_paid"),
-            col("total_cost")
-                .filter(op())
-                .mean()
-                .alias("avg_cost_outpatient"),
-            col("total_cost")
-                .filter(ip())
-                .mean()
-                .alias("avg_cost_inpatient"),
-            fill("fund_paid")
-                .filter(op())
-                .mean()
-                .alias("avg_fund_outpatient"),
-            fill("fund_paid")
-                .filter(ip())
-                .mean()
-                .alias("avg_fund_inpatient"),
-            col("los_days")
-                .filter(ip())
-                .cast(DataType::Float64)
-                .mean()
-                .alias("alos"),
-            col("los_days")
-                .filter(ip())
-                .cast(DataType::Int64)
-                .sum()
-                .alias("bed_days"),
-            sum_if("bed_amount", ip()).alias("_bed_ip"),
-            col("total_cost").filter(ip()).sum().alias("_cost_ip"),
-            fill("drug_amount").sum().alias("_drug"),
-            fill("supply_amount").sum().alias("_supply"),
-            fill("lab_amount").sum().alias("_lab"),
-            fill("imaging_amount").sum().alias("_imaging"),
-            fill("procedure_amount").sum().alias("_procedure"),
-            fill("lab_count").sum().alias("_lab_n"),
-            fill("imaging_count").sum().alias("_imaging_n"),
-            col("out_of_province")
-                .cast(DataType::Float64)
-                .mean()
-                .alias("oop_visit_share"),
-            col("total_cost")
-                .filter(col("out_of_province"))
-                .sum()
-                .alias("_cost_oop"),
-        ])
+        .agg(aggs)
         .with_columns([
             ratio(col("visits"), col("patients")).alias("visits_per_patient"),
             ratio(col("inpatient_episodes"), col("visits")).alias("admission_rate"),
@@ -177,40 +420,128 @@ pub fn facility_indicators(store: &Store, period: Period) -> Result<LazyFrame, F
             ratio(col("_lab"), col("total_cost")).alias("lab_share"),
             ratio(col("_imaging"), col("total_cost")).alias("imaging_share"),
             ratio(col("_procedure"), col("total_cost")).alias("procedure_share"),
+            ratio(col("_originator"), col("_drug")).alias("originator_drug_share"),
+            ratio(col("_adjuvant"), col("_drug")).alias("adjuvant_drug_share"),
+            ratio(col("_vitamin"), col("_drug")).alias("vitamin_mineral_drug_share"),
             ratio(col("_lab_n"), col("visits")).alias("tests_per_visit"),
             ratio(col("_imaging_n"), col("visits")).alias("imaging_per_visit"),
-            ratio(col("_cost_oop"), col("total_cost")).alias("oop_cost_share"),
-            lit(period.name()).alias("period"),
+            ratio(col("oop_cost"), col("total_cost")).alias("oop_cost_share"),
+            ratio(col("total_cost"), col("expected_cost")).alias("oe_cost"),
+            (col("total_cost") - col("expected_cost")).alias("excess_cost_vnd"),
+            ratio(col("_los_ip"), col("_exp_los")).alias("oe_los"),
+            ratio(col("inpatient_episodes"), col("expected_admissions")).alias("oe_admission"),
+            lit(cfg.period.name()).alias("period"),
         ])
-        .select([
-            col("facility_code"),
-            col("period"),
-            col("period_start"),
-            col("visits"),
-            col("outpatient_visits"),
-            col("inpatient_episodes"),
-            col("patients"),
-            col("visits_per_patient"),
-            col("total_cost"),
-            col("fund_paid"),
-            col("avg_cost_outpatient"),
-            col("avg_cost_inpatient"),
-            col("avg_fund_outpatient"),
-            col("avg_fund_inpatient"),
-            col("alos"),
-            col("bed_days"),
-            col("admission_rate"),
-            col("bed_cost_share_inpatient"),
-            col("drug_share"),
-            col("supply_share"),
-            col("lab_share"),
-            col("imaging_share"),
-            col("procedure_share"),
-            col("tests_per_visit"),
-            col("imaging_per_visit"),
-            col("oop_visit_share"),
-            col("oop_cost_share"),
-        ])
-        .sort(["facility_code", "period_start"], Default::default());
-    Ok(out)
+        .select([all()
+            .exclude_cols([
+                "_bed_ip",
+                "_cost_ip",
+                "_drug",
+                "_supply",
+                "_lab",
+                "_imaging",
+                "_procedure",
+                "_originator",
+                "_adjuvant",
+                "_vitamin",
+                "_lab_n",
+                "_imaging_n",
+                "_los_ip",
+                "_exp_los",
+            ])
+            .as_expr()]);
+    with_growth(table, cfg.period)
+}
+
+/// Growth against the same period one year earlier (`_yoy`, relative) and
+/// against the mean of the facility's previous periods (`_trend`, relative).
+fn with_growth(table: LazyFrame, period: Period) -> Result<LazyFrame, FeatureError> {
+    // Join key of "the same period": for weeks the day number (last year's
+    // week + 364 days = this week), else year·10000 + month·100 + day.
+    let day_no = || {
+        col("period_start")
+            .cast(DataType::Int32)
+            .cast(DataType::Int64)
+    };
+    let ymd = |years_ahead: i64| {
+        (col("period_start").dt().year().cast(DataType::Int64) + lit(years_ahead)) * lit(10_000i64)
+            + col("period_start").dt().month().cast(DataType::Int64) * lit(100i64)
+            + col("period_start").dt().day().cast(DataType::Int64)
+    };
+    let (this_key, last_key) = match period {
+        Period::Week => (day_no(), day_no() + lit(364i64)),
+        _ => (ymd(0), ymd(1)),
+    };
+    let last_year = table.clone().select(
+        [col("facility_code"), last_key.alias("_key")]
+            .into_iter()
+            .chain(
+                GROWTH_INDICATORS
+                    .iter()
+                    .map(|c| col(*c).alias(format!("{c}_ly"))),
+            )
+            .collect::<Vec<_>>(),
+    );
+    let n = period.trend_len();
+    let opts = RollingOptionsFixedWindow {
+        window_size: n,
+        min_periods: n,
+        ..Default::default()
+    };
+    let mut growth = Vec::new();
+    for c in GROWTH_INDICATORS {
+        growth.push((ratio(col(*c), col(format!("{c}_ly"))) - lit(1.0)).alias(format!("{c}_yoy")));
+        let trailing = col(*c)
+            .cast(DataType::Float64)
+            .shift(lit(1))
+            .rolling_mean(opts.clone())
+            .over([col("facility_code")])?;
+        growth.push((ratio(col(*c), trailing) - lit(1.0)).alias(format!("{c}_trend")));
+    }
+    let mut drop: Vec<String> = GROWTH_INDICATORS
+        .iter()
+        .map(|c| format!("{c}_ly"))
+        .collect();
+    drop.push("_key".into());
+    Ok(table
+        .with_column(this_key.alias("_key"))
+        .join(
+            last_year,
+            [col("facility_code"), col("_key")],
+            [col("facility_code"), col("_key")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .sort(["facility_code", "period_start"], Default::default())
+        .with_columns(growth)
+        .select([all().exclude_cols(drop).as_expr()]))
+}
+
+/// Computes all feature tables.
+pub fn compute(store: &Store, cfg: &FeatureConfig) -> Result<FeatureTables, FeatureError> {
+    let indicators = facility_indicators(store, cfg)?.collect()?;
+    let groups = peers::assign(store, &indicators, cfg)?;
+    let facility_period = peers::compare(indicators.lazy(), groups.clone().lazy())?.collect()?;
+    let province_outflow = budget::province_outflow(store, cfg)?.collect()?;
+    let budget = budget::budget_use(store, cfg)?.collect()?;
+    Ok(FeatureTables {
+        facility_period,
+        province_outflow,
+        budget,
+        peer_groups: groups,
+    })
+}
+
+/// Writes the tables as Parquet under `dir` (atomically).
+pub fn write(tables: &mut FeatureTables, dir: &Path) -> Result<(), FeatureError> {
+    write_parquet_atomic(
+        &mut tables.facility_period,
+        &dir.join("facility_period.parquet"),
+    )?;
+    write_parquet_atomic(
+        &mut tables.province_outflow,
+        &dir.join("province_outflow.parquet"),
+    )?;
+    write_parquet_atomic(&mut tables.budget, &dir.join("budget.parquet"))?;
+    write_parquet_atomic(&mut tables.peer_groups, &dir.join("peer_groups.parquet"))?;
+    Ok(())
 }

@@ -59,6 +59,10 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError +
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// Keys of the current visit versions, computed once per handle: `None`
+    /// when no visit was ever resubmitted (then no filtering is needed).
+    /// Writers open a new handle, so a handle never sees a stale cache.
+    current: Arc<std::sync::OnceLock<Option<DataFrame>>>,
 }
 
 pub const VISITS: &str = "visits";
@@ -71,7 +75,10 @@ impl Store {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let root = root.into();
         std::fs::create_dir_all(&root).map_err(io_err(&root))?;
-        let store = Store { root };
+        let store = Store {
+            root,
+            current: Default::default(),
+        };
         let staging = store.staging_root();
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
@@ -136,18 +143,23 @@ impl Store {
     /// envelope date then ingest order.
     pub fn visits(&self) -> Result<LazyFrame, StoreError> {
         let all = self.scan(VISITS)?;
-        let winners = self.current_versions()?;
-        Ok(all.join(
-            winners,
-            [col("facility_code"), col("ma_lk"), col("source_seq")],
-            [col("facility_code"), col("ma_lk"), col("source_seq")],
-            JoinArgs::new(JoinType::Semi),
-        ))
+        Ok(match self.current_versions()? {
+            None => all,
+            Some(keys) => semi(all, keys),
+        })
     }
 
-    /// Keys (facility, MA_LK, source_seq) of the current version of each visit.
-    fn current_versions(&self) -> Result<LazyFrame, StoreError> {
-        Ok(self
+    /// Keys (facility, MA_LK, source_seq) of the current version of each
+    /// visit, or `None` when every visit has a single version.
+    fn current_versions(&self) -> Result<Option<LazyFrame>, StoreError> {
+        if let Some(c) = self.current.get() {
+            return Ok(c.clone().map(|d| d.lazy()));
+        }
+        let perr = |source| StoreError::Polars {
+            path: self.root.join(VISITS),
+            source,
+        };
+        let keys = self
             .scan(VISITS)?
             .select([
                 col("facility_code"),
@@ -155,29 +167,55 @@ impl Store {
                 col("source_seq"),
                 col("submitted_at"),
             ])
-            .sort_by_exprs(
-                [col("submitted_at"), col("source_seq")],
-                SortMultipleOptions::default().with_nulls_last(false),
+            .collect()
+            .map_err(perr)?;
+        let distinct = keys
+            .clone()
+            .lazy()
+            .select([as_struct(vec![col("facility_code"), col("ma_lk")])
+                .n_unique()
+                .alias("n")])
+            .collect()
+            .map_err(perr)?
+            .column("n")
+            .and_then(|c| c.cast(&DataType::UInt64))
+            .map_err(perr)?
+            .u64()
+            .map_err(perr)?
+            .get(0)
+            .unwrap_or(0) as usize;
+        let current = if distinct == keys.height() {
+            None
+        } else {
+            Some(
+                keys.lazy()
+                    .sort_by_exprs(
+                        [col("submitted_at"), col("source_seq")],
+                        SortMultipleOptions::default().with_nulls_last(false),
+                    )
+                    .unique_stable(
+                        Some(Selector::ByName {
+                            names: Arc::new(["facility_code".into(), "ma_lk".into()]),
+                            strict: true,
+                        }),
+                        UniqueKeepStrategy::Last,
+                    )
+                    .select([col("facility_code"), col("ma_lk"), col("source_seq")])
+                    .collect()
+                    .map_err(perr)?,
             )
-            .unique_stable(
-                Some(Selector::ByName {
-                    names: Arc::new(["facility_code".into(), "ma_lk".into()]),
-                    strict: true,
-                }),
-                UniqueKeepStrategy::Last,
-            )
-            .select([col("facility_code"), col("ma_lk"), col("source_seq")]))
+        };
+        let _ = self.current.set(current.clone());
+        Ok(current.map(|d| d.lazy()))
     }
 
     /// Lines of the current visit versions.
     pub fn lines(&self) -> Result<LazyFrame, StoreError> {
         let all = self.scan(LINES)?;
-        Ok(all.join(
-            self.current_versions()?,
-            [col("facility_code"), col("ma_lk"), col("source_seq")],
-            [col("facility_code"), col("ma_lk"), col("source_seq")],
-            JoinArgs::new(JoinType::Semi),
-        ))
+        Ok(match self.current_versions()? {
+            None => all,
+            Some(keys) => semi(all, keys),
+        })
     }
 
     pub fn quarantine(&self) -> Result<LazyFrame, StoreError> {
@@ -199,6 +237,11 @@ impl Store {
     pub fn budgets(&self) -> Result<LazyFrame, StoreError> {
         read_one(&self.budgets_path(), "budgets")
     }
+}
+
+fn semi(all: LazyFrame, keys: LazyFrame) -> LazyFrame {
+    let on = [col("facility_code"), col("ma_lk"), col("source_seq")];
+    all.join(keys, on.clone(), on, JoinArgs::new(JoinType::Semi))
 }
 
 fn read_one(path: &Path, what: &'static str) -> Result<LazyFrame, StoreError> {
