@@ -17,3 +17,17 @@ fn data_dictionary_is_current() {
         assert!(on_disk.contains(&format!("`{}`", c.name)));
     }
 }
+
+#[test]
+fn features_dictionary_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/features-dictionary.md");
+    let fresh = bhyt::features::render_dictionary();
+    if std::env::var_os("UPDATE_DICTIONARY").is_some() {
+        std::fs::write(&path, &fresh).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        on_disk == fresh,
+        "datasets/features-dictionary.md is stale: run UPDATE_DICTIONARY=1 cargo test --test dictionary"
+    );
+}

@@ -273,3 +273,15 @@ fn growth_outflow_and_budget() {
         Some("linear")
     );
 }
+
+#[test]
+fn drug_classes_come_from_the_reference_table() {
+    let env = Env::new();
+    let mut h = visit("V1", "93001", CARD_93, false);
+    h.xml2[0].set("TEN_THUOC", "Vitamin B1 100mg");
+    write(&env.path("in/a.xml"), "93001", &[h], &Style::default());
+    env.ingest(&["in"]);
+    let df = facility_indicators(&env.store(), &cfg(Period::Month)).unwrap().collect().unwrap();
+    assert_eq!(get(&df, 0, "vitamin_mineral_drug_share"), 1.0);
+    assert_eq!(get(&df, 0, "adjuvant_drug_share"), 0.0);
+}

@@ -1319,6 +1319,21 @@ fn push(w: &mut WeekOut, hosos: &mut Vec<Hoso>, h: Hoso) {
     hosos.push(h);
 }
 
+/// Drug names: a few of the list are the classes reviewers watch.
+fn drug_name(idx: usize) -> String {
+    if idx % 20 == 0 {
+        format!("Vitamin B{} 100mg", idx % 12 + 1)
+    } else if idx % 35 == 0 {
+        "Glutathion 600mg".to_string()
+    } else if idx % 45 == 0 {
+        "Citicolin 500mg".to_string()
+    } else if idx % 50 == 0 {
+        format!("Thuốc {idx} (biệt dược gốc)")
+    } else {
+        format!("Thuốc {idx}")
+    }
+}
+
 fn vnd(x: f64) -> String {
     format!("{}", x.round() as i64)
 }
@@ -1478,7 +1493,8 @@ fn make_visit(
     };
     for _ in 0..n_drug {
         stt += 1;
-        let (code, unit) = pick(rng, &prices.drugs);
+        let idx = rng.gen_range(0..prices.drugs.len());
+        let (code, unit) = prices.drugs[idx].clone();
         let unit = (unit * goods * dx.cost.sqrt()).round();
         let qty = (days_of_drugs * rng.gen_range(1..3) as f64).round();
         let amount = qty * unit;
@@ -1487,7 +1503,7 @@ fn make_visit(
             .set("STT", stt.to_string())
             .set("MA_THUOC", code)
             .set("MA_NHOM", "4")
-            .set("TEN_THUOC", "Thuốc")
+            .set("TEN_THUOC", drug_name(idx))
             .set("DON_VI_TINH", "Viên")
             .set("SO_LUONG", crate::format::plain_number(qty))
             .set("DON_GIA", vnd(unit))
