@@ -129,6 +129,9 @@ struct FeaturesArgs {
     /// Output folder (facility_period, province_outflow, budget, peer_groups .parquet).
     #[arg(long, default_value = "out/features")]
     out: PathBuf,
+    /// Only the core indicators (core.parquet): the quick view.
+    #[arg(long)]
+    core: bool,
 }
 
 #[derive(Args)]
@@ -309,7 +312,13 @@ fn cmd_features(a: FeaturesArgs) -> Result<()> {
     cfg.from = a.from.or(cfg.from);
     cfg.to = a.to.or(cfg.to);
     let t = Instant::now();
-    let rows = write_features(&store, &cfg, &a.out)?;
+    let rows = if a.core {
+        let mut df = features::core_indicators(&store, &cfg)?.collect()?;
+        bhyt::store::write_parquet_atomic(&mut df, &a.out.join("core.parquet"))?;
+        df.height()
+    } else {
+        write_features(&store, &cfg, &a.out)?
+    };
     println!(
         "features: {rows} facility-{} rows in {:.2} s → {}",
         cfg.period.name(),

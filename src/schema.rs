@@ -16,6 +16,23 @@ pub struct Ts(pub i64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Day(pub i32);
 
+/// Integer key of a visit version: FNV-1a 64 of facility, MA_LK and the
+/// source sequence. Stable across runs and platforms.
+pub fn visit_key(facility: &str, ma_lk: &str, source_seq: i64) -> i64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in facility
+        .bytes()
+        .chain(std::iter::once(0x1f))
+        .chain(ma_lk.bytes())
+        .chain(std::iter::once(0x1f))
+        .chain(source_seq.to_le_bytes())
+    {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h as i64
+}
+
 /// Converts a column of Rust values into a Polars column.
 pub trait IntoColumn {
     const DTYPE: &'static str;
@@ -142,6 +159,8 @@ table! {
         ma_lk: String,
         /// Ingest sequence number of the source file (manifest); the newest resubmission of a visit wins.
         source_seq: i64,
+        /// Integer key of this visit version (64-bit hash of facility, MA_LK and source_seq): joins lines to visits quickly.
+        visit_key: i64,
         /// Envelope creation date (NGAYLAP), when the visit came in an envelope.
         submitted_at: Option<Ts>,
         /// Keyed hash identifying the person: the card's 10-digit social-insurance number (stable across the person's cards and facilities).
@@ -252,6 +271,8 @@ table! {
         ma_lk: String,
         /// Ingest sequence number of the source file; joins the line to its visit's version.
         source_seq: i64,
+        /// Integer key of the visit version the line belongs to (see visits.visit_key).
+        visit_key: i64,
         /// Line number within the visit (STT).
         stt: i32,
         /// Source table: XML2 (drugs) or XML3 (services, supplies, bed-days).

@@ -82,15 +82,18 @@ fn shrunk(
 /// Adds `expected_cost`, `expected_los` (null for non-inpatient visits) and
 /// `expected_admission` to visits that carry `level`.
 pub fn with_expectations(visits: LazyFrame, k: f64) -> Result<DataFrame, FeatureError> {
-    let v = visits
-        .with_column(chapter_expr().alias("dx_chapter"))
-        .collect()?;
+    let t = std::time::Instant::now();
+    let v = visits.collect()?;
+    tracing::info!("visits with line totals: {:.2} s", t.elapsed().as_secs_f64());
+    let v = v.lazy().with_column(chapter_expr().alias("dx_chapter")).collect()?;
+    tracing::info!("chapters: {:.2} s", t.elapsed().as_secs_f64());
     let by_group = vec![
         vec!["level", "visit_group"],
         vec!["level", "visit_group", "dx_chapter", "age_band"],
         vec!["level", "visit_group", "dx3", "age_band"],
     ];
     let v = shrunk(v, col("total_cost"), &by_group, "expected_cost", k)?;
+    tracing::info!("expected cost: {:.2} s", t.elapsed().as_secs_f64());
     let v = shrunk(
         v,
         col("los_days").cast(DataType::Float64),

@@ -194,19 +194,26 @@ fn line_totals(store: &Store, rules: &[DrugClassRule]) -> Result<LazyFrame, Feat
             .sum()
             .alias(format!("{c}_count"))
     };
-    let classes = drug_class_table(store, rules)?;
+    let keys = [col("visit_key")];
+    // Drug classes touch few lines: they are summed apart (an inner join of
+    // the drug lines with the small class table) and joined per visit, so
+    // the ten million lines are grouped once, on their own columns.
+    let classes = store
+        .lines()?
+        .filter(col("category").eq(lit("drug")))
+        .select([col("visit_key"), col("item_code"), col("item_name"), col("amount")])
+        .join(
+            drug_class_table(store, rules)?,
+            [col("item_code"), col("item_name")],
+            [col("item_code"), col("item_name")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .group_by(keys.clone())
+        .agg([class("originator"), class("adjuvant"), class("vitamin_mineral")]);
     Ok(store
         .lines()?
-        .join(
-            classes,
-            [col("item_code"), col("item_name")],
-            [col("item_code"), col("item_name")],
-            JoinArgs {
-                nulls_equal: true,
-                ..JoinArgs::new(JoinType::Left)
-            },
-        )
-        .group_by([col("facility_code"), col("ma_lk"), col("source_seq")])
+        .select([col("visit_key"), col("category"), col("amount"), col("quantity")])
+        .group_by(keys.clone())
         .agg([
             cat("bed"),
             cat("drug"),
@@ -214,12 +221,10 @@ fn line_totals(store: &Store, rules: &[DrugClassRule]) -> Result<LazyFrame, Feat
             cat("lab"),
             cat("imaging"),
             cat("procedure"),
-            class("originator"),
-            class("adjuvant"),
-            class("vitamin_mineral"),
             count("lab"),
             count("imaging"),
-        ]))
+        ])
+        .join(classes, keys.clone(), keys, JoinArgs::new(JoinType::Left)))
 }
 
 /// Visit-type groups with their own volume and average cost columns.
@@ -267,7 +272,7 @@ pub const GROWTH_INDICATORS: &[&str] = &[
 /// totals, case-mix expectations and period.
 fn enriched_visits(store: &Store, cfg: &FeatureConfig) -> Result<LazyFrame, FeatureError> {
     let rules = drug_classes(cfg.reference_dir.as_deref())?;
-    let keys = [col("facility_code"), col("ma_lk"), col("source_seq")];
+    let keys = [col("visit_key")];
     let mut visits = store.visits()?;
     if let Some(from) = cfg.from {
         visits = visits.filter(col("discharge_date").gt_eq(lit(from)));
@@ -278,8 +283,7 @@ fn enriched_visits(store: &Store, cfg: &FeatureConfig) -> Result<LazyFrame, Feat
     // Only what the indicators need: the case-mix steps materialise the frame.
     let visits = visits.select([
         col("facility_code"),
-        col("ma_lk"),
-        col("source_seq"),
+        col("visit_key"),
         col("patient_key"),
         col("total_cost"),
         col("fund_paid"),
@@ -309,7 +313,9 @@ fn enriched_visits(store: &Store, cfg: &FeatureConfig) -> Result<LazyFrame, Feat
             JoinArgs::new(JoinType::Left),
         )
         .with_column(col("level").fill_null(lit("unknown")));
+    let t = std::time::Instant::now();
     let visits = casemix::with_expectations(visits, cfg.shrinkage_visits)?.lazy();
+    tracing::info!("visits, lines and case mix: {:.2} s", t.elapsed().as_secs_f64());
     Ok(visits.with_column(
         col("discharge_date")
             .dt()
@@ -516,13 +522,64 @@ fn with_growth(table: LazyFrame, period: Period) -> Result<LazyFrame, FeatureErr
         .select([all().exclude_cols(drop).as_expr()]))
 }
 
+/// The core indicators only (visits, outpatient/inpatient average cost,
+/// ALOS, admission rate, bed-day cost share of inpatient cost,
+/// out-of-province share of visits) per facility and period: the quick view,
+/// and the like-for-like comparison with other tools in `benches/`.
+pub fn core_indicators(store: &Store, cfg: &FeatureConfig) -> Result<LazyFrame, FeatureError> {
+    let keys = [col("visit_key")];
+    let bed = store
+        .lines()?
+        .filter(col("category").eq(lit("bed")))
+        .group_by(keys.clone())
+        .agg([col("amount").sum().alias("bed_amount")]);
+    let mut v = store.visits()?;
+    if let Some(from) = cfg.from {
+        v = v.filter(col("discharge_date").gt_eq(lit(from)));
+    }
+    if let Some(to) = cfg.to {
+        v = v.filter(col("discharge_date").lt_eq(lit(to)));
+    }
+    let ip = || col("inpatient");
+    Ok(v
+        .select([
+            col("facility_code"),
+            col("visit_key"),
+            col("discharge_date"),
+            col("total_cost"),
+            col("inpatient"),
+            col("los_days"),
+            col("out_of_province"),
+        ])
+        .join(bed, keys.clone(), keys, JoinArgs::new(JoinType::Left))
+        .with_column(col("discharge_date").dt().truncate(lit(cfg.period.every())).alias("period_start"))
+        .group_by([col("facility_code"), col("period_start")])
+        .agg([
+            len().cast(DataType::Int64).alias("visits"),
+            col("total_cost").filter(ip().not()).mean().alias("avg_cost_outpatient"),
+            col("total_cost").filter(ip()).mean().alias("avg_cost_inpatient"),
+            col("los_days").filter(ip()).cast(DataType::Float64).mean().alias("alos"),
+            ip().cast(DataType::Float64).mean().alias("admission_rate"),
+            col("bed_amount").fill_null(lit(0.0)).filter(ip()).sum().alias("_bed"),
+            col("total_cost").filter(ip()).sum().alias("_ip"),
+            col("out_of_province").cast(DataType::Float64).mean().alias("oop_visit_share"),
+        ])
+        .with_column(ratio(col("_bed"), col("_ip")).alias("bed_cost_share_inpatient"))
+        .select([all().exclude_cols(["_bed", "_ip"]).as_expr()])
+        .sort(["facility_code", "period_start"], Default::default()))
+}
+
 /// Computes all feature tables.
 pub fn compute(store: &Store, cfg: &FeatureConfig) -> Result<FeatureTables, FeatureError> {
+    let t = std::time::Instant::now();
     let indicators = facility_indicators(store, cfg)?.collect()?;
+    tracing::info!("indicators and case mix: {:.2} s", t.elapsed().as_secs_f64());
     let groups = peers::assign(store, &indicators, cfg)?;
     let facility_period = peers::compare(indicators.lazy(), groups.clone().lazy())?.collect()?;
+    tracing::info!("peers: {:.2} s", t.elapsed().as_secs_f64());
     let province_outflow = budget::province_outflow(store, cfg)?.collect()?;
     let budget = budget::budget_use(store, cfg)?.collect()?;
+    tracing::info!("outflow and budget: {:.2} s", t.elapsed().as_secs_f64());
     Ok(FeatureTables {
         facility_period,
         province_outflow,

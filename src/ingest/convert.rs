@@ -505,6 +505,7 @@ impl Converter {
             out_of_province: card_province != facility.province,
             facility_province_code: facility.province_code.clone(),
             facility_province: facility.province.clone(),
+            visit_key: crate::schema::visit_key(&facility_code, &ma_lk, ctx.seq),
             facility_code,
             ma_lk,
             source_seq: ctx.seq,
@@ -617,6 +618,7 @@ impl Converter {
             facility_code: f.string(lf::MA_CSKCB).unwrap_or_default(),
             ma_lk,
             source_seq: ctx.seq,
+            visit_key: 0,
             stt,
             source_table: source_table.to_string(),
             item_code,
@@ -681,6 +683,7 @@ impl Converter {
 /// What a line takes from its visit.
 #[derive(Debug, Clone)]
 pub struct VisitAnchor {
+    pub visit_key: i64,
     pub facility_code: String,
     pub discharge_date: Day,
     pub year: i32,
@@ -691,6 +694,7 @@ pub struct VisitAnchor {
 impl From<&VisitRow> for VisitAnchor {
     fn from(v: &VisitRow) -> Self {
         VisitAnchor {
+            visit_key: v.visit_key,
             facility_code: v.facility_code.clone(),
             discharge_date: v.discharge_date,
             year: v.year,
@@ -707,6 +711,7 @@ pub fn attach_line(line: &mut LineRow, v: &VisitAnchor) {
     line.year = v.year;
     line.month = v.month;
     line.source_seq = v.source_seq;
+    line.visit_key = v.visit_key;
 }
 
 /// The visit a line row names, for quarantine records: `MA_LK/STT`.
