@@ -19,15 +19,18 @@ pub struct Day(pub i32);
 /// Integer key of a visit version: FNV-1a 64 of facility, MA_LK and the
 /// source sequence. Stable across runs and platforms.
 pub fn visit_key(facility: &str, ma_lk: &str, source_seq: i64) -> i64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in facility
-        .bytes()
-        .chain(std::iter::once(0x1f))
-        .chain(ma_lk.bytes())
-        .chain(std::iter::once(0x1f))
-        .chain(source_seq.to_le_bytes())
-    {
-        h ^= b as u64;
+    fnv(claim_key(facility, ma_lk) as u64, &source_seq.to_le_bytes())
+}
+
+/// Integer key of a claim across its versions: FNV-1a 64 of facility and MA_LK.
+pub fn claim_key(facility: &str, ma_lk: &str) -> i64 {
+    let h = fnv(0xcbf29ce484222325, facility.as_bytes());
+    fnv(fnv(h as u64, &[0x1f]) as u64, ma_lk.as_bytes())
+}
+
+fn fnv(mut h: u64, bytes: &[u8]) -> i64 {
+    for b in bytes {
+        h ^= *b as u64;
         h = h.wrapping_mul(0x100000001b3);
     }
     h as i64
@@ -161,6 +164,8 @@ table! {
         source_seq: i64,
         /// Integer key of this visit version (64-bit hash of facility, MA_LK and source_seq): joins lines to visits quickly.
         visit_key: i64,
+        /// Integer key of the claim across versions (64-bit hash of facility and MA_LK): finds resubmissions quickly.
+        claim_key: i64,
         /// Envelope creation date (NGAYLAP), when the visit came in an envelope.
         submitted_at: Option<Ts>,
         /// Keyed hash identifying the person: the card's 10-digit social-insurance number (stable across the person's cards and facilities).

@@ -20,7 +20,8 @@ fn data_dictionary_is_current() {
 
 #[test]
 fn features_dictionary_is_current() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/features-dictionary.md");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/features-dictionary.md");
     let fresh = bhyt::features::render_dictionary();
     if std::env::var_os("UPDATE_DICTIONARY").is_some() {
         std::fs::write(&path, &fresh).unwrap();

@@ -206,18 +206,21 @@ fn peer_ratios_and_robust_z() {
 }
 
 /// Growth against last year, out-of-province seen from the province, and
-/// budget use with a linear projection (no earlier complete year).
+/// budget use projected with the seasonal share learnt from a complete
+/// earlier year.
 #[test]
 fn growth_outflow_and_budget() {
     let env = Env::new();
-    let mut last = visit("Y1", "93001", CARD_93, false);
-    set_dates(&mut last, "202301100734", "202301100930");
+    let mut jan23 = visit("Y1", "93001", CARD_93, false);
+    set_dates(&mut jan23, "202301100734", "202301100930");
+    let mut dec23 = visit("Y0", "93001", CARD_93, false);
+    set_dates(&mut dec23, "202312300734", "202312300930");
     let this1 = visit("Y2", "93001", CARD_93, false);
     let this2 = visit("Y3", "93001", CARD_HN, false);
     write(
         &env.path("in/a.xml"),
         "93001",
-        &[last, this1, this2],
+        &[jan23, dec23, this1, this2],
         &Style::default(),
     );
     std::fs::write(
@@ -228,10 +231,10 @@ fn growth_outflow_and_budget() {
     env.ingest_with(&["in"], |o| o.budgets = Some(env.path("budgets.csv")));
     let t = bhyt::features::compute(&env.store(), &cfg(Period::Month)).unwrap();
     let df = t.facility_period;
-    assert_eq!(df.height(), 2);
+    assert_eq!(df.height(), 3);
     // January 2024 against January 2023: 2 visits against 1.
-    assert_eq!(get(&df, 1, "visits_yoy"), 1.0);
-    assert_eq!(get(&df, 1, "total_cost_yoy"), 1.0);
+    assert_eq!(get(&df, 2, "visits_yoy"), 1.0);
+    assert_eq!(get(&df, 2, "total_cost_yoy"), 1.0);
     assert!(get(&df, 0, "visits_yoy").is_nan());
     // Hà Nội (01) card-holders' care in Cần Thơ (92).
     let o = t.province_outflow;
@@ -250,9 +253,12 @@ fn growth_outflow_and_budget() {
     );
     assert_eq!(get(&o, 0, "total_cost"), 100_498.0);
     assert_eq!(get(&o, 0, "share_of_card_holders_cost"), 1.0);
-    // Budget: as of 10 January 2024, 200,996 VND spent of 5,000,000.
+    // Budget as of 10 January 2024: 200,996 VND spent of 5,000,000. In 2023
+    // half of the year's spending had come by 10 January, so the year end
+    // is projected at twice the spending to date.
     let b = t
         .budget
+        .clone()
         .lazy()
         .filter(
             col("facility_code")
@@ -265,13 +271,26 @@ fn growth_outflow_and_budget() {
     let spent = 2.0 * 100_498.0;
     assert_eq!(get(&b, 0, "spent_to_date"), spent);
     assert_eq!(get(&b, 0, "use_rate"), spent / 5_000_000.0);
-    let projected = spent / (10.0 / 366.0);
-    assert!((get(&b, 0, "projected_year_end") - projected).abs() < 1e-6);
-    assert!((get(&b, 0, "projected_overrun_vnd") - (projected - 5_000_000.0)).abs() < 1e-6);
+    assert_eq!(get(&b, 0, "seasonal_share"), 0.5);
+    assert!((get(&b, 0, "projected_year_end") - 2.0 * spent).abs() < 1e-6);
+    assert!((get(&b, 0, "projected_overrun_vnd") - (2.0 * spent - 5_000_000.0)).abs() < 1e-6);
     assert_eq!(
         b.column("projection_basis").unwrap().str().unwrap().get(0),
-        Some("linear")
+        Some("seasonal")
     );
+    // The province row adds up its facilities.
+    let p = t
+        .budget
+        .lazy()
+        .filter(
+            col("facility_code")
+                .eq(lit("province:92"))
+                .and(col("year").eq(lit(2024))),
+        )
+        .collect()
+        .unwrap();
+    assert_eq!(get(&p, 0, "budget_vnd"), 5_000_000.0);
+    assert_eq!(get(&p, 0, "spent_to_date"), spent);
 }
 
 #[test]
@@ -281,7 +300,10 @@ fn drug_classes_come_from_the_reference_table() {
     h.xml2[0].set("TEN_THUOC", "Vitamin B1 100mg");
     write(&env.path("in/a.xml"), "93001", &[h], &Style::default());
     env.ingest(&["in"]);
-    let df = facility_indicators(&env.store(), &cfg(Period::Month)).unwrap().collect().unwrap();
+    let df = facility_indicators(&env.store(), &cfg(Period::Month))
+        .unwrap()
+        .collect()
+        .unwrap();
     assert_eq!(get(&df, 0, "vitamin_mineral_drug_share"), 1.0);
     assert_eq!(get(&df, 0, "adjuvant_drug_share"), 0.0);
 }

@@ -84,8 +84,14 @@ fn shrunk(
 pub fn with_expectations(visits: LazyFrame, k: f64) -> Result<DataFrame, FeatureError> {
     let t = std::time::Instant::now();
     let v = visits.collect()?;
-    tracing::info!("visits with line totals: {:.2} s", t.elapsed().as_secs_f64());
-    let v = v.lazy().with_column(chapter_expr().alias("dx_chapter")).collect()?;
+    tracing::info!(
+        "visits with line totals: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let v = v
+        .lazy()
+        .with_column(chapter_expr().alias("dx_chapter"))
+        .collect()?;
     tracing::info!("chapters: {:.2} s", t.elapsed().as_secs_f64());
     let by_group = vec![
         vec!["level", "visit_group"],

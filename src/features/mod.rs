@@ -201,7 +201,12 @@ fn line_totals(store: &Store, rules: &[DrugClassRule]) -> Result<LazyFrame, Feat
     let classes = store
         .lines()?
         .filter(col("category").eq(lit("drug")))
-        .select([col("visit_key"), col("item_code"), col("item_name"), col("amount")])
+        .select([
+            col("visit_key"),
+            col("item_code"),
+            col("item_name"),
+            col("amount"),
+        ])
         .join(
             drug_class_table(store, rules)?,
             [col("item_code"), col("item_name")],
@@ -209,10 +214,19 @@ fn line_totals(store: &Store, rules: &[DrugClassRule]) -> Result<LazyFrame, Feat
             JoinArgs::new(JoinType::Inner),
         )
         .group_by(keys.clone())
-        .agg([class("originator"), class("adjuvant"), class("vitamin_mineral")]);
+        .agg([
+            class("originator"),
+            class("adjuvant"),
+            class("vitamin_mineral"),
+        ]);
     Ok(store
         .lines()?
-        .select([col("visit_key"), col("category"), col("amount"), col("quantity")])
+        .select([
+            col("visit_key"),
+            col("category"),
+            col("amount"),
+            col("quantity"),
+        ])
         .group_by(keys.clone())
         .agg([
             cat("bed"),
@@ -315,7 +329,10 @@ fn enriched_visits(store: &Store, cfg: &FeatureConfig) -> Result<LazyFrame, Feat
         .with_column(col("level").fill_null(lit("unknown")));
     let t = std::time::Instant::now();
     let visits = casemix::with_expectations(visits, cfg.shrinkage_visits)?.lazy();
-    tracing::info!("visits, lines and case mix: {:.2} s", t.elapsed().as_secs_f64());
+    tracing::info!(
+        "visits, lines and case mix: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
     Ok(visits.with_column(
         col("discharge_date")
             .dt()
@@ -541,39 +558,63 @@ pub fn core_indicators(store: &Store, cfg: &FeatureConfig) -> Result<LazyFrame, 
         v = v.filter(col("discharge_date").lt_eq(lit(to)));
     }
     let ip = || col("inpatient");
-    Ok(v
-        .select([
-            col("facility_code"),
-            col("visit_key"),
-            col("discharge_date"),
-            col("total_cost"),
-            col("inpatient"),
-            col("los_days"),
-            col("out_of_province"),
-        ])
-        .join(bed, keys.clone(), keys, JoinArgs::new(JoinType::Left))
-        .with_column(col("discharge_date").dt().truncate(lit(cfg.period.every())).alias("period_start"))
-        .group_by([col("facility_code"), col("period_start")])
-        .agg([
-            len().cast(DataType::Int64).alias("visits"),
-            col("total_cost").filter(ip().not()).mean().alias("avg_cost_outpatient"),
-            col("total_cost").filter(ip()).mean().alias("avg_cost_inpatient"),
-            col("los_days").filter(ip()).cast(DataType::Float64).mean().alias("alos"),
-            ip().cast(DataType::Float64).mean().alias("admission_rate"),
-            col("bed_amount").fill_null(lit(0.0)).filter(ip()).sum().alias("_bed"),
-            col("total_cost").filter(ip()).sum().alias("_ip"),
-            col("out_of_province").cast(DataType::Float64).mean().alias("oop_visit_share"),
-        ])
-        .with_column(ratio(col("_bed"), col("_ip")).alias("bed_cost_share_inpatient"))
-        .select([all().exclude_cols(["_bed", "_ip"]).as_expr()])
-        .sort(["facility_code", "period_start"], Default::default()))
+    Ok(v.select([
+        col("facility_code"),
+        col("visit_key"),
+        col("discharge_date"),
+        col("total_cost"),
+        col("inpatient"),
+        col("los_days"),
+        col("out_of_province"),
+    ])
+    .join(bed, keys.clone(), keys, JoinArgs::new(JoinType::Left))
+    .with_column(
+        col("discharge_date")
+            .dt()
+            .truncate(lit(cfg.period.every()))
+            .alias("period_start"),
+    )
+    .group_by([col("facility_code"), col("period_start")])
+    .agg([
+        len().cast(DataType::Int64).alias("visits"),
+        col("total_cost")
+            .filter(ip().not())
+            .mean()
+            .alias("avg_cost_outpatient"),
+        col("total_cost")
+            .filter(ip())
+            .mean()
+            .alias("avg_cost_inpatient"),
+        col("los_days")
+            .filter(ip())
+            .cast(DataType::Float64)
+            .mean()
+            .alias("alos"),
+        ip().cast(DataType::Float64).mean().alias("admission_rate"),
+        col("bed_amount")
+            .fill_null(lit(0.0))
+            .filter(ip())
+            .sum()
+            .alias("_bed"),
+        col("total_cost").filter(ip()).sum().alias("_ip"),
+        col("out_of_province")
+            .cast(DataType::Float64)
+            .mean()
+            .alias("oop_visit_share"),
+    ])
+    .with_column(ratio(col("_bed"), col("_ip")).alias("bed_cost_share_inpatient"))
+    .select([all().exclude_cols(["_bed", "_ip"]).as_expr()])
+    .sort(["facility_code", "period_start"], Default::default()))
 }
 
 /// Computes all feature tables.
 pub fn compute(store: &Store, cfg: &FeatureConfig) -> Result<FeatureTables, FeatureError> {
     let t = std::time::Instant::now();
     let indicators = facility_indicators(store, cfg)?.collect()?;
-    tracing::info!("indicators and case mix: {:.2} s", t.elapsed().as_secs_f64());
+    tracing::info!(
+        "indicators and case mix: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
     let groups = peers::assign(store, &indicators, cfg)?;
     let facility_period = peers::compare(indicators.lazy(), groups.clone().lazy())?.collect()?;
     tracing::info!("peers: {:.2} s", t.elapsed().as_secs_f64());
@@ -691,7 +732,11 @@ pub fn documented(column: &str) -> bool {
         if pat.contains("{g}") {
             VISIT_GROUPS.iter().any(|g| pat.replace("{g}", g) == column)
         } else if pat.contains("{i}") {
-            let list: &[&str] = if pat.starts_with("{i}_peer") { PEER_INDICATORS } else { GROWTH_INDICATORS };
+            let list: &[&str] = if pat.starts_with("{i}_peer") {
+                PEER_INDICATORS
+            } else {
+                GROWTH_INDICATORS
+            };
             list.iter().any(|i| pat.replace("{i}", i) == column)
         } else {
             *pat == column

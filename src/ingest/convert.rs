@@ -506,6 +506,7 @@ impl Converter {
             facility_province_code: facility.province_code.clone(),
             facility_province: facility.province.clone(),
             visit_key: crate::schema::visit_key(&facility_code, &ma_lk, ctx.seq),
+            claim_key: crate::schema::claim_key(&facility_code, &ma_lk),
             facility_code,
             ma_lk,
             source_seq: ctx.seq,

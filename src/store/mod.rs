@@ -149,8 +149,8 @@ impl Store {
         })
     }
 
-    /// Keys (facility, MA_LK, source_seq) of the current version of each
-    /// visit, or `None` when every visit has a single version.
+    /// `visit_key` of the current version of each claim, or `None` when
+    /// every claim has a single version.
     fn current_versions(&self) -> Result<Option<LazyFrame>, StoreError> {
         if let Some(c) = self.current.get() {
             return Ok(c.clone().map(|d| d.lazy()));
@@ -162,19 +162,17 @@ impl Store {
         let keys = self
             .scan(VISITS)?
             .select([
-                col("facility_code"),
-                col("ma_lk"),
-                col("source_seq"),
+                col("claim_key"),
+                col("visit_key"),
                 col("submitted_at"),
+                col("source_seq"),
             ])
             .collect()
             .map_err(perr)?;
         let distinct = keys
             .clone()
             .lazy()
-            .select([as_struct(vec![col("facility_code"), col("ma_lk")])
-                .n_unique()
-                .alias("n")])
+            .select([col("claim_key").n_unique().alias("n")])
             .collect()
             .map_err(perr)?
             .column("n")
@@ -195,12 +193,12 @@ impl Store {
                     )
                     .unique_stable(
                         Some(Selector::ByName {
-                            names: Arc::new(["facility_code".into(), "ma_lk".into()]),
+                            names: Arc::new(["claim_key".into()]),
                             strict: true,
                         }),
                         UniqueKeepStrategy::Last,
                     )
-                    .select([col("facility_code"), col("ma_lk"), col("source_seq")])
+                    .select([col("visit_key")])
                     .collect()
                     .map_err(perr)?,
             )
@@ -240,7 +238,7 @@ impl Store {
 }
 
 fn semi(all: LazyFrame, keys: LazyFrame) -> LazyFrame {
-    let on = [col("facility_code"), col("ma_lk"), col("source_seq")];
+    let on = [col("visit_key")];
     all.join(keys, on.clone(), on, JoinArgs::new(JoinType::Semi))
 }
 
