@@ -644,34 +644,6 @@ pub fn write(tables: &mut FeatureTables, dir: &Path) -> Result<(), FeatureError>
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trend_compares_with_the_mean_of_previous_periods() {
-        let df = df!(
-            "facility_code" => ["A", "A", "A", "A"],
-            "period_start" => [
-                chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
-                chrono::NaiveDate::from_ymd_opt(2024, 2, 1).unwrap(),
-                chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
-                chrono::NaiveDate::from_ymd_opt(2024, 4, 1).unwrap(),
-            ],
-            "visits" => [10i64, 20, 30, 60],
-        )
-        .unwrap();
-        let mut lf = df.lazy();
-        for c in GROWTH_INDICATORS.iter().filter(|c| **c != "visits") {
-            lf = lf.with_column(lit(1.0).alias(*c));
-        }
-        let out = with_growth(lf, Period::Month).unwrap().collect().unwrap();
-        let t = out.column("visits_trend").unwrap().f64().unwrap().clone();
-        assert_eq!(t.get(2), None, "needs 3 earlier months");
-        assert!((t.get(3).unwrap() - 2.0).abs() < 1e-12);
-    }
-}
-
 /// Column families of `facility_period.parquet` and their meaning; `{i}`
 /// stands for an indicator of [`PEER_INDICATORS`] or [`GROWTH_INDICATORS`],
 /// `{g}` for a visit-type group of [`VISIT_GROUPS`].
@@ -782,4 +754,32 @@ pub fn render_dictionary() -> String {
          | `facility_code` | MA_CSKCB |\n| `peer_group` | see facility_period |\n| `peer_basis` | see facility_period |\n| `peer_size` | facilities in the group |\n",
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trend_compares_with_the_mean_of_previous_periods() {
+        let df = df!(
+            "facility_code" => ["A", "A", "A", "A"],
+            "period_start" => [
+                chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+                chrono::NaiveDate::from_ymd_opt(2024, 2, 1).unwrap(),
+                chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
+                chrono::NaiveDate::from_ymd_opt(2024, 4, 1).unwrap(),
+            ],
+            "visits" => [10i64, 20, 30, 60],
+        )
+        .unwrap();
+        let mut lf = df.lazy();
+        for c in GROWTH_INDICATORS.iter().filter(|c| **c != "visits") {
+            lf = lf.with_column(lit(1.0).alias(*c));
+        }
+        let out = with_growth(lf, Period::Month).unwrap().collect().unwrap();
+        let t = out.column("visits_trend").unwrap().f64().unwrap().clone();
+        assert_eq!(t.get(2), None, "needs 3 earlier months");
+        assert!((t.get(3).unwrap() - 2.0).abs() < 1e-12);
+    }
 }

@@ -1321,13 +1321,13 @@ fn push(w: &mut WeekOut, hosos: &mut Vec<Hoso>, h: Hoso) {
 
 /// Drug names: a few of the list are the classes reviewers watch.
 fn drug_name(idx: usize) -> String {
-    if idx % 20 == 0 {
+    if idx.is_multiple_of(20) {
         format!("Vitamin B{} 100mg", idx % 12 + 1)
-    } else if idx % 35 == 0 {
+    } else if idx.is_multiple_of(35) {
         "Glutathion 600mg".to_string()
-    } else if idx % 45 == 0 {
+    } else if idx.is_multiple_of(45) {
         "Citicolin 500mg".to_string()
-    } else if idx % 50 == 0 {
+    } else if idx.is_multiple_of(50) {
         format!("Thuốc {idx} (biệt dược gốc)")
     } else {
         format!("Thuốc {idx}")
