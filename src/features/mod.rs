@@ -249,27 +249,6 @@ pub const VISIT_GROUPS: [&str; 4] = [
     "day_inpatient",
 ];
 
-/// Indicators compared with peers (ratio to peer median, robust z).
-pub const PEER_INDICATORS: &[&str] = &[
-    "avg_cost_outpatient",
-    "avg_cost_inpatient",
-    "alos",
-    "admission_rate",
-    "bed_cost_share_inpatient",
-    "drug_share",
-    "supply_share",
-    "lab_share",
-    "imaging_share",
-    "procedure_share",
-    "tests_per_visit",
-    "imaging_per_visit",
-    "visits_per_patient",
-    "oop_visit_share",
-    "oe_cost",
-    "oe_los",
-    "oe_admission",
-];
-
 /// Indicators with growth columns (`_yoy`, `_trend`).
 pub const GROWTH_INDICATORS: &[&str] = &[
     "visits",
@@ -645,7 +624,8 @@ pub fn write(tables: &mut FeatureTables, dir: &Path) -> Result<(), FeatureError>
 }
 
 /// Column families of `facility_period.parquet` and their meaning; `{i}`
-/// stands for an indicator of [`PEER_INDICATORS`] or [`GROWTH_INDICATORS`],
+/// stands for an indicator of [`GROWTH_INDICATORS`] (growth columns) or any
+/// numeric column above (peer columns),
 /// `{g}` for a visit-type group of [`VISIT_GROUPS`].
 pub const FACILITY_PERIOD_COLUMNS: &[(&str, &str)] = &[
     ("facility_code", "MA_CSKCB"),
@@ -694,22 +674,24 @@ pub const FACILITY_PERIOD_COLUMNS: &[(&str, &str)] = &[
     ("peer_basis", "registry, widened (group below min_peer_size) or cluster (registry attributes missing)"),
     ("peer_size", "facilities in the peer group"),
     ("peer_n", "facilities of the peer group with data in the period"),
-    ("{i}_peer_ratio", "indicator / peer median in the period"),
-    ("{i}_peer_z", "robust z-score (x − peer median) / (1.4826 · MAD); null when MAD = 0"),
+    ("{c}_peer_ratio", "value / peer median in the period, for every numeric column {c} above (indicators, growth, case mix)"),
+    ("{c}_peer_z", "robust z-score (value − peer median) / (1.4826 · MAD) for every numeric column {c} above; null when MAD = 0"),
 ];
 
 /// Whether a column name is described by [`FACILITY_PERIOD_COLUMNS`].
 pub fn documented(column: &str) -> bool {
+    for suffix in ["_peer_ratio", "_peer_z"] {
+        if let Some(base) = column.strip_suffix(suffix) {
+            return documented(base);
+        }
+    }
     FACILITY_PERIOD_COLUMNS.iter().any(|(pat, _)| {
         if pat.contains("{g}") {
             VISIT_GROUPS.iter().any(|g| pat.replace("{g}", g) == column)
         } else if pat.contains("{i}") {
-            let list: &[&str] = if pat.starts_with("{i}_peer") {
-                PEER_INDICATORS
-            } else {
-                GROWTH_INDICATORS
-            };
-            list.iter().any(|i| pat.replace("{i}", i) == column)
+            GROWTH_INDICATORS
+                .iter()
+                .any(|i| pat.replace("{i}", i) == column)
         } else {
             *pat == column
         }
@@ -728,10 +710,9 @@ pub fn render_dictionary() -> String {
         s.push_str(&format!("| `{c}` | {m} |\n"));
     }
     s.push_str(&format!(
-        "\n`{{g}}` ∈ {}.\n`{{i}}` of `_yoy`/`_trend` ∈ {}.\n`{{i}}` of `_peer_ratio`/`_peer_z` ∈ {}.\n",
+        "\n`{{g}}` ∈ {}.\n`{{i}}` of `_yoy`/`_trend` ∈ {}.\n",
         VISIT_GROUPS.join(", "),
         GROWTH_INDICATORS.join(", "),
-        PEER_INDICATORS.join(", ")
     ));
     s.push_str(
         "\n## province_outflow.parquet — a province's card-holders treated in other provinces (chi đi ngoại tỉnh)\n\n\

@@ -15,7 +15,7 @@ use ndarray::Array2;
 use polars::prelude::*;
 use rand::SeedableRng;
 
-use super::{FeatureConfig, FeatureError, PEER_INDICATORS};
+use super::{FeatureConfig, FeatureError};
 use crate::store::Store;
 
 /// Service-profile columns used by the fallback clustering.
@@ -230,17 +230,24 @@ fn cluster_profiles(
     Ok(codes.into_iter().zip(labels.iter().copied()).collect())
 }
 
-/// Adds, for every indicator of [`PEER_INDICATORS`], its ratio to the peer
+/// Adds, for every indicator of the table (every numeric column but the
+/// keys), its ratio to the peer
 /// median (`_peer_ratio`) and its robust z-score (`_peer_z` = (x − median) /
 /// (1.4826 · MAD), null when the MAD is 0) within peer group and period.
 pub fn compare(indicators: LazyFrame, groups: LazyFrame) -> Result<LazyFrame, FeatureError> {
+    let schema = indicators.clone().collect_schema()?;
+    let columns: Vec<String> = schema
+        .iter()
+        .filter(|(name, dt)| dt.is_primitive_numeric() && !name.starts_with("peer_"))
+        .map(|(name, _)| name.to_string())
+        .collect();
     let by = [col("peer_group"), col("period_start")];
     let mut exprs = vec![len()
         .over(by.clone())?
         .cast(DataType::Int64)
         .alias("peer_n")];
-    for c in PEER_INDICATORS {
-        let x = col(*c).cast(DataType::Float64);
+    for c in &columns {
+        let x = col(c.as_str()).cast(DataType::Float64);
         let med = x.clone().median().over(by.clone())?;
         let mad = (x.clone() - med.clone()).abs().median().over(by.clone())?;
         exprs.push(super::ratio(x.clone(), med.clone()).alias(format!("{c}_peer_ratio")));
