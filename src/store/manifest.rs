@@ -51,9 +51,30 @@ pub struct Manifest {
     conn: Connection,
 }
 
+/// Version of the store's table layout. Bumped when a column the engine
+/// reads is added or changes meaning; a store written by another version is
+/// refused with a clear message instead of failing deep inside a query.
+pub const SCHEMA_VERSION: i64 = 2;
+
 impl Manifest {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let has_sources: bool = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='sources'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)?;
+        if has_sources && version != SCHEMA_VERSION {
+            return Err(StoreError::SchemaVersion {
+                path: path.to_path_buf(),
+                found: version,
+                expected: SCHEMA_VERSION,
+            });
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=NORMAL;

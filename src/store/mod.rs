@@ -44,6 +44,15 @@ pub enum StoreError {
         #[source]
         source: PolarsError,
     },
+    #[error(
+        "store {path} was written with store layout {found}, this engine reads layout {expected}: \
+         ingest the claims again into a new data directory"
+    )]
+    SchemaVersion {
+        path: PathBuf,
+        found: i64,
+        expected: i64,
+    },
     #[error("store {0} has no {1} yet: run `bhyt ingest` first")]
     Empty(PathBuf, &'static str),
 }
@@ -79,6 +88,9 @@ impl Store {
             root,
             current: Default::default(),
         };
+        if store.root.join("manifest.sqlite").exists() {
+            store.manifest()?;
+        }
         let staging = store.staging_root();
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
