@@ -77,6 +77,17 @@ fn indicators_match_hand_computed_values() {
         ("imaging_per_visit", 0.0),
         ("oop_visit_share", 1.0 / 3.0),
         ("oop_cost_share", out / total),
+        ("avg_fund_outpatient", 80_398.0),
+        ("vg_outpatient_exam_visits", 2.0),
+        ("vg_inpatient_visits", 1.0),
+        ("vg_outpatient_exam_avg_cost", out),
+        ("vg_inpatient_avg_cost", inp),
+        // One facility per level and one diagnosis: every cell is the
+        // facility itself, so observed = expected.
+        ("oe_cost", 1.0),
+        ("excess_cost_vnd", 0.0),
+        ("oe_los", 1.0),
+        ("oe_admission", 1.0),
     ];
     for (c, want) in checks {
         let got = get(&df, 0, c);
