@@ -241,13 +241,16 @@ impl SourceFile {
             on_read: progress,
             hasher,
         };
+        // Buffers sized to the file: thousands of small submissions must
+        // not each allocate (and zero) megabytes.
+        let raw_buf = (self.raw_size() as usize + 1).clamp(8 << 10, BUF);
         if self.gzip {
             Ok(Box::new(BufReader::with_capacity(
                 BUF,
-                flate2::read::MultiGzDecoder::new(BufReader::with_capacity(BUF, raw)),
+                flate2::read::MultiGzDecoder::new(BufReader::with_capacity(raw_buf, raw)),
             )))
         } else {
-            Ok(Box::new(BufReader::with_capacity(BUF, raw)))
+            Ok(Box::new(BufReader::with_capacity(raw_buf, raw)))
         }
     }
 
@@ -285,7 +288,7 @@ impl SourceFile {
     pub fn content_hash(&self) -> std::io::Result<(String, u64)> {
         let mut r = self.open_raw()?;
         let mut h = Sha256::new();
-        let mut buf = vec![0u8; BUF];
+        let mut buf = vec![0u8; (self.raw_size() as usize + 1).clamp(8 << 10, BUF)];
         let mut n = 0u64;
         loop {
             let k = r.read(&mut buf)?;

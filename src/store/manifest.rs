@@ -197,36 +197,54 @@ impl Manifest {
         parts: &[(String, &'static str, usize)],
         replaces: Option<i64>,
     ) -> Result<(), StoreError> {
+        self.commit_many(&[(rec, documents_unreadable, parts.to_vec(), replaces)])
+    }
+
+    /// Commits several sources in one transaction (the small sources of a
+    /// run share their part files).
+    #[allow(clippy::type_complexity)]
+    pub fn commit_many(
+        &mut self,
+        entries: &[(
+            &SourceRecord,
+            i64,
+            Vec<(String, &'static str, usize)>,
+            Option<i64>,
+        )],
+    ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "UPDATE sources SET status=?2, visits_read=?3, visits_accepted=?4, visits_quarantined=?5,
-                lines_read=?6, lines_accepted=?7, lines_quarantined=?8, documents_unreadable=?9,
-                content_hash=?10
-             WHERE seq=?1",
-            params![
-                rec.seq,
-                SourceStatus::Ok.as_str(),
-                rec.visits_read,
-                rec.visits_accepted,
-                rec.visits_quarantined,
-                rec.lines_read,
-                rec.lines_accepted,
-                rec.lines_quarantined,
-                documents_unreadable,
-                rec.content_hash
-            ],
-        )?;
-        for (rel, table, rows) in parts {
-            tx.execute(
+        {
+            let mut upd = tx.prepare(
+                "UPDATE sources SET status=?2, visits_read=?3, visits_accepted=?4, visits_quarantined=?5,
+                    lines_read=?6, lines_accepted=?7, lines_quarantined=?8, documents_unreadable=?9,
+                    content_hash=?10
+                 WHERE seq=?1",
+            )?;
+            let mut part = tx.prepare(
                 "INSERT OR REPLACE INTO parts(relpath, seq, table_name, rows) VALUES (?1,?2,?3,?4)",
-                params![rel, rec.seq, table, *rows as i64],
             )?;
-        }
-        if let Some(old) = replaces {
-            tx.execute(
-                "UPDATE sources SET status='superseded', superseded_by=?2 WHERE seq=?1",
-                params![old, rec.seq],
-            )?;
+            let mut sup = tx
+                .prepare("UPDATE sources SET status='superseded', superseded_by=?2 WHERE seq=?1")?;
+            for (rec, documents_unreadable, parts, replaces) in entries {
+                upd.execute(params![
+                    rec.seq,
+                    SourceStatus::Ok.as_str(),
+                    rec.visits_read,
+                    rec.visits_accepted,
+                    rec.visits_quarantined,
+                    rec.lines_read,
+                    rec.lines_accepted,
+                    rec.lines_quarantined,
+                    documents_unreadable,
+                    rec.content_hash
+                ])?;
+                for (rel, table, rows) in parts {
+                    part.execute(params![rel, rec.seq, table, *rows as i64])?;
+                }
+                if let Some(old) = replaces {
+                    sup.execute(params![old, rec.seq])?;
+                }
+            }
         }
         tx.commit()?;
         Ok(())

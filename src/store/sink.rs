@@ -43,6 +43,24 @@ impl Buffers {
         self.rows += o.rows;
     }
 
+    /// Folders (relative to the store) of the partitions holding rows.
+    fn partition_dirs(&self) -> Vec<String> {
+        let mut d: Vec<String> = self
+            .visits
+            .keys()
+            .map(|(y, m)| format!("visits/year={y}/month={m:02}"))
+            .chain(
+                self.lines
+                    .keys()
+                    .map(|(y, m)| format!("lines/year={y}/month={m:02}")),
+            )
+            .collect();
+        if !self.quarantine.is_empty() {
+            d.push("quarantine".to_string());
+        }
+        d
+    }
+
     /// Writes the buffers as parts under `dir` (relative names `table/...`),
     /// named `<prefix>-<n>.parquet`; returns (relative path, table, rows).
     fn write(
@@ -173,11 +191,13 @@ impl PartSink {
         replaces: Option<i64>,
     ) -> Result<(), StoreError> {
         if self.staged.is_empty() {
+            let dirs = self.buf.partition_dirs();
             run.buf.append(std::mem::take(&mut self.buf));
             run.pending.push(Pending {
                 rec,
                 documents_unreadable,
                 replaces,
+                dirs,
             });
             if run.buf.rows >= run.flush_rows {
                 run.flush(manifest)?;
@@ -213,6 +233,9 @@ struct Pending {
     rec: SourceRecord,
     documents_unreadable: i64,
     replaces: Option<i64>,
+    /// Partitions this source has rows in: only their parts are recorded
+    /// as holding it.
+    dirs: Vec<String>,
 }
 
 /// Shared parts of the small sources of one run.
@@ -247,8 +270,24 @@ impl RunSink {
         let prefix = format!("part-r{:08}", self.run);
         let parts = self.buf.write(&dir, &prefix, &mut self.n_parts)?;
         move_into_store(&self.store, &dir, &parts)?;
-        for p in std::mem::take(&mut self.pending) {
-            manifest.commit(&p.rec, p.documents_unreadable, &parts, p.replaces)?;
+        let pending = std::mem::take(&mut self.pending);
+        let commits: Vec<_> = pending
+            .iter()
+            .map(|p| {
+                let own: Vec<(String, &'static str, usize)> = parts
+                    .iter()
+                    .filter(|(rel, _, _)| {
+                        p.dirs
+                            .iter()
+                            .any(|d| rel.rsplit_once('/').is_some_and(|(dir, _)| dir == d))
+                    })
+                    .cloned()
+                    .collect();
+                (&p.rec, p.documents_unreadable, own, p.replaces)
+            })
+            .collect();
+        manifest.commit_many(&commits)?;
+        for p in &pending {
             if let Some(old) = p.replaces {
                 self.store.purge_source(manifest, old)?;
             }
