@@ -88,6 +88,13 @@ fn indicators_match_hand_computed_values() {
         ("excess_cost_vnd", 0.0),
         ("oe_los", 1.0),
         ("oe_admission", 1.0),
+        // LK3 (outpatient, 10 January) falls on LK1's discharge day, same card.
+        ("overlapping_claim_share", 1.0 / 3.0),
+        // Drug 40.218 is billed at 1,976 and at 4,353; its median is 1,976.
+        (
+            "drug_supply_price_index",
+            (3.0 * 19_760.0 + 13_059.0) / (3.0 * 19_760.0 + 3.0 * 1_976.0),
+        ),
     ];
     for (c, want) in checks {
         let got = get(&df, 0, c);

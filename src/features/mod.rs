@@ -238,7 +238,59 @@ fn line_totals(store: &Store, rules: &[DrugClassRule]) -> Result<LazyFrame, Feat
             count("lab"),
             count("imaging"),
         ])
-        .join(classes, keys.clone(), keys, JoinArgs::new(JoinType::Left)))
+        .join(
+            classes,
+            keys.clone(),
+            keys.clone(),
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            price_reference(store)?,
+            keys.clone(),
+            keys,
+            JoinArgs::new(JoinType::Left),
+        ))
+}
+
+/// Per visit, what its drugs and supplies would cost at the median unit
+/// price of the same item code across all facilities in the same year
+/// (`drug_supply_ref_amount`), beside what they cost (`drug_supply_amount`):
+/// their ratio is a price index that unit-price inflation moves and case
+/// mix does not.
+fn price_reference(store: &Store) -> Result<LazyFrame, FeatureError> {
+    let goods = store
+        .lines()?
+        .filter(
+            col("category")
+                .eq(lit("drug"))
+                .or(col("category").eq(lit("supply"))),
+        )
+        .select([
+            col("visit_key"),
+            col("item_code"),
+            col("year"),
+            col("quantity"),
+            col("unit_price"),
+            col("amount"),
+        ]);
+    let medians = goods
+        .clone()
+        .group_by([col("item_code"), col("year")])
+        .agg([col("unit_price").median().alias("median_price")]);
+    Ok(goods
+        .join(
+            medians,
+            [col("item_code"), col("year")],
+            [col("item_code"), col("year")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .group_by([col("visit_key")])
+        .agg([
+            col("amount").sum().alias("drug_supply_amount"),
+            (col("quantity") * col("median_price"))
+                .sum()
+                .alias("drug_supply_ref_amount"),
+        ]))
 }
 
 /// Visit-type groups with their own volume and average cost columns.
@@ -273,10 +325,36 @@ fn enriched_visits(store: &Store, cfg: &FeatureConfig) -> Result<LazyFrame, Feat
     if let Some(to) = cfg.to {
         visits = visits.filter(col("discharge_date").lt_eq(lit(to)));
     }
+    // A claim overlapping an earlier claim of the same card at the same
+    // facility (same or overlapping dates): duplicate and overlapping claims.
+    let by_card = [col("facility_code"), col("card_key")];
+    let visits = visits
+        .sort(
+            ["facility_code", "card_key", "admit_time"],
+            Default::default(),
+        )
+        .with_column(
+            col("discharge_time")
+                .shift(lit(1))
+                .over(by_card)?
+                .alias("_prev_discharge"),
+        )
+        .with_column(
+            col("_prev_discharge")
+                .is_not_null()
+                .and(
+                    col("admit_time")
+                        .dt()
+                        .date()
+                        .lt_eq(col("_prev_discharge").dt().date()),
+                )
+                .alias("overlaps_previous"),
+        );
     // Only what the indicators need: the case-mix steps materialise the frame.
     let visits = visits.select([
         col("facility_code"),
         col("visit_key"),
+        col("overlaps_previous"),
         col("patient_key"),
         col("total_cost"),
         col("fund_paid"),
@@ -378,6 +456,12 @@ pub fn facility_indicators(store: &Store, cfg: &FeatureConfig) -> Result<LazyFra
             .cast(DataType::Float64)
             .mean()
             .alias("oop_visit_share"),
+        col("overlaps_previous")
+            .cast(DataType::Float64)
+            .mean()
+            .alias("overlapping_claim_share"),
+        fill("drug_supply_amount").sum().alias("_goods"),
+        fill("drug_supply_ref_amount").sum().alias("_goods_ref"),
         col("total_cost")
             .filter(col("out_of_province"))
             .sum()
@@ -428,6 +512,7 @@ pub fn facility_indicators(store: &Store, cfg: &FeatureConfig) -> Result<LazyFra
             ratio(col("_lab_n"), col("visits")).alias("tests_per_visit"),
             ratio(col("_imaging_n"), col("visits")).alias("imaging_per_visit"),
             ratio(col("oop_cost"), col("total_cost")).alias("oop_cost_share"),
+            ratio(col("_goods"), col("_goods_ref")).alias("drug_supply_price_index"),
             ratio(col("total_cost"), col("expected_cost")).alias("oe_cost"),
             (col("total_cost") - col("expected_cost")).alias("excess_cost_vnd"),
             ratio(col("_los_ip"), col("_exp_los")).alias("oe_los"),
@@ -450,6 +535,8 @@ pub fn facility_indicators(store: &Store, cfg: &FeatureConfig) -> Result<LazyFra
                 "_imaging_n",
                 "_los_ip",
                 "_exp_los",
+                "_goods",
+                "_goods_ref",
             ])
             .as_expr()]);
     with_growth(table, cfg.period)
@@ -660,6 +747,8 @@ pub const FACILITY_PERIOD_COLUMNS: &[(&str, &str)] = &[
     ("oop_visit_share", "out-of-province share of visits"),
     ("oop_cost", "cost of out-of-province patients, VND"),
     ("oop_cost_share", "out-of-province share of cost"),
+    ("overlapping_claim_share", "share of visits whose dates overlap an earlier visit of the same card at the facility (duplicate or overlapping claims)"),
+    ("drug_supply_price_index", "cost of drugs and supplies / their cost at the median unit price of the same item code across facilities in the year"),
     ("expected_cost", "sum of the visits' expected cost given diagnosis, visit type and age band at the facility's level, VND"),
     ("expected_admissions", "sum of the visits' expected admission probabilities"),
     ("oe_cost", "observed / expected cost (indirect standardisation)"),
