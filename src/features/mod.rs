@@ -238,59 +238,65 @@ fn line_totals(store: &Store, rules: &[DrugClassRule]) -> Result<LazyFrame, Feat
             count("lab"),
             count("imaging"),
         ])
-        .join(
-            classes,
-            keys.clone(),
-            keys.clone(),
-            JoinArgs::new(JoinType::Left),
-        )
-        .join(
-            price_reference(store)?,
-            keys.clone(),
-            keys,
-            JoinArgs::new(JoinType::Left),
-        ))
+        .join(classes, keys.clone(), keys, JoinArgs::new(JoinType::Left)))
 }
 
-/// Per visit, what its drugs and supplies would cost at the median unit
-/// price of the same item code across all facilities in the same year
-/// (`drug_supply_ref_amount`), beside what they cost (`drug_supply_amount`):
-/// their ratio is a price index that unit-price inflation moves and case
-/// mix does not.
-fn price_reference(store: &Store) -> Result<LazyFrame, FeatureError> {
-    let goods = store
-        .lines()?
-        .filter(
-            col("category")
-                .eq(lit("drug"))
-                .or(col("category").eq(lit("supply"))),
+/// Drug and supply price index per facility and period: what the facility
+/// billed for drugs and supplies over what the same quantities cost at the
+/// reference price of each item code in the year (median over facilities).
+/// Unit-price inflation moves it; case mix and volume do not.
+fn price_index(store: &Store, cfg: &FeatureConfig) -> Result<LazyFrame, FeatureError> {
+    let mut goods = store.lines()?.filter(
+        col("category")
+            .eq(lit("drug"))
+            .or(col("category").eq(lit("supply"))),
+    );
+    if let Some(from) = cfg.from {
+        goods = goods.filter(col("discharge_date").gt_eq(lit(from)));
+    }
+    if let Some(to) = cfg.to {
+        goods = goods.filter(col("discharge_date").lt_eq(lit(to)));
+    }
+    // One pass over the lines: quantities and amounts per facility, period
+    // and item; the reference price of an item is the median over
+    // facilities of their average unit price (one inflating facility does
+    // not move it).
+    let per_item = goods
+        .with_column(
+            col("discharge_date")
+                .dt()
+                .truncate(lit(cfg.period.every()))
+                .alias("period_start"),
         )
-        .select([
-            col("visit_key"),
+        .group_by([
+            col("facility_code"),
+            col("period_start"),
             col("item_code"),
             col("year"),
-            col("quantity"),
-            col("unit_price"),
-            col("amount"),
+        ])
+        .agg([
+            col("amount").sum().alias("amount"),
+            col("quantity").sum().alias("quantity"),
         ]);
-    let medians = goods
+    let reference = per_item
         .clone()
+        .group_by([col("facility_code"), col("item_code"), col("year")])
+        .agg([ratio(col("amount").sum(), col("quantity").sum()).alias("facility_price")])
         .group_by([col("item_code"), col("year")])
-        .agg([col("unit_price").median().alias("median_price")]);
-    Ok(goods
+        .agg([col("facility_price").median().alias("median_price")]);
+    Ok(per_item
         .join(
-            medians,
+            reference,
             [col("item_code"), col("year")],
             [col("item_code"), col("year")],
             JoinArgs::new(JoinType::Left),
         )
-        .group_by([col("visit_key")])
-        .agg([
-            col("amount").sum().alias("drug_supply_amount"),
-            (col("quantity") * col("median_price"))
-                .sum()
-                .alias("drug_supply_ref_amount"),
-        ]))
+        .group_by([col("facility_code"), col("period_start")])
+        .agg([ratio(
+            col("amount").sum(),
+            (col("quantity") * col("median_price")).sum(),
+        )
+        .alias("drug_supply_price_index")]))
 }
 
 /// Visit-type groups with their own volume and average cost columns.
@@ -460,8 +466,6 @@ pub fn facility_indicators(store: &Store, cfg: &FeatureConfig) -> Result<LazyFra
             .cast(DataType::Float64)
             .mean()
             .alias("overlapping_claim_share"),
-        fill("drug_supply_amount").sum().alias("_goods"),
-        fill("drug_supply_ref_amount").sum().alias("_goods_ref"),
         col("total_cost")
             .filter(col("out_of_province"))
             .sum()
@@ -512,7 +516,6 @@ pub fn facility_indicators(store: &Store, cfg: &FeatureConfig) -> Result<LazyFra
             ratio(col("_lab_n"), col("visits")).alias("tests_per_visit"),
             ratio(col("_imaging_n"), col("visits")).alias("imaging_per_visit"),
             ratio(col("oop_cost"), col("total_cost")).alias("oop_cost_share"),
-            ratio(col("_goods"), col("_goods_ref")).alias("drug_supply_price_index"),
             ratio(col("total_cost"), col("expected_cost")).alias("oe_cost"),
             (col("total_cost") - col("expected_cost")).alias("excess_cost_vnd"),
             ratio(col("_los_ip"), col("_exp_los")).alias("oe_los"),
@@ -535,10 +538,14 @@ pub fn facility_indicators(store: &Store, cfg: &FeatureConfig) -> Result<LazyFra
                 "_imaging_n",
                 "_los_ip",
                 "_exp_los",
-                "_goods",
-                "_goods_ref",
             ])
-            .as_expr()]);
+            .as_expr()])
+        .join(
+            price_index(store, cfg)?,
+            [col("facility_code"), col("period_start")],
+            [col("facility_code"), col("period_start")],
+            JoinArgs::new(JoinType::Left),
+        );
     with_growth(table, cfg.period)
 }
 
@@ -748,7 +755,7 @@ pub const FACILITY_PERIOD_COLUMNS: &[(&str, &str)] = &[
     ("oop_cost", "cost of out-of-province patients, VND"),
     ("oop_cost_share", "out-of-province share of cost"),
     ("overlapping_claim_share", "share of visits whose dates overlap an earlier visit of the same card at the facility (duplicate or overlapping claims)"),
-    ("drug_supply_price_index", "cost of drugs and supplies / their cost at the median unit price of the same item code across facilities in the year"),
+    ("drug_supply_price_index", "cost of drugs and supplies / their cost at the reference price of each item code in the year (median over facilities of their average unit price)"),
     ("expected_cost", "sum of the visits' expected cost given diagnosis, visit type and age band at the facility's level, VND"),
     ("expected_admissions", "sum of the visits' expected admission probabilities"),
     ("oe_cost", "observed / expected cost (indirect standardisation)"),
