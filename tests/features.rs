@@ -90,10 +90,11 @@ fn indicators_match_hand_computed_values() {
         ("oe_admission", 1.0),
         // LK3 (outpatient, 10 January) falls on LK1's discharge day, same card.
         ("overlapping_claim_share", 1.0 / 3.0),
-        // Drug 40.218 is billed at 1,976 and at 4,353; its median is 1,976.
+        // Drug 40.218: 93001 bills 33 units for 72,339 VND, 93002 10 units at
+        // 1,976; the reference price is the median of the two average prices.
         (
             "drug_supply_price_index",
-            (3.0 * 19_760.0 + 13_059.0) / (3.0 * 19_760.0 + 3.0 * 1_976.0),
+            72_339.0 / (33.0 * (72_339.0 / 33.0 + 1_976.0) / 2.0),
         ),
     ];
     for (c, want) in checks {
