@@ -903,6 +903,43 @@ fn for_each_loose(
     }
 }
 
+/// Rows of loose tables converted per batch on all cores.
+const LOOSE_BATCH: usize = 4096;
+
+/// Reads the rows of a loose source that `want` selects, converts them a
+/// batch at a time in parallel, and hands each row with its conversion to
+/// `apply`, in file order.
+fn for_each_converted<T: Send>(
+    src: &SourceFile,
+    mapping: &Mapping,
+    want: impl Fn(RowKind) -> bool,
+    convert: impl Fn(&RawRecord<'static>) -> T + Sync,
+    apply: &mut dyn FnMut(RawRecord<'static>, T) -> Result<(), IngestError>,
+) -> Result<(), IngestError> {
+    fn flush<T: Send>(
+        buf: &mut Vec<RawRecord<'static>>,
+        convert: &(impl Fn(&RawRecord<'static>) -> T + Sync),
+        apply: &mut dyn FnMut(RawRecord<'static>, T) -> Result<(), IngestError>,
+    ) -> Result<(), IngestError> {
+        let converted: Vec<T> = buf.par_iter().map(convert).collect();
+        for (r, t) in buf.drain(..).zip(converted) {
+            apply(r, t)?;
+        }
+        Ok(())
+    }
+    let mut buf = Vec::with_capacity(LOOSE_BATCH);
+    for_each_loose(src, mapping, &mut |r| {
+        if want(r.kind) {
+            buf.push(r);
+            if buf.len() >= LOOSE_BATCH {
+                flush(&mut buf, &convert, apply)?;
+            }
+        }
+        Ok(())
+    })?;
+    flush(&mut buf, &convert, apply)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn ingest_loose(
     jobs: Vec<Job>,
@@ -971,53 +1008,57 @@ fn ingest_loose(
         let tally = &mut tallies[ji];
         let sink = &mut sinks[ji];
         let mut seen_here: HashSet<String> = HashSet::new();
-        for_each_loose(&job.src, mapping, &mut |r| {
-            if r.kind != RowKind::Visit {
-                return Ok(());
-            }
-            tally.visits.read += 1;
-            let key = visit_record_id(&r);
-            let result = conv.visit(&r, &ctx).and_then(|mut v| {
-                if !seen_here.insert(v.ma_lk.clone()) {
-                    return Err(Issue::new(
-                        Rule::DuplicateVisit,
-                        Some("MA_LK"),
-                        format!("MA_LK {} appears more than once in this file", v.ma_lk),
-                    ));
-                }
-                let (sum, n) = sums.get(&v.ma_lk).copied().unwrap_or((0.0, 0));
-                if has_lines {
-                    conv.check_visit_total(&v, sum, n)?;
-                }
-                v.n_lines = n as i32;
-                v.lines_total = sum;
-                Ok(v)
-            });
-            match result {
-                Ok(v) => {
-                    tally.visits.accepted += 1;
-                    state.insert(
-                        key,
-                        LooseVisit::Accepted {
-                            visit_idx: facts.len(),
-                        },
-                    );
-                    facts.push(VisitAnchor::from(&v));
-                    sink.push_visit(v)?;
-                }
-                Err(issue) => {
-                    let fac = r.get(fields::vf::MA_CSKCB).map(str::to_string);
-                    tally.quarantine(
-                        sink,
-                        ctx.quarantine("XML1", key.clone(), fac.as_deref(), r.position, &issue),
-                    )?;
-                    if issue.rule != Rule::DuplicateVisit {
-                        state.entry(key).or_insert(LooseVisit::Rejected(issue.rule));
+        let converter = |r: &RawRecord<'static>| conv.visit(r, &ctx);
+        for_each_converted(
+            &job.src,
+            mapping,
+            |k| k == RowKind::Visit,
+            converter,
+            &mut |r, converted| {
+                tally.visits.read += 1;
+                let key = visit_record_id(&r);
+                let result = converted.and_then(|mut v| {
+                    if !seen_here.insert(v.ma_lk.clone()) {
+                        return Err(Issue::new(
+                            Rule::DuplicateVisit,
+                            Some("MA_LK"),
+                            format!("MA_LK {} appears more than once in this file", v.ma_lk),
+                        ));
+                    }
+                    let (sum, n) = sums.get(&v.ma_lk).copied().unwrap_or((0.0, 0));
+                    if has_lines {
+                        conv.check_visit_total(&v, sum, n)?;
+                    }
+                    v.n_lines = n as i32;
+                    v.lines_total = sum;
+                    Ok(v)
+                });
+                match result {
+                    Ok(v) => {
+                        tally.visits.accepted += 1;
+                        state.insert(
+                            key,
+                            LooseVisit::Accepted {
+                                visit_idx: facts.len(),
+                            },
+                        );
+                        facts.push(VisitAnchor::from(&v));
+                        sink.push_visit(v)?;
+                    }
+                    Err(issue) => {
+                        let fac = r.get(fields::vf::MA_CSKCB).map(str::to_string);
+                        tally.quarantine(
+                            sink,
+                            ctx.quarantine("XML1", key.clone(), fac.as_deref(), r.position, &issue),
+                        )?;
+                        if issue.rule != Rule::DuplicateVisit {
+                            state.entry(key).or_insert(LooseVisit::Rejected(issue.rule));
+                        }
                     }
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
     }
     // Pass 3: lines.
     for (ji, job) in ok_jobs.iter().enumerate() {
@@ -1025,70 +1066,74 @@ fn ingest_loose(
         ctx.format = fmt.clone();
         let tally = &mut tallies[ji];
         let sink = &mut sinks[ji];
-        for_each_loose(&job.src, mapping, &mut |r| {
-            if r.kind == RowKind::Visit {
-                return Ok(());
-            }
-            tally.lines.read += 1;
-            let id = line_record_id(&r);
-            let table = if r.get(lf::MA_THUOC).is_some() {
-                "XML2"
-            } else {
-                r.kind.table_name()
-            };
-            let owner = r.get(lf::MA_LK).and_then(|k| state.get(k)).cloned();
-            let line_fac = r.get(lf::MA_CSKCB).map(str::to_string);
-            match owner {
-                Some(LooseVisit::Accepted { visit_idx })
-                    if line_fac
-                        .as_deref()
-                        .is_none_or(|f| f == facts[visit_idx].facility_code) =>
-                {
-                    let anchor = &facts[visit_idx];
-                    match conv.line(&r, &ctx) {
-                        Ok(mut l) => {
-                            // The line joins the version of its visit.
-                            attach_line(&mut l, anchor);
-                            tally.lines.accepted += 1;
-                            sink.push_line(l)?;
-                        }
-                        Err(issue) => {
-                            let q = ctx.quarantine(
-                                table,
-                                id,
-                                Some(&anchor.facility_code),
-                                r.position,
-                                &issue,
-                            );
-                            tally.quarantine(sink, q)?;
+        let converter = |r: &RawRecord<'static>| conv.line(r, &ctx);
+        for_each_converted(
+            &job.src,
+            mapping,
+            |k| k != RowKind::Visit,
+            converter,
+            &mut |r, converted| {
+                tally.lines.read += 1;
+                let id = line_record_id(&r);
+                let table = if r.get(lf::MA_THUOC).is_some() {
+                    "XML2"
+                } else {
+                    r.kind.table_name()
+                };
+                let owner = r.get(lf::MA_LK).and_then(|k| state.get(k)).cloned();
+                let line_fac = r.get(lf::MA_CSKCB).map(str::to_string);
+                match owner {
+                    Some(LooseVisit::Accepted { visit_idx })
+                        if line_fac
+                            .as_deref()
+                            .is_none_or(|f| f == facts[visit_idx].facility_code) =>
+                    {
+                        let anchor = &facts[visit_idx];
+                        match converted {
+                            Ok(mut l) => {
+                                // The line joins the version of its visit.
+                                attach_line(&mut l, anchor);
+                                tally.lines.accepted += 1;
+                                sink.push_line(l)?;
+                            }
+                            Err(issue) => {
+                                let q = ctx.quarantine(
+                                    table,
+                                    id,
+                                    Some(&anchor.facility_code),
+                                    r.position,
+                                    &issue,
+                                );
+                                tally.quarantine(sink, q)?;
+                            }
                         }
                     }
+                    Some(LooseVisit::Rejected(rule)) => {
+                        let issue = Issue::new(
+                            Rule::VisitRejected,
+                            None,
+                            format!("its visit was quarantined ({})", rule.code()),
+                        );
+                        tally.quarantine(
+                            sink,
+                            ctx.quarantine(table, id, line_fac.as_deref(), r.position, &issue),
+                        )?;
+                    }
+                    _ => {
+                        let issue = Issue::new(
+                            Rule::OrphanLine,
+                            Some("MA_LK"),
+                            "no visit (XML1) with this MA_LK in the batch",
+                        );
+                        tally.quarantine(
+                            sink,
+                            ctx.quarantine(table, id, line_fac.as_deref(), r.position, &issue),
+                        )?;
+                    }
                 }
-                Some(LooseVisit::Rejected(rule)) => {
-                    let issue = Issue::new(
-                        Rule::VisitRejected,
-                        None,
-                        format!("its visit was quarantined ({})", rule.code()),
-                    );
-                    tally.quarantine(
-                        sink,
-                        ctx.quarantine(table, id, line_fac.as_deref(), r.position, &issue),
-                    )?;
-                }
-                _ => {
-                    let issue = Issue::new(
-                        Rule::OrphanLine,
-                        Some("MA_LK"),
-                        "no visit (XML1) with this MA_LK in the batch",
-                    );
-                    tally.quarantine(
-                        sink,
-                        ctx.quarantine(table, id, line_fac.as_deref(), r.position, &issue),
-                    )?;
-                }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
     }
     for ((job, sink), tally) in ok_jobs.into_iter().zip(sinks).zip(tallies) {
         let rec = tally.record(job.seq, &job.identity, &job.hash);
