@@ -7,14 +7,7 @@ use super::{ratio, FeatureConfig, FeatureError};
 use crate::store::{Store, StoreError};
 
 fn visits_in_range(store: &Store, cfg: &FeatureConfig) -> Result<LazyFrame, FeatureError> {
-    let mut v = store.visits()?;
-    if let Some(from) = cfg.from {
-        v = v.filter(col("discharge_date").gt_eq(lit(from)));
-    }
-    if let Some(to) = cfg.to {
-        v = v.filter(col("discharge_date").lt_eq(lit(to)));
-    }
-    Ok(v)
+    Ok(super::in_range(store.visits()?, cfg))
 }
 
 /// What each province's card-holders cost at facilities of other provinces

@@ -139,6 +139,18 @@ pub(crate) fn ratio(num: Expr, den: Expr) -> Expr {
         .otherwise(lit(NULL).cast(DataType::Float64))
 }
 
+/// Keeps the rows whose discharge date is in the configured range.
+pub(crate) fn in_range(lf: LazyFrame, cfg: &FeatureConfig) -> LazyFrame {
+    let mut lf = lf;
+    if let Some(from) = cfg.from {
+        lf = lf.filter(col("discharge_date").gt_eq(lit(from)));
+    }
+    if let Some(to) = cfg.to {
+        lf = lf.filter(col("discharge_date").lt_eq(lit(to)));
+    }
+    lf
+}
+
 /// Drug class of each distinct drug (code, name) of the store, from the
 /// rules (first match wins): a small table joined to the lines.
 fn drug_class_table(store: &Store, rules: &[DrugClassRule]) -> Result<LazyFrame, FeatureError> {
@@ -251,12 +263,7 @@ fn price_index(store: &Store, cfg: &FeatureConfig) -> Result<LazyFrame, FeatureE
             .eq(lit("drug"))
             .or(col("category").eq(lit("supply"))),
     );
-    if let Some(from) = cfg.from {
-        goods = goods.filter(col("discharge_date").gt_eq(lit(from)));
-    }
-    if let Some(to) = cfg.to {
-        goods = goods.filter(col("discharge_date").lt_eq(lit(to)));
-    }
+    goods = in_range(goods, cfg);
     // One pass over the lines: quantities and amounts per facility, period
     // and item; the reference price of an item is the median over
     // facilities of their average unit price (one inflating facility does
@@ -325,12 +332,7 @@ fn enriched_visits(store: &Store, cfg: &FeatureConfig) -> Result<LazyFrame, Feat
     let rules = drug_classes(cfg.reference_dir.as_deref())?;
     let keys = [col("visit_key")];
     let mut visits = store.visits()?;
-    if let Some(from) = cfg.from {
-        visits = visits.filter(col("discharge_date").gt_eq(lit(from)));
-    }
-    if let Some(to) = cfg.to {
-        visits = visits.filter(col("discharge_date").lt_eq(lit(to)));
-    }
+    visits = in_range(visits, cfg);
     // A claim overlapping an earlier claim of the same card at the same
     // facility (same or overlapping dates): duplicate and overlapping claims.
     let by_card = [col("facility_code"), col("card_key")];
@@ -624,12 +626,7 @@ pub fn core_indicators(store: &Store, cfg: &FeatureConfig) -> Result<LazyFrame, 
         .group_by(keys.clone())
         .agg([col("amount").sum().alias("bed_amount")]);
     let mut v = store.visits()?;
-    if let Some(from) = cfg.from {
-        v = v.filter(col("discharge_date").gt_eq(lit(from)));
-    }
-    if let Some(to) = cfg.to {
-        v = v.filter(col("discharge_date").lt_eq(lit(to)));
-    }
+    v = in_range(v, cfg);
     let ip = || col("inpatient");
     Ok(v.select([
         col("facility_code"),
