@@ -685,3 +685,38 @@ mod balance {
         }
     }
 }
+
+/// Hospital systems that write inner documents inline sometimes keep their
+/// XML declarations; systems also reorder FILEHOSO children.
+#[test]
+fn inline_documents_with_declarations_and_reordered_children() {
+    let env = Env::new();
+    let h = visit("INL", "93001", CARD_93, true);
+    let docs = bhyt::qd130::inner_documents(&h, &Style::default(), true);
+    let mut x = String::from("<?xml version=\"1.0\"?>\r\n<GIAMDINHHS><THONGTINDONVI><MACSKCB>93001</MACSKCB></THONGTINDONVI><THONGTINHOSO><NGAYLAP>20240111</NGAYLAP><DANHSACHHOSO><HOSO>");
+    for (kind, d) in ["XML1", "XML2", "XML3"].iter().zip(docs.iter()) {
+        // NOIDUNGFILE before LOAIHOSO, inner document inline with its declaration.
+        x.push_str(&format!(
+            "<FILEHOSO><NOIDUNGFILE>{}</NOIDUNGFILE><LOAIHOSO>{kind}</LOAIHOSO></FILEHOSO>",
+            String::from_utf8(d.clone()).unwrap()
+        ));
+    }
+    // Extra tables are skipped whatever the order: this one is not XML.
+    x.push_str(
+        "<FILEHOSO><LOAIHOSO>XML5</LOAIHOSO><NOIDUNGFILE>bm90IHhtbA==</NOIDUNGFILE></FILEHOSO>",
+    );
+    x.push_str(
+        "<FILEHOSO><NOIDUNGFILE>JVBERi0xLjQ=</NOIDUNGFILE><LOAIHOSO>XML8</LOAIHOSO></FILEHOSO>",
+    );
+    x.push_str("</HOSO></DANHSACHHOSO></THONGTINHOSO></GIAMDINHHS>");
+    std::fs::create_dir_all(env.path("in")).unwrap();
+    std::fs::write(env.path("in/inline.xml"), x).unwrap();
+    let r = env.ingest(&["in"]);
+    assert!(r.files_rejected.is_empty(), "{:?}", r.files_rejected);
+    assert_eq!(
+        (r.visits.accepted, r.lines.accepted),
+        (1, 5),
+        "{:?}",
+        r.by_rule
+    );
+}

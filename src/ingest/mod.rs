@@ -673,12 +673,7 @@ fn process_hoso(unit: HosoUnit, conv: &Converter, base: &SourceCtx) -> HosoOutco
 
     let mut buffers = Vec::new();
     let mut failure: Option<xml::XmlError> = None;
-    for d in &unit.docs {
-        if let Some(k) = &d.kind {
-            if !matches!(k.trim(), "XML1" | "XML2" | "XML3") {
-                continue;
-            }
-        }
+    for d in unit.docs.iter().filter(|d| xml::wanted_kind(&d.kind)) {
         match xml::decode_base64(&d.base64, d.position) {
             Ok(b) => buffers.push((d.position, b)),
             Err(e) => {

@@ -8,7 +8,7 @@
 //!
 //! The envelope is read event by event from a `BufRead`, so memory holds one
 //! `HOSO` at a time, never the file; the base64 payloads are decoded and
-//! parsed later, in parallel, by [`decode_hoso`].
+//! parsed later, in parallel, by the ingest workers.
 
 use std::borrow::Cow;
 use std::io::BufRead;
@@ -257,42 +257,10 @@ pub fn decode_base64(payload: &[u8], position: u64) -> Result<Vec<u8>, XmlError>
 
 /// Inner document kinds the engine reads; others (XML4…XML15) are skipped
 /// without decoding.
-fn wanted_kind(kind: &Option<String>) -> bool {
+pub(crate) fn wanted_kind(kind: &Option<String>) -> bool {
     match kind.as_deref() {
         None => true,
         Some(k) => matches!(k.trim(), "XML1" | "XML2" | "XML3"),
-    }
-}
-
-/// The decoded contents of a HOSO, ready to be borrowed by row records.
-pub struct DecodedHoso {
-    buffers: Vec<(u64, Vec<u8>)>,
-}
-
-impl DecodedHoso {
-    /// Base64-decodes the wanted documents of a HOSO.
-    pub fn decode(unit: &HosoUnit) -> Result<Self, XmlError> {
-        let mut buffers = Vec::with_capacity(unit.docs.len());
-        for d in unit.docs.iter().filter(|d| wanted_kind(&d.kind)) {
-            buffers.push((d.position, decode_base64(&d.base64, d.position)?));
-        }
-        Ok(DecodedHoso { buffers })
-    }
-
-    /// Parses the rows of all decoded documents. Positions of errors are
-    /// reported as the document's position in the file plus the offset inside
-    /// the decoded document.
-    pub fn rows(&self) -> Result<Vec<RawRecord<'_>>, XmlError> {
-        let mut out = Vec::new();
-        for (pos, buf) in &self.buffers {
-            parse_rows(buf, &mut out).map_err(|e| {
-                XmlError::new(
-                    *pos,
-                    format!("inner document, byte {}: {}", e.position, e.message),
-                )
-            })?;
-        }
-        Ok(out)
     }
 }
 
@@ -313,6 +281,8 @@ struct EnvelopeState {
     inline: bool,
     /// Depth at which the current HOSO opened.
     hoso_open_depth: usize,
+    /// Documents of the HOSO before the current FILEHOSO.
+    docs_before_file: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -387,7 +357,10 @@ pub fn scan<R: BufRead>(
                         };
                         st.hoso_count += 1;
                     }
-                    b"FILEHOSO" if st.in_hoso => st.kind = None,
+                    b"FILEHOSO" if st.in_hoso => {
+                        st.kind = None;
+                        st.docs_before_file = st.hoso.docs.len();
+                    }
                     b"LOAIHOSO" if st.in_hoso => st.capture = Some(Capture::Kind),
                     b"NOIDUNGFILE" if st.in_hoso => {
                         st.capture = Some(Capture::Content);
@@ -444,7 +417,12 @@ pub fn scan<R: BufRead>(
                         st.content_depth = None;
                     }
                     Some(Capture::Kind) => {
-                        st.kind = Some(String::from_utf8_lossy(&st.text).trim().to_string())
+                        let kind = String::from_utf8_lossy(&st.text).trim().to_string();
+                        // LOAIHOSO after NOIDUNGFILE: label the document of this FILEHOSO.
+                        for d in st.hoso.docs.iter_mut().skip(st.docs_before_file) {
+                            d.kind.get_or_insert_with(|| kind.clone());
+                        }
+                        st.kind = Some(kind);
                     }
                     Some(Capture::Facility) => {
                         st.facility = Some(String::from_utf8_lossy(&st.text).trim().to_string())
