@@ -570,6 +570,10 @@ fn no_raw_personal_value_in_any_output() {
     let mut bad_card = visit("P4", "93001", "ZZ9990555666777", false);
     bad_card.xml1.set("HO_TEN", "Lê Thị Riêng Tư");
     hosos.push(bad_card);
+    // A malformed birth date is quarantined without quoting it.
+    let mut bad_birth = visit("P5", "93001", CARD_93, false);
+    bad_birth.xml1.set("NGAY_SINH", "19501399xyz");
+    hosos.push(bad_birth);
     write(&env.path("in/p.xml"), "93001", &hosos, &Style::default());
     let r = env.ingest(&["in"]);
     assert!(r.visits.quarantined >= 2);
@@ -588,6 +592,7 @@ fn no_raw_personal_value_in_any_output() {
         "0912345678",
         "BNP1",
         "BNP3",
+        "19501399xyz",
     ];
     let report_text = format!("{r:?}");
     let mut scanned = 0;

@@ -330,7 +330,11 @@ impl<'r, 'a> Fields<'r, 'a> {
                 Issue::new(
                     Rule::BadNumber,
                     Some(self.name(i)),
-                    format!("{} is not a number: '{}'", self.name(i), clip(s)),
+                    format!(
+                        "{} is not a number: {}",
+                        self.name(i),
+                        quoted(self.name(i), s)
+                    ),
                 )
             }),
         }
@@ -363,9 +367,9 @@ impl<'r, 'a> Fields<'r, 'a> {
                     Rule::BadDate,
                     Some(self.name(i)),
                     format!(
-                        "{} is not a date (yyyyMMddHHmm): '{}'",
+                        "{} is not a date (yyyyMMddHHmm): {}",
                         self.name(i),
-                        clip(s)
+                        quoted(self.name(i), s)
                     ),
                 )
             }),
@@ -383,6 +387,26 @@ impl<'r, 'a> Fields<'r, 'a> {
 /// Shortens a value quoted in a reason.
 fn clip(s: &str) -> String {
     s.chars().take(40).collect()
+}
+
+/// Fields whose values are personal: never quoted in a reason.
+const PERSONAL: &[&str] = &[
+    "HO_TEN",
+    "SO_CCCD",
+    "NGAY_SINH",
+    "DIA_CHI",
+    "DIEN_THOAI",
+    "MA_THE_BHYT",
+    "MA_BN",
+];
+
+/// A value as quoted in a reason: clipped, or withheld for personal fields.
+fn quoted(field: &str, s: &str) -> String {
+    if PERSONAL.contains(&field) {
+        "(value withheld: personal field)".to_string()
+    } else {
+        format!("'{}'", clip(s))
+    }
 }
 
 impl Converter {
