@@ -2,12 +2,16 @@
 //!
 //! The data flow is the module layout:
 //! [`ingest`] (claims files → validated, pseudonymised rows) →
-//! [`store`] (partitioned Parquet + SQLite manifest) → later stages
-//! (features, detection, alerts, forecast, report) read the store.
+//! [`store`] (partitioned Parquet + SQLite manifest) →
+//! [`features`] (indicators per facility and period, case mix, peers,
+//! budget) → detection, alerts, forecast and report (next issues);
+//! [`evaluate`] measures a ranking against labels; [`generate`] writes
+//! synthetic claims for tests and demos.
 //! [`schema`] declares the canonical tables and their data dictionary;
 //! [`reference`] holds the reference tables kept as data; [`privacy`] the
 //! keyed hashing of personal fields.
 
+pub mod evaluate;
 pub mod features;
 pub mod format;
 pub mod generate;
