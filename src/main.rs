@@ -38,6 +38,10 @@ enum Command {
     Generate(GenerateArgs),
     /// Compute per-facility indicators by period from the claims store (Parquet).
     Features(FeaturesArgs),
+    /// Score facilities for sustained, peer-adjusted rises of their indicators (first detector).
+    Detect(DetectArgs),
+    /// Compare a facility ranking with a labels file: ROC-AUC, average precision, precision at k.
+    Evaluate(EvaluateArgs),
     /// Show what the store holds: sources in the manifest and quarantine counts.
     Status(StatusArgs),
     /// Run the pipeline on the bundled synthetic sample (no setup needed).
@@ -135,6 +139,26 @@ struct FeaturesArgs {
 }
 
 #[derive(Args)]
+struct DetectArgs {
+    /// facility_period.parquet written by `bhyt features`.
+    #[arg(long, default_value = "out/features/facility_period.parquet")]
+    features: PathBuf,
+    /// Output Parquet of facility scores.
+    #[arg(long, default_value = "out/detect/facility_scores.parquet")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct EvaluateArgs {
+    /// facility_scores.parquet written by `bhyt detect`.
+    #[arg(long, default_value = "out/detect/facility_scores.parquet")]
+    scores: PathBuf,
+    /// labels.csv (facility_code, start, end, type, benign, true_excess_vnd).
+    #[arg(long)]
+    labels: PathBuf,
+}
+
+#[derive(Args)]
 struct StatusArgs {
     #[arg(long, default_value = "data")]
     data_dir: PathBuf,
@@ -163,6 +187,8 @@ fn main() -> Result<()> {
         Command::Ingest(a) => cmd_ingest(a),
         Command::Generate(a) => cmd_generate(a),
         Command::Features(a) => cmd_features(a),
+        Command::Detect(a) => cmd_detect(a),
+        Command::Evaluate(a) => cmd_evaluate(a),
         Command::Status(a) => cmd_status(a),
         Command::Demo(a) => cmd_demo(a),
     }
@@ -332,6 +358,87 @@ fn write_features(store: &Store, cfg: &FeatureConfig, out: &std::path::Path) -> 
     let mut tables = features::compute(store, cfg)?;
     features::write(&mut tables, out)?;
     Ok(tables.facility_period.height())
+}
+
+fn cmd_detect(a: DetectArgs) -> Result<()> {
+    let table = polars::prelude::LazyFrame::scan_parquet(
+        polars::prelude::PlRefPath::new(a.features.to_string_lossy().as_ref()),
+        Default::default(),
+    )?
+    .collect()
+    .with_context(|| format!("reading {}", a.features.display()))?;
+    let scores = bhyt::detect::score_facilities(&table, &bhyt::detect::ChangeConfig::default())?;
+    let mut df = polars::prelude::DataFrame::new_infer_height(vec![
+        polars::prelude::Column::new(
+            "facility_code".into(),
+            scores
+                .iter()
+                .map(|s| s.facility_code.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        polars::prelude::Column::new(
+            "score".into(),
+            scores.iter().map(|s| s.score).collect::<Vec<_>>(),
+        ),
+        polars::prelude::Column::new(
+            "signal".into(),
+            scores.iter().map(|s| s.signal.as_str()).collect::<Vec<_>>(),
+        ),
+        polars::prelude::Column::new(
+            "peak_period".into(),
+            scores.iter().map(|s| s.peak_period).collect::<Vec<_>>(),
+        )
+        .cast(&polars::prelude::DataType::Date)?,
+    ])?;
+    bhyt::store::write_parquet_atomic(&mut df, &a.out)?;
+    println!(
+        "detect: {} facilities scored → {}",
+        scores.len(),
+        a.out.display()
+    );
+    for s in scores.iter().take(10) {
+        println!("  {:<8} {:>10.1}  {}", s.facility_code, s.score, s.signal);
+    }
+    Ok(())
+}
+
+fn cmd_evaluate(a: EvaluateArgs) -> Result<()> {
+    use bhyt::evaluate::{average_precision, precision_at_k, read_labels, roc_auc};
+    let labels = read_labels(&a.labels)?;
+    let fraud: std::collections::BTreeSet<&str> = labels
+        .iter()
+        .filter(|l| !l.benign)
+        .map(|l| l.facility_code.as_str())
+        .collect();
+    let df = polars::prelude::LazyFrame::scan_parquet(
+        polars::prelude::PlRefPath::new(a.scores.to_string_lossy().as_ref()),
+        Default::default(),
+    )?
+    .collect()?;
+    let codes = df.column("facility_code")?.str()?.clone();
+    let score = df.column("score")?.f64()?.clone();
+    let pairs: Vec<(f64, bool)> = (0..df.height())
+        .map(|i| {
+            (
+                score.get(i).unwrap_or(0.0),
+                fraud.contains(codes.get(i).unwrap_or("")),
+            )
+        })
+        .collect();
+    let k = fraud.len();
+    let fmt = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into());
+    println!(
+        "facilities: {} ({} with injected anomalies)",
+        pairs.len(),
+        k
+    );
+    println!("ROC-AUC {}", fmt(roc_auc(&pairs)));
+    println!(
+        "average precision (PR-AUC) {}",
+        fmt(average_precision(&pairs))
+    );
+    println!("precision at k={k} {}", fmt(precision_at_k(&pairs, k)));
+    Ok(())
 }
 
 fn cmd_status(a: StatusArgs) -> Result<()> {

@@ -1495,8 +1495,11 @@ fn make_visit(
         stt += 1;
         let idx = rng.gen_range(0..prices.drugs.len());
         let (code, unit) = prices.drugs[idx].clone();
-        let unit = (unit * goods * dx.cost.sqrt()).round();
-        let qty = (days_of_drugs * rng.gen_range(1..3) as f64).round();
+        // A drug has one price; heavier diagnoses use more of it.
+        let unit = (unit * goods).round();
+        let qty = (days_of_drugs * rng.gen_range(1..3) as f64 * dx.cost.sqrt())
+            .round()
+            .max(1.0);
         let amount = qty * unit;
         let mut r = Record::default();
         r.set("MA_LK", ma_lk)
