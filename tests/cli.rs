@@ -15,7 +15,9 @@ fn every_subcommand_has_help() {
     let out = bhyt().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for sub in ["ingest", "generate", "features", "detect", "evaluate", "status", "demo"] {
+    for sub in [
+        "ingest", "generate", "features", "detect", "evaluate", "status", "demo",
+    ] {
         assert!(text.contains(sub), "{sub} missing from --help");
         let o = bhyt().args([sub, "--help"]).output().unwrap();
         assert!(o.status.success(), "{sub} --help failed");

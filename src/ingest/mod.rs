@@ -395,13 +395,7 @@ fn ingest_envelope_whole(
     pb: &indicatif::ProgressBar,
 ) -> Result<(Tally, String), IngestError> {
     let src = &job.src;
-    let (reader, hasher) = src
-        .open_hashed(Some(pb.clone()))
-        .map_err(|e| IngestError::Source {
-            file: src.display.clone(),
-            position: 0,
-            message: e.to_string(),
-        })?;
+    let (reader, hasher) = open_envelope(src, pb)?;
     let base = SourceCtx::new(&src.display, job.seq);
     let mut items = Vec::new();
     xml::scan(reader, |item| {
@@ -425,15 +419,7 @@ fn ingest_envelope_whole(
             XmlItem::Row(r) => stray.push(r),
         }
     }
-    if !stray.is_empty() {
-        let unit = HosoUnit {
-            index: u32::MAX,
-            inline_rows: stray,
-            ..Default::default()
-        };
-        let o = process_hoso(unit, conv, &base);
-        apply_outcome(o, &base, &mut seen, &mut tally, sink)?;
-    }
+    finish_stray(stray, conv, &base, &mut seen, &mut tally, sink)?;
     Ok((tally, source::finish_hash(&hasher)))
 }
 
@@ -494,6 +480,39 @@ struct HosoOutcome {
     errors: Vec<String>,
 }
 
+/// Opens an envelope, hashing its bytes as they are read.
+fn open_envelope(
+    src: &SourceFile,
+    pb: &indicatif::ProgressBar,
+) -> Result<(Box<dyn std::io::BufRead + Send>, source::SharedHasher), IngestError> {
+    src.open_hashed(Some(pb.clone()))
+        .map_err(|e| IngestError::Source {
+            file: src.display.clone(),
+            position: 0,
+            message: e.to_string(),
+        })
+}
+
+/// Rows outside any HOSO of an envelope: validated as one group.
+fn finish_stray(
+    stray: Vec<RawRecord<'static>>,
+    conv: &Converter,
+    base: &SourceCtx,
+    seen: &mut HashSet<(String, String)>,
+    tally: &mut Tally,
+    sink: &mut PartSink,
+) -> Result<(), IngestError> {
+    if stray.is_empty() {
+        return Ok(());
+    }
+    let unit = HosoUnit {
+        index: u32::MAX,
+        inline_rows: stray,
+        ..Default::default()
+    };
+    apply_outcome(process_hoso(unit, conv, base), base, seen, tally, sink)
+}
+
 /// HOSO units handed from the reader thread to the workers at a time.
 const HOSO_BATCH: usize = 512;
 
@@ -504,13 +523,7 @@ fn ingest_envelope(
     pb: &indicatif::ProgressBar,
 ) -> Result<(Tally, String), IngestError> {
     let src = &job.src;
-    let (reader, hasher) = src
-        .open_hashed(Some(pb.clone()))
-        .map_err(|e| IngestError::Source {
-            file: src.display.clone(),
-            position: 0,
-            message: e.to_string(),
-        })?;
+    let (reader, hasher) = open_envelope(src, pb)?;
     let base = SourceCtx::new(&src.display, job.seq);
     let mut tally = Tally::default();
     let mut seen: HashSet<(String, String)> = HashSet::new();
@@ -580,16 +593,7 @@ fn ingest_envelope(
         }
     });
     scan_result??;
-    if !stray.is_empty() {
-        // Rows outside any HOSO of an envelope: validated as one group.
-        let unit = HosoUnit {
-            index: u32::MAX,
-            inline_rows: stray,
-            ..Default::default()
-        };
-        let o = process_hoso(unit, conv, &base);
-        apply_outcome(o, &base, &mut seen, &mut tally, sink)?;
-    }
+    finish_stray(stray, conv, &base, &mut seen, &mut tally, sink)?;
     Ok((tally, source::finish_hash(&hasher)))
 }
 
