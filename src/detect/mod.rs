@@ -44,6 +44,10 @@ pub struct Signal {
     /// Take the logarithm first (volumes).
     #[serde(default)]
     pub log: bool,
+    /// Periods with less volume than this say nothing about the signal
+    /// (e.g. fewer than 5 expected admissions at a commune station).
+    #[serde(default)]
+    pub min_volume: f64,
 }
 
 /// Configuration of the change detector; defaults are documented per field.
@@ -66,6 +70,7 @@ fn signal(column: &str, dispersion: f64, floor: f64, volume: &str) -> Signal {
         floor,
         volume: volume.into(),
         log: false,
+        min_volume: 5.0,
     }
 }
 
@@ -82,8 +87,6 @@ impl Default for ChangeConfig {
                 signal("oe_los", 0.6, 0.05, "inpatient_episodes"),
                 // Poisson noise of admissions: sd of O/E ≈ 1 / sqrt(expected admissions).
                 signal("oe_admission", 1.0, 0.05, "expected_admissions"),
-                signal("tests_per_visit", 1.5, 0.1, "visits"),
-                signal("imaging_per_visit", 0.6, 0.05, "visits"),
                 signal("oop_visit_share", 0.3, 0.01, "visits"),
                 signal("bed_cost_share_inpatient", 0.3, 0.01, "inpatient_episodes"),
                 signal("drug_supply_price_index", 0.3, 0.02, "visits"),
@@ -181,7 +184,11 @@ pub fn score_facilities(
                 let mean = s1 / k as f64;
                 let var = ((s2 - s1 * s1 / k as f64) / (k as f64 - 1.0)).max(0.0);
                 let v = x[i]?;
-                let volume = vol[i].unwrap_or(0.0).max(1.0);
+                let volume = vol[i].unwrap_or(0.0);
+                if volume < s.min_volume {
+                    return None;
+                }
+                let volume = volume.max(1.0);
                 let sd = (var + s.dispersion.powi(2) / volume + s.floor.powi(2)).sqrt();
                 Some((v - mean) / sd)
             })
