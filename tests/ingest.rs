@@ -360,12 +360,7 @@ fn reingest_case(flush_rows: usize) {
     assert_eq!(df.height(), 2, "nothing counted twice");
     let n_lines = df.column("n_lines").unwrap().i32().unwrap().get(0);
     assert_eq!(n_lines, Some(6));
-    let lines_a1 = count(
-        env.store()
-            .lines()
-            .unwrap()
-            .filter(col("ma_lk").eq(lit("A1"))),
-    );
+    let lines_a1 = lines_of(&env, "A1");
     assert_eq!(lines_a1, 6);
 }
 
@@ -480,12 +475,7 @@ fn layouts_and_compression_that_circulate_all_ingest() {
         old.column("age_years").unwrap().i32().unwrap().get(0),
         Some(73)
     );
-    let bare_lines = count(
-        env.store()
-            .lines()
-            .unwrap()
-            .filter(col("ma_lk").eq(lit("BARE"))),
-    );
+    let bare_lines = lines_of(&env, "BARE");
     assert_eq!(bare_lines, 5);
 }
 

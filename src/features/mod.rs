@@ -139,6 +139,53 @@ pub(crate) fn ratio(num: Expr, den: Expr) -> Expr {
         .otherwise(lit(NULL).cast(DataType::Float64))
 }
 
+/// Start of the period a discharge date falls in.
+fn period_start(cfg: &FeatureConfig) -> Expr {
+    col("discharge_date")
+        .dt()
+        .truncate(lit(cfg.period.every()))
+        .alias("period_start")
+}
+
+/// Aggregations shared by the full and the core indicator tables.
+mod agg {
+    use polars::prelude::*;
+
+    pub fn visits() -> Expr {
+        len().cast(DataType::Int64).alias("visits")
+    }
+
+    /// Average total cost of outpatient (`false`) or inpatient (`true`) visits.
+    pub fn avg_cost(inpatient: bool) -> Expr {
+        let cond = if inpatient {
+            col("inpatient")
+        } else {
+            col("inpatient").not()
+        };
+        let name = if inpatient {
+            "avg_cost_inpatient"
+        } else {
+            "avg_cost_outpatient"
+        };
+        col("total_cost").filter(cond).mean().alias(name)
+    }
+
+    pub fn alos() -> Expr {
+        col("los_days")
+            .filter(col("inpatient"))
+            .cast(DataType::Float64)
+            .mean()
+            .alias("alos")
+    }
+
+    pub fn oop_visit_share() -> Expr {
+        col("out_of_province")
+            .cast(DataType::Float64)
+            .mean()
+            .alias("oop_visit_share")
+    }
+}
+
 /// Keeps the rows whose discharge date is in the configured range.
 pub(crate) fn in_range(lf: LazyFrame, cfg: &FeatureConfig) -> LazyFrame {
     let mut lf = lf;
@@ -269,12 +316,7 @@ fn price_index(store: &Store, cfg: &FeatureConfig) -> Result<LazyFrame, FeatureE
     // facilities of their average unit price (one inflating facility does
     // not move it).
     let per_item = goods
-        .with_column(
-            col("discharge_date")
-                .dt()
-                .truncate(lit(cfg.period.every()))
-                .alias("period_start"),
-        )
+        .with_column(period_start(cfg))
         .group_by([
             col("facility_code"),
             col("period_start"),
@@ -398,12 +440,7 @@ fn enriched_visits(store: &Store, cfg: &FeatureConfig) -> Result<LazyFrame, Feat
         "visits, lines and case mix: {:.2} s",
         t.elapsed().as_secs_f64()
     );
-    Ok(visits.with_column(
-        col("discharge_date")
-            .dt()
-            .truncate(lit(cfg.period.every()))
-            .alias("period_start"),
-    ))
+    Ok(visits.with_column(period_start(cfg)))
 }
 
 /// Raw and case-mix indicators per facility and period.
@@ -413,7 +450,7 @@ pub fn facility_indicators(store: &Store, cfg: &FeatureConfig) -> Result<LazyFra
     let ip = || col("inpatient");
     let op = || col("inpatient").not();
     let mut aggs = vec![
-        len().cast(DataType::Int64).alias("visits"),
+        agg::visits(),
         op().cast(DataType::Int64).sum().alias("outpatient_visits"),
         ip().cast(DataType::Int64).sum().alias("inpatient_episodes"),
         col("patient_key")
@@ -422,14 +459,8 @@ pub fn facility_indicators(store: &Store, cfg: &FeatureConfig) -> Result<LazyFra
             .alias("patients"),
         col("total_cost").sum().alias("total_cost"),
         fill("fund_paid").sum().alias("fund_paid"),
-        col("total_cost")
-            .filter(op())
-            .mean()
-            .alias("avg_cost_outpatient"),
-        col("total_cost")
-            .filter(ip())
-            .mean()
-            .alias("avg_cost_inpatient"),
+        agg::avg_cost(false),
+        agg::avg_cost(true),
         fill("fund_paid")
             .filter(op())
             .mean()
@@ -438,11 +469,7 @@ pub fn facility_indicators(store: &Store, cfg: &FeatureConfig) -> Result<LazyFra
             .filter(ip())
             .mean()
             .alias("avg_fund_inpatient"),
-        col("los_days")
-            .filter(ip())
-            .cast(DataType::Float64)
-            .mean()
-            .alias("alos"),
+        agg::alos(),
         col("los_days")
             .filter(ip())
             .cast(DataType::Int64)
@@ -460,10 +487,7 @@ pub fn facility_indicators(store: &Store, cfg: &FeatureConfig) -> Result<LazyFra
         fill("vitamin_mineral_amount").sum().alias("_vitamin"),
         fill("lab_count").sum().alias("_lab_n"),
         fill("imaging_count").sum().alias("_imaging_n"),
-        col("out_of_province")
-            .cast(DataType::Float64)
-            .mean()
-            .alias("oop_visit_share"),
+        agg::oop_visit_share(),
         col("overlaps_previous")
             .cast(DataType::Float64)
             .mean()
@@ -638,28 +662,13 @@ pub fn core_indicators(store: &Store, cfg: &FeatureConfig) -> Result<LazyFrame, 
         col("out_of_province"),
     ])
     .join(bed, keys.clone(), keys, JoinArgs::new(JoinType::Left))
-    .with_column(
-        col("discharge_date")
-            .dt()
-            .truncate(lit(cfg.period.every()))
-            .alias("period_start"),
-    )
+    .with_column(period_start(cfg))
     .group_by([col("facility_code"), col("period_start")])
     .agg([
-        len().cast(DataType::Int64).alias("visits"),
-        col("total_cost")
-            .filter(ip().not())
-            .mean()
-            .alias("avg_cost_outpatient"),
-        col("total_cost")
-            .filter(ip())
-            .mean()
-            .alias("avg_cost_inpatient"),
-        col("los_days")
-            .filter(ip())
-            .cast(DataType::Float64)
-            .mean()
-            .alias("alos"),
+        agg::visits(),
+        agg::avg_cost(false),
+        agg::avg_cost(true),
+        agg::alos(),
         ip().cast(DataType::Float64).mean().alias("admission_rate"),
         col("bed_amount")
             .fill_null(lit(0.0))
@@ -667,10 +676,7 @@ pub fn core_indicators(store: &Store, cfg: &FeatureConfig) -> Result<LazyFrame, 
             .sum()
             .alias("_bed"),
         col("total_cost").filter(ip()).sum().alias("_ip"),
-        col("out_of_province")
-            .cast(DataType::Float64)
-            .mean()
-            .alias("oop_visit_share"),
+        agg::oop_visit_share(),
     ])
     .with_column(ratio(col("_bed"), col("_ip")).alias("bed_cost_share_inpatient"))
     .select([all().exclude_cols(["_bed", "_ip"]).as_expr()])

@@ -190,3 +190,14 @@ impl Env {
 pub fn count(lf: polars::prelude::LazyFrame) -> usize {
     lf.collect().unwrap().height()
 }
+
+/// Stored lines (current versions) of one visit.
+pub fn lines_of(env: &Env, ma_lk: &str) -> usize {
+    use polars::prelude::*;
+    count(
+        env.store()
+            .lines()
+            .unwrap()
+            .filter(col("ma_lk").eq(lit(ma_lk))),
+    )
+}
