@@ -273,14 +273,19 @@ fn print_report(r: &IngestReport, secs: f64, dir: &std::path::Path) {
     );
 }
 
-fn cmd_generate(a: GenerateArgs) -> Result<()> {
-    let mut cfg: GenConfig = match &a.config {
-        Some(p) => toml::from_str(
-            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-        )
-        .with_context(|| format!("parsing {}", p.display()))?,
-        None => GenConfig::default(),
+/// A typed configuration from a TOML file, or its defaults without one.
+fn load_config<T: serde::de::DeserializeOwned + Default>(
+    path: Option<&std::path::Path>,
+) -> Result<T> {
+    let Some(p) = path else {
+        return Ok(T::default());
     };
+    let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+}
+
+fn cmd_generate(a: GenerateArgs) -> Result<()> {
+    let mut cfg: GenConfig = load_config(a.config.as_deref())?;
     if let Some(v) = a.seed {
         cfg.seed = v;
     }
@@ -325,13 +330,7 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
 
 fn cmd_features(a: FeaturesArgs) -> Result<()> {
     let store = Store::open(&a.data_dir)?;
-    let mut cfg: FeatureConfig = match &a.config {
-        Some(p) => toml::from_str(
-            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-        )
-        .with_context(|| format!("parsing {}", p.display()))?,
-        None => FeatureConfig::default(),
-    };
+    let mut cfg: FeatureConfig = load_config(a.config.as_deref())?;
     if let Some(p) = a.period {
         cfg.period = p;
     }
