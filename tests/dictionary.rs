@@ -1,9 +1,14 @@
 //! The data dictionary under datasets/ is generated from the schema; this
 //! test fails when they drift apart.
+//!
+//! Paths come from CARGO_MANIFEST_DIR at run time, not `env!` at compile
+//! time: with a target directory shared between clones, a test binary built
+//! in one clone would otherwise read another clone's files.
 
 #[test]
 fn data_dictionary_is_current() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/data-dictionary.md");
+    let path = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
+        .join("datasets/data-dictionary.md");
     let fresh = bhyt::schema::render_dictionary();
     if std::env::var_os("UPDATE_DICTIONARY").is_some() {
         std::fs::write(&path, &fresh).unwrap();
@@ -20,8 +25,8 @@ fn data_dictionary_is_current() {
 
 #[test]
 fn features_dictionary_is_current() {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/features-dictionary.md");
+    let path = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
+        .join("datasets/features-dictionary.md");
     let fresh = bhyt::features::render_dictionary();
     if std::env::var_os("UPDATE_DICTIONARY").is_some() {
         std::fs::write(&path, &fresh).unwrap();

@@ -482,7 +482,7 @@ fn layouts_and_compression_that_circulate_all_ingest() {
 #[test]
 fn foreign_csv_extract_maps_onto_the_canonical_schema() {
     let env = Env::new();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"));
     let r = env.ingest_with(&[], |o| {
         o.inputs = vec![root.join("datasets/foreign-extract/claims")];
         o.mapping = Some(root.join("datasets/mappings/warehouse.toml"));
