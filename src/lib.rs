@@ -11,6 +11,7 @@
 //! [`reference`] holds the reference tables kept as data; [`privacy`] the
 //! keyed hashing of personal fields.
 
+pub mod alerts;
 pub mod detect;
 pub mod evaluate;
 pub mod features;

@@ -140,22 +140,53 @@ struct FeaturesArgs {
 
 #[derive(Args)]
 struct DetectArgs {
-    /// facility_period.parquet written by `bhyt features`.
+    /// facility_period.parquet written by `bhyt features` (weekly for the weekly run).
     #[arg(long, default_value = "out/features/facility_period.parquet")]
     features: PathBuf,
-    /// Output Parquet of facility scores.
-    #[arg(long, default_value = "out/detect/facility_scores.parquet")]
+    /// Claims store: enables the claim-level checks and the top claims, services,
+    /// departments and prescribers of each alert.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Saved model (JSON). Scored with as is; fitted and written when missing or with --fit.
+    #[arg(long, default_value = "models/trained/detector.json")]
+    model: PathBuf,
+    /// Fit the model (again) on this table before scoring.
+    #[arg(long)]
+    fit: bool,
+    /// Last day of the training range (default: the first 40 % of the periods).
+    #[arg(long)]
+    train_to: Option<chrono::NaiveDate>,
+    /// TOML configuration (DetectConfig; see models/detector.toml), used when fitting.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Period whose alerts are raised (default: the last period of the table).
+    #[arg(long)]
+    as_of: Option<chrono::NaiveDate>,
+    /// Alert lifecycle database (SQLite).
+    #[arg(long, default_value = "out/alerts.sqlite")]
+    alerts_db: PathBuf,
+    /// Output folder: scores.parquet, alerts.parquet, alerts.csv.
+    #[arg(long, default_value = "out/detect")]
     out: PathBuf,
+    /// Language of the reasons.
+    #[arg(long, value_enum, default_value = "vi")]
+    lang: bhyt::detect::Lang,
 }
 
 #[derive(Args)]
 struct EvaluateArgs {
-    /// facility_scores.parquet written by `bhyt detect`.
-    #[arg(long, default_value = "out/detect/facility_scores.parquet")]
+    /// scores.parquet written by `bhyt detect`.
+    #[arg(long, default_value = "out/detect/scores.parquet")]
     scores: PathBuf,
     /// labels.csv (facility_code, start, end, type, benign, true_excess_vnd).
     #[arg(long)]
     labels: PathBuf,
+    /// Days after a label's end during which an alert still counts for it.
+    #[arg(long, default_value_t = 56)]
+    grace_days: i64,
+    /// Also write the per-label outcomes as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -360,83 +391,54 @@ fn write_features(store: &Store, cfg: &FeatureConfig, out: &std::path::Path) -> 
 }
 
 fn cmd_detect(a: DetectArgs) -> Result<()> {
-    let table = polars::prelude::LazyFrame::scan_parquet(
-        polars::prelude::PlRefPath::new(a.features.to_string_lossy().as_ref()),
-        Default::default(),
-    )?
-    .collect()
-    .with_context(|| format!("reading {}", a.features.display()))?;
-    let scores = bhyt::detect::score_facilities(&table, &bhyt::detect::ChangeConfig::default())?;
-    let mut df = polars::prelude::DataFrame::new_infer_height(vec![
-        polars::prelude::Column::new(
-            "facility_code".into(),
-            scores
-                .iter()
-                .map(|s| s.facility_code.as_str())
-                .collect::<Vec<_>>(),
-        ),
-        polars::prelude::Column::new(
-            "score".into(),
-            scores.iter().map(|s| s.score).collect::<Vec<_>>(),
-        ),
-        polars::prelude::Column::new(
-            "signal".into(),
-            scores.iter().map(|s| s.signal.as_str()).collect::<Vec<_>>(),
-        ),
-        polars::prelude::Column::new(
-            "peak_period".into(),
-            scores.iter().map(|s| s.peak_period).collect::<Vec<_>>(),
-        )
-        .cast(&polars::prelude::DataType::Date)?,
-    ])?;
-    bhyt::store::write_parquet_atomic(&mut df, &a.out)?;
-    println!(
-        "detect: {} facilities scored → {}",
-        scores.len(),
-        a.out.display()
-    );
-    for s in scores.iter().take(10) {
-        println!("  {:<8} {:>10.1}  {}", s.facility_code, s.score, s.signal);
-    }
+    let cfg: bhyt::detect::DetectConfig = load_config(a.config.as_deref())?;
+    let opts = bhyt::alerts::RunOptions {
+        features: a.features,
+        data_dir: a.data_dir,
+        model: a.model,
+        fit: a.fit,
+        train_to: a.train_to,
+        config: cfg,
+        as_of: a.as_of,
+        alerts_db: a.alerts_db,
+        out: a.out,
+        lang: a.lang,
+        progress: true,
+    };
+    let t = Instant::now();
+    let r = bhyt::alerts::run(&opts)?;
+    print_detect_report(&r, t.elapsed().as_secs_f64(), &opts);
     Ok(())
 }
 
+fn print_detect_report(r: &bhyt::alerts::RunReport, secs: f64, o: &bhyt::alerts::RunOptions) {
+    println!(
+        "model: {} ({}, trained {}..{}){}",
+        o.model.display(),
+        r.model_meta.period,
+        r.model_meta.training_from,
+        r.model_meta.training_to,
+        if r.fitted { ", fitted now" } else { "" }
+    );
+    println!(
+        "scored {} facility-periods; as of {}: {} alerts ({} new, {} continuing, {} suppressed by a review), {} resolved",
+        r.scored, r.as_of, r.alerts, r.new, r.continuing, r.suppressed, r.resolved
+    );
+    for line in r.top.iter().take(10) {
+        println!("  {line}");
+    }
+    println!("{:.2} s → {}", secs, o.out.display());
+}
+
 fn cmd_evaluate(a: EvaluateArgs) -> Result<()> {
-    use bhyt::evaluate::{average_precision, precision_at_k, read_labels, roc_auc};
-    let labels = read_labels(&a.labels)?;
-    let fraud: std::collections::BTreeSet<&str> = labels
-        .iter()
-        .filter(|l| !l.benign)
-        .map(|l| l.facility_code.as_str())
-        .collect();
-    let df = polars::prelude::LazyFrame::scan_parquet(
-        polars::prelude::PlRefPath::new(a.scores.to_string_lossy().as_ref()),
-        Default::default(),
-    )?
-    .collect()?;
-    let codes = df.column("facility_code")?.str()?.clone();
-    let score = df.column("score")?.f64()?.clone();
-    let pairs: Vec<(f64, bool)> = (0..df.height())
-        .map(|i| {
-            (
-                score.get(i).unwrap_or(0.0),
-                fraud.contains(codes.get(i).unwrap_or("")),
-            )
-        })
-        .collect();
-    let k = fraud.len();
-    let fmt = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into());
-    println!(
-        "facilities: {} ({} with injected anomalies)",
-        pairs.len(),
-        k
-    );
-    println!("ROC-AUC {}", fmt(roc_auc(&pairs)));
-    println!(
-        "average precision (PR-AUC) {}",
-        fmt(average_precision(&pairs))
-    );
-    println!("precision at k={k} {}", fmt(precision_at_k(&pairs, k)));
+    let labels = bhyt::evaluate::read_labels(&a.labels)?;
+    let scores = bhyt::evaluate::read_scores(&a.scores)?;
+    let e = bhyt::evaluate::evaluate(&scores, &labels, a.grace_days);
+    print!("{}", bhyt::evaluate::render(&e));
+    if let Some(p) = a.json {
+        let json = serde_json::to_string_pretty(&e)?;
+        bhyt::store::write_atomic(&p, json.as_bytes())?;
+    }
     Ok(())
 }
 

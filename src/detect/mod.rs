@@ -1,25 +1,49 @@
-//! Detection, first detector: sustained rises against the facility's own
-//! baseline, net of what its peers did in the same period.
+//! Detection: from the indicator table to scored facility-periods.
 //!
-//! For each facility and signal, a period's value is compared with the
-//! facility's baseline (its first periods) in units of a standard deviation
-//! that adds the sampling noise of the period (dispersion² / volume): a
-//! commune station with 20 visits a month needs a much larger move than a
-//! provincial hospital to count, which is the credibility weighting small
-//! facilities need. The peer group's median z of the same period is
-//! subtracted, so a price change for a whole grade or a province-wide
-//! epidemic moves no one. A CUSUM accumulates the excess over `k` so that a
-//! sustained shift stands out from single noisy periods; the facility score
-//! is the largest CUSUM over signals and periods.
+//! Five detectors, each turned into a **severity** on one calibrated scale
+//! ([`calibrate`]) and combined by an ensemble:
 //!
-//! This is the statistical core of the detection stage; the alert
-//! lifecycle, the explanations, the multivariate models and the calibration
-//! come on top of it.
+//! | detector | what it sees | module |
+//! |---|---|---|
+//! | change | a sustained rise against the facility's own baseline, net of peers (CUSUM) | [`change`] |
+//! | peer | a trailing window far above the peer group, with credibility | [`peer`] |
+//! | forest | an unusual combination of indicators (isolation forest) | [`forest`] |
+//! | mixture | a low density under a Gaussian mixture of typical periods (linfa) | [`mixture`] |
+//! | claims | more duplicate, over-long or mismatched claims than the province rate | [`claims`] |
+//!
+//! [`fit`] learns what must be learnt (baselines, forest, mixture and their
+//! null distributions) from a training range and returns a
+//! [`DetectorModel`], saved as JSON with its metadata; [`DetectorModel::score`]
+//! scores any table with it, without refitting. Scores are causal: a
+//! period's score uses that period and earlier ones only (and its peers in
+//! the same period), so the scores of past periods are what a weekly run at
+//! the time would have said — the evaluation relies on that.
 
-use std::collections::HashMap;
+pub mod calibrate;
+pub mod change;
+pub mod claims;
+pub mod forest;
+pub mod mixture;
+pub mod peer;
+pub mod signals;
 
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use linfa::traits::Fit;
+use linfa::DatasetBase;
+use ndarray::Array2;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
+
+pub use change::{ChangeConfig, Signal};
+pub use claims::ClaimConfig;
+pub use forest::{IsolationForest, IsolationForestParams};
+pub use mixture::{Mixture, MixtureConfig};
+pub use peer::PeerConfig;
+pub use signals::Lang;
+
+use calibrate::{cusum_p, empirical_p, p_of_severity, poisson_tail, severity_of_p, sidak};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
@@ -27,307 +51,757 @@ pub enum DetectError {
     Polars(#[from] PolarsError),
     #[error("detect: {0}")]
     Input(String),
+    #[error("detect: {0}")]
+    Forest(#[from] forest::ForestError),
+    #[error("detect: {0}")]
+    Mixture(#[from] mixture::MixtureError),
+    #[error("detect: model {path}: {reason}")]
+    Model { path: String, reason: String },
 }
 
-/// One monitored signal: a column of the features table where a rise is
-/// the bad direction.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Signal {
-    pub column: String,
-    /// Per-unit dispersion: the sampling sd of the signal is dispersion /
-    /// sqrt(volume).
-    pub dispersion: f64,
-    /// Smallest sd (absolute), against zero-variance baselines.
-    pub floor: f64,
-    /// Volume column of the sampling noise (visits or inpatient episodes).
-    pub volume: String,
-    /// Take the logarithm first (volumes).
-    #[serde(default)]
-    pub log: bool,
-    /// Periods with less volume than this say nothing about the signal
-    /// (e.g. fewer than 5 expected admissions at a commune station).
-    #[serde(default)]
-    pub min_volume: f64,
-}
-
-/// Configuration of the change detector; defaults are documented per field.
+/// Alert thresholds on the severity scale.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub struct ChangeConfig {
-    /// Share of the periods used as baseline (at least 3 periods). Default 0.4.
-    pub baseline_share: f64,
-    /// CUSUM allowance in sd per period. Default 1.0.
-    pub cusum_k: f64,
-    /// Smallest peer group whose median z is subtracted. Default 3.
-    pub min_peers: usize,
-    pub signals: Vec<Signal>,
+pub struct AlertConfig {
+    /// A facility-period at or above this severity is an alert. Default 4.0
+    /// (tail probability 3·10⁻⁵ under "nothing unusual": with ~100 facilities
+    /// a province sees about one chance alert a year).
+    pub alert_severity: f64,
+    /// Severity of a "high" alert. Default 6.0.
+    pub high_severity: f64,
+    /// An alert dismissed or explained by a reviewer is raised again for the
+    /// same cause only if its severity grows by this much. Default 1.0.
+    pub worsen_margin: f64,
+    /// … or its estimated excess by this share. Default 0.5.
+    pub worsen_excess_share: f64,
 }
 
-fn signal(column: &str, dispersion: f64, floor: f64, volume: &str) -> Signal {
-    Signal {
-        column: column.into(),
-        dispersion,
-        floor,
-        volume: volume.into(),
-        log: false,
-        min_volume: 5.0,
-    }
-}
-
-impl Default for ChangeConfig {
+impl Default for AlertConfig {
     fn default() -> Self {
-        let mut visits = signal("visits", 1.0, 0.05, "visits");
-        visits.log = true;
-        ChangeConfig {
-            baseline_share: 0.4,
-            cusum_k: 1.0,
-            min_peers: 3,
-            signals: vec![
-                signal("oe_cost", 1.0, 0.05, "visits"),
-                signal("oe_los", 0.6, 0.05, "inpatient_episodes"),
-                // Poisson noise of admissions: sd of O/E ≈ 1 / sqrt(expected admissions).
-                signal("oe_admission", 1.0, 0.05, "expected_admissions"),
-                signal("oop_visit_share", 0.3, 0.01, "visits"),
-                signal("bed_cost_share_inpatient", 0.3, 0.01, "inpatient_episodes"),
-                signal("drug_supply_price_index", 0.3, 0.02, "visits"),
-                signal("overlapping_claim_share", 0.2, 0.005, "visits"),
-                visits,
-            ],
+        AlertConfig {
+            alert_severity: 4.0,
+            high_severity: 6.0,
+            worsen_margin: 1.0,
+            worsen_excess_share: 0.5,
         }
     }
 }
 
-/// Score of one facility: the largest CUSUM, with the signal and period
-/// where it peaked.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FacilityScore {
-    pub facility_code: String,
-    pub score: f64,
-    pub signal: String,
-    pub peak_period: Option<i32>,
+/// Configuration of detection (`models/detector.toml`); every field has a
+/// documented default.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct DetectConfig {
+    pub change: ChangeConfig,
+    pub peer: PeerConfig,
+    pub forest: IsolationForestParams,
+    pub mixture: MixtureConfig,
+    /// Periods averaged before the multivariate scores are calibrated
+    /// (one odd week is not a finding). Default 4.
+    #[serde(default = "default_mv_window")]
+    pub multivariate_window: usize,
+    pub claims: ClaimConfig,
+    pub alert: AlertConfig,
 }
 
-/// Scores every facility of a `facility_period` table (from `bhyt features`).
-pub fn score_facilities(
-    table: &DataFrame,
-    cfg: &ChangeConfig,
-) -> Result<Vec<FacilityScore>, DetectError> {
-    let t = table.sort(["facility_code", "period_start"], Default::default())?;
-    let n = t.height();
-    let fac: Vec<String> = t
-        .column("facility_code")?
-        .str()?
-        .iter()
-        .map(|v| v.unwrap_or("").to_string())
-        .collect();
-    let group: Vec<String> = match t.column("peer_group") {
-        Ok(c) => c
+fn default_mv_window() -> usize {
+    4
+}
+
+/// What a saved model was fitted on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelMeta {
+    /// Format and engine version.
+    pub version: String,
+    /// Period length of the table it was fitted on.
+    pub period: String,
+    pub training_from: chrono::NaiveDate,
+    /// Last period start of the training range.
+    pub training_to: chrono::NaiveDate,
+    pub facilities: usize,
+    pub rows: usize,
+    /// Inputs of the multivariate models, in order.
+    pub features: Vec<String>,
+}
+
+/// A fitted detector: everything `score` needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DetectorModel {
+    pub meta: ModelMeta,
+    pub config: DetectConfig,
+    baselines: BTreeMap<String, Vec<Option<change::Baseline>>>,
+    forest: IsolationForest,
+    mixture: Option<Mixture>,
+    /// Sorted training values of the windowed forest score and mixture
+    /// negative log-density: their calibration.
+    forest_null: Vec<f64>,
+    mixture_null: Vec<f64>,
+}
+
+pub const MODEL_VERSION: &str = concat!("bhyt-detector/1 (engine ", env!("CARGO_PKG_VERSION"), ")");
+
+/// The indicator table as columns, rows sorted by facility and period.
+pub(crate) struct Panel {
+    pub fac: Vec<String>,
+    pub group: Vec<String>,
+    pub period: Vec<i32>,
+    pub cols: HashMap<String, Vec<Option<f64>>>,
+    /// Row range of each facility.
+    pub ranges: Vec<(usize, usize)>,
+    pub period_name: String,
+}
+
+impl Panel {
+    fn from_df(df: &DataFrame, needed: &[String]) -> Result<Panel, DetectError> {
+        let t = df.sort(["facility_code", "period_start"], Default::default())?;
+        let fac: Vec<String> = t
+            .column("facility_code")?
             .str()?
             .iter()
-            .map(|v| v.unwrap_or("all").to_string())
-            .collect(),
-        Err(_) => vec!["all".to_string(); n],
-    };
-    let period: Vec<i32> = t
-        .column("period_start")?
-        .cast(&DataType::Int32)?
-        .i32()?
+            .map(|v| v.unwrap_or("").to_string())
+            .collect();
+        let group: Vec<String> = match t.column("peer_group") {
+            Ok(c) => c
+                .str()?
+                .iter()
+                .map(|v| v.unwrap_or("all").to_string())
+                .collect(),
+            Err(_) => vec!["all".to_string(); fac.len()],
+        };
+        let period: Vec<i32> = t
+            .column("period_start")?
+            .cast(&DataType::Int32)?
+            .i32()?
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .collect();
+        let period_name = t
+            .column("period")
+            .ok()
+            .and_then(|c| c.str().ok().and_then(|s| s.get(0).map(String::from)))
+            .unwrap_or_else(|| "week".into());
+        let mut cols = HashMap::new();
+        for c in needed {
+            if cols.contains_key(c) {
+                continue;
+            }
+            let v: Vec<Option<f64>> = match t.column(c) {
+                Ok(col) => col
+                    .cast(&DataType::Float64)?
+                    .f64()?
+                    .iter()
+                    .map(|v| v.filter(|x| x.is_finite()))
+                    .collect(),
+                Err(_) if signals::PRICING_COLUMNS.contains(&c.as_str()) => vec![None; fac.len()],
+                Err(_) => {
+                    return Err(DetectError::Input(format!(
+                        "the features table has no column `{c}` (run `bhyt features`)"
+                    )))
+                }
+            };
+            cols.insert(c.clone(), v);
+        }
+        let mut ranges = Vec::new();
+        let mut i = 0;
+        while i < fac.len() {
+            let mut j = i;
+            while j < fac.len() && fac[j] == fac[i] {
+                j += 1;
+            }
+            ranges.push((i, j));
+            i = j;
+        }
+        Ok(Panel {
+            fac,
+            group,
+            period,
+            cols,
+            ranges,
+            period_name,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.fac.len()
+    }
+
+    pub fn col(&self, c: &str) -> &[Option<f64>] {
+        &self.cols[c]
+    }
+
+    /// Value of a signal (log taken for volumes).
+    pub fn value(&self, s: &Signal, i: usize) -> Option<f64> {
+        let v = self.cols[&s.column][i]?;
+        Some(if s.log { v.max(1.0).ln() } else { v })
+    }
+
+    /// Median of `v` per (peer group, period), for groups of ≥ `min` values.
+    pub fn group_median(&self, v: &[Option<f64>], min: usize) -> HashMap<(&str, i32), f64> {
+        let mut by: HashMap<(&str, i32), Vec<f64>> = HashMap::new();
+        for i in 0..self.len() {
+            if let Some(x) = v[i] {
+                by.entry((self.group[i].as_str(), self.period[i]))
+                    .or_default()
+                    .push(x);
+            }
+        }
+        by.into_iter()
+            .filter(|(_, v)| v.len() >= min)
+            .map(|(k, mut v)| {
+                v.sort_by(f64::total_cmp);
+                let n = v.len();
+                let m = if n % 2 == 1 {
+                    v[n / 2]
+                } else {
+                    (v[n / 2 - 1] + v[n / 2]) / 2.0
+                };
+                (k, m)
+            })
+            .collect()
+    }
+}
+
+fn needed_columns(cfg: &DetectConfig) -> Vec<String> {
+    let mut c: Vec<String> = signals::PRICING_COLUMNS.iter().map(|s| s.to_string()).collect();
+    for s in &cfg.change.signals {
+        c.push(s.column.clone());
+        c.push(s.volume.clone());
+    }
+    c
+}
+
+/// Multivariate inputs: the change z and peer z of every signal.
+fn feature_names(cfg: &DetectConfig) -> Vec<String> {
+    let mut f: Vec<String> = cfg
+        .change
+        .signals
         .iter()
-        .map(|v| v.unwrap_or(0))
+        .map(|s| format!("change_z:{}", s.column))
         .collect();
-    let mut periods: Vec<i32> = period.clone();
+    f.extend(cfg.peer.signals.iter().map(|s| format!("peer_z:{s}")));
+    f
+}
+
+struct Stats {
+    change: change::ChangeOut,
+    peer: peer::PeerOut,
+    peer_signals: Vec<usize>,
+    x: Array2<f64>,
+}
+
+fn statistics(
+    p: &Panel,
+    cfg: &DetectConfig,
+    base: &BTreeMap<String, Vec<Option<change::Baseline>>>,
+    train_end: i32,
+) -> Result<Stats, DetectError> {
+    let ch = change::run(p, &cfg.change, base, train_end);
+    let mut peer_signals = Vec::new();
+    for name in &cfg.peer.signals {
+        let idx = cfg
+            .change
+            .signals
+            .iter()
+            .position(|s| &s.column == name)
+            .ok_or_else(|| {
+                DetectError::Input(format!("peer signal `{name}` is not among the change signals"))
+            })?;
+        peer_signals.push(idx);
+    }
+    let refs: Vec<&Signal> = peer_signals.iter().map(|&i| &cfg.change.signals[i]).collect();
+    let pe = peer::run(p, &cfg.peer, &refs);
+    let nf = ch.z.len() + pe.z.len();
+    let mut x = Array2::<f64>::zeros((p.len(), nf));
+    for i in 0..p.len() {
+        for (k, zs) in ch.z.iter().chain(pe.z.iter()).enumerate() {
+            x[[i, k]] = zs[i].unwrap_or(0.0).clamp(-8.0, 8.0);
+        }
+    }
+    Ok(Stats {
+        change: ch,
+        peer: pe,
+        peer_signals,
+        x,
+    })
+}
+
+/// Trailing mean over the last `w` rows of each facility.
+fn rolling(p: &Panel, v: &[f64], w: usize) -> Vec<f64> {
+    let mut out = vec![0.0; v.len()];
+    for &(a, b) in &p.ranges {
+        for i in a..b {
+            let lo = i.saturating_sub(w.max(1) - 1).max(a);
+            out[i] = v[lo..=i].iter().sum::<f64>() / (i - lo + 1) as f64;
+        }
+    }
+    out
+}
+
+fn date_of(days: i32) -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::Duration::days(days as i64)
+}
+
+fn days_of(d: chrono::NaiveDate) -> i32 {
+    (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32
+}
+
+/// Fits the detector on the periods of `table` up to `train_to` (default:
+/// the first `change.baseline_share` of the periods, at least 3).
+/// `claim_counts` (from [`claims::flag_claims`]) is joined when given.
+pub fn fit(
+    table: &DataFrame,
+    claim_counts: Option<&DataFrame>,
+    cfg: &DetectConfig,
+    train_to: Option<chrono::NaiveDate>,
+) -> Result<DetectorModel, DetectError> {
+    let table = with_claims(table, claim_counts)?;
+    let p = Panel::from_df(&table, &needed_columns(cfg))?;
+    let mut periods = p.period.clone();
     periods.sort_unstable();
     periods.dedup();
     if periods.len() < 4 {
         return Err(DetectError::Input(format!(
-            "{} periods: the change detector needs at least 4",
+            "{} periods: detection needs at least 4 (3 to learn from)",
             periods.len()
         )));
     }
-    let n_base =
-        ((periods.len() as f64 * cfg.baseline_share).round() as usize).clamp(3, periods.len() - 1);
-    let base_end = periods[n_base];
-    let num = |c: &str| -> Result<Vec<Option<f64>>, DetectError> {
-        Ok(t.column(c)?
-            .cast(&DataType::Float64)?
-            .f64()?
-            .iter()
-            .map(|v| v.filter(|x| x.is_finite()))
-            .collect())
+    let train_end = match train_to {
+        Some(d) => days_of(d) + 1,
+        None => {
+            let n = ((periods.len() as f64 * cfg.change.baseline_share).round() as usize)
+                .clamp(3, periods.len() - 1);
+            periods[n]
+        }
     };
-    // z per row and signal.
-    let mut z: Vec<Vec<Option<f64>>> = Vec::new();
-    for s in &cfg.signals {
-        let mut x = num(&s.column)?;
-        if s.log {
-            x = x.into_iter().map(|v| v.map(|v| v.max(1.0).ln())).collect();
-        }
-        let vol = num(&s.volume)?;
-        // Baseline mean and variance per facility.
-        let mut acc: HashMap<&str, (f64, f64, usize)> = HashMap::new();
-        for i in 0..n {
-            if period[i] < base_end {
-                if let Some(v) = x[i] {
-                    let e = acc.entry(fac[i].as_str()).or_default();
-                    e.0 += v;
-                    e.1 += v * v;
-                    e.2 += 1;
-                }
-            }
-        }
-        let zs: Vec<Option<f64>> = (0..n)
-            .map(|i| {
-                let (s1, s2, k) = acc.get(fac[i].as_str()).copied()?;
-                if k < 2 || period[i] < base_end {
-                    return None;
-                }
-                let mean = s1 / k as f64;
-                let var = ((s2 - s1 * s1 / k as f64) / (k as f64 - 1.0)).max(0.0);
-                let v = x[i]?;
-                let volume = vol[i].unwrap_or(0.0);
-                if volume < s.min_volume {
-                    return None;
-                }
-                let volume = volume.max(1.0);
-                let sd = (var + s.dispersion.powi(2) / volume + s.floor.powi(2)).sqrt();
-                Some((v - mean) / sd)
-            })
-            .collect();
-        z.push(zs);
+    let base = change::baselines(&p, &cfg.change, train_end);
+    let st = statistics(&p, cfg, &base, train_end)?;
+    let train: Vec<usize> = (0..p.len()).filter(|&i| p.period[i] < train_end).collect();
+    if train.len() < 10 {
+        return Err(DetectError::Input(format!(
+            "{} training rows: too few to fit the multivariate models",
+            train.len()
+        )));
     }
-    // Net of the peer group's median z in the same period.
-    for zs in z.iter_mut() {
-        let mut by: HashMap<(&str, i32), Vec<f64>> = HashMap::new();
-        for i in 0..n {
-            if let Some(v) = zs[i] {
-                by.entry((group[i].as_str(), period[i]))
-                    .or_default()
-                    .push(v);
-            }
-        }
-        let med: HashMap<(&str, i32), f64> = by
-            .into_iter()
-            .filter(|(_, v)| v.len() >= cfg.min_peers)
-            .map(|(k, mut v)| {
-                v.sort_by(f64::total_cmp);
-                let m = if v.len() % 2 == 1 {
-                    v[v.len() / 2]
-                } else {
-                    (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
-                };
-                (k, m)
-            })
-            .collect();
-        for i in 0..n {
-            if let (Some(v), Some(m)) = (zs[i], med.get(&(group[i].as_str(), period[i]))) {
-                zs[i] = Some(v - m);
-            }
-        }
+    let xt = st.x.select(ndarray::Axis(0), &train);
+    let forest = cfg.forest.fit(&DatasetBase::from(xt.clone()))?;
+    let mixture = Mixture::fit(&xt, &cfg.mixture).ok();
+    let (fs, ms) = multivariate_raw(&p, &st.x, &forest, mixture.as_ref(), cfg.multivariate_window);
+    let mut forest_null: Vec<f64> = train.iter().map(|&i| fs[i]).collect();
+    forest_null.sort_by(f64::total_cmp);
+    let mut mixture_null: Vec<f64> = train.iter().map(|&i| ms[i]).collect();
+    mixture_null.sort_by(f64::total_cmp);
+    let last_train = periods.iter().copied().filter(|&d| d < train_end).max().unwrap_or(periods[0]);
+    Ok(DetectorModel {
+        meta: ModelMeta {
+            version: MODEL_VERSION.into(),
+            period: p.period_name.clone(),
+            training_from: date_of(periods[0]),
+            training_to: date_of(last_train),
+            facilities: p.ranges.len(),
+            rows: train.len(),
+            features: feature_names(cfg),
+        },
+        config: cfg.clone(),
+        baselines: base,
+        forest,
+        mixture,
+        forest_null,
+        mixture_null,
+    })
+}
+
+/// Windowed forest score and mixture negative log-density per row.
+fn multivariate_raw(
+    p: &Panel,
+    x: &Array2<f64>,
+    forest: &IsolationForest,
+    mixture: Option<&Mixture>,
+    w: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    use rayon::prelude::*;
+    let rows: Vec<Vec<f64>> = x.rows().into_iter().map(|r| r.to_vec()).collect();
+    let fs: Vec<f64> = rows.par_iter().map(|r| forest.score_row(r)).collect();
+    let ms: Vec<f64> = rows
+        .par_iter()
+        .map(|r| mixture.map(|m| -m.log_density(r)).unwrap_or(0.0))
+        .collect();
+    (rolling(p, &fs, w), rolling(p, &ms, w))
+}
+
+fn with_claims(table: &DataFrame, claims: Option<&DataFrame>) -> Result<DataFrame, DetectError> {
+    let Some(c) = claims else {
+        return Ok(table.clone());
+    };
+    let mut c = c.clone();
+    if c.column("period_start")?.dtype() != table.column("period_start")?.dtype() {
+        let dt = table.column("period_start")?.dtype().clone();
+        c = c
+            .lazy()
+            .with_column(col("period_start").cast(dt))
+            .collect()?;
     }
-    // CUSUM per facility and signal (rows are sorted by facility, period).
-    let mut out: Vec<FacilityScore> = Vec::new();
-    let mut i = 0;
-    while i < n {
-        let mut j = i;
-        while j < n && fac[j] == fac[i] {
-            j += 1;
+    Ok(table
+        .clone()
+        .lazy()
+        .join(
+            c.lazy(),
+            [col("facility_code"), col("period_start")],
+            [col("facility_code"), col("period_start")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .collect()?)
+}
+
+/// The scores of one facility-period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowScore {
+    pub facility_code: String,
+    pub period_start: chrono::NaiveDate,
+    pub peer_group: String,
+    pub visits: f64,
+    /// Ensemble severity.
+    pub severity: f64,
+    pub alert: bool,
+    /// Detector and indicator that drive the severity.
+    pub detector: String,
+    pub signal: String,
+    /// The signal's value in the period, its peer median and the
+    /// facility's expected value (own baseline moved as its peers moved).
+    pub observed: Option<f64>,
+    pub peer_value: Option<f64>,
+    pub expected: Option<f64>,
+    /// First period of the episode behind the severity.
+    pub onset: Option<chrono::NaiveDate>,
+    /// Estimated excess cost of the episode, VND.
+    pub excess_vnd: f64,
+    pub sev_change: f64,
+    pub sev_peer: f64,
+    pub sev_forest: f64,
+    pub sev_mixture: f64,
+    pub sev_claims: f64,
+    /// Flagged claims of the driving claim check in the window, and the number expected.
+    pub claims_flagged: Option<f64>,
+    pub claims_expected: Option<f64>,
+}
+
+const DETECTORS: usize = 5;
+
+impl DetectorModel {
+    /// Scores every facility-period of `table`.
+    pub fn score(
+        &self,
+        table: &DataFrame,
+        claim_counts: Option<&DataFrame>,
+    ) -> Result<Vec<RowScore>, DetectError> {
+        let cfg = &self.config;
+        let table = with_claims(table, claim_counts)?;
+        let mut needed = needed_columns(cfg);
+        let has_claims = table.column("claims").is_ok();
+        if has_claims {
+            needed.push("claims".into());
+            for k in claims::KINDS {
+                needed.push(format!("{k}_n"));
+                needed.push(format!("{k}_cost"));
+            }
         }
-        let mut best = FacilityScore {
-            facility_code: fac[i].clone(),
-            score: 0.0,
-            signal: String::new(),
-            peak_period: None,
+        let p = Panel::from_df(&table, &needed)?;
+        let train_end = days_of(self.meta.training_to) + 1;
+        let st = statistics(&p, cfg, &self.baselines, train_end)?;
+        if st.x.ncols() != self.forest.n_features() {
+            return Err(DetectError::Input(format!(
+                "the model was fitted on {} features, the configuration gives {}",
+                self.forest.n_features(),
+                st.x.ncols()
+            )));
+        }
+        let (fs, ms) = multivariate_raw(
+            &p,
+            &st.x,
+            &self.forest,
+            self.mixture.as_ref(),
+            cfg.multivariate_window,
+        );
+        let claim_sev = if has_claims {
+            Some(claim_severity(&p, cfg))
+        } else {
+            None
         };
-        for (si, zs) in z.iter().enumerate() {
-            let mut c = 0.0f64;
-            for r in i..j {
-                if let Some(v) = zs[r] {
-                    c = (c + v - cfg.cusum_k).max(0.0);
-                    if c > best.score {
-                        best.score = c;
-                        best.signal = cfg.signals[si].column.clone();
-                        best.peak_period = Some(period[r]);
+        let ns = cfg.change.signals.len();
+        let k = cfg.change.cusum_k;
+        let mut out = Vec::with_capacity(p.len());
+        for i in 0..p.len() {
+            // Change: the signal with the largest CUSUM.
+            let (mut c_best, mut c_sig) = (0.0, 0usize);
+            for si in 0..ns {
+                if st.change.cusum[si][i] > c_best {
+                    c_best = st.change.cusum[si][i];
+                    c_sig = si;
+                }
+            }
+            let p_change = sidak(cusum_p(c_best, k), ns);
+            // Peer: the largest z.
+            let (mut z_best, mut z_sig) = (f64::NEG_INFINITY, 0usize);
+            for (pi, zs) in st.peer.z.iter().enumerate() {
+                if let Some(z) = zs[i] {
+                    if z > z_best {
+                        z_best = z;
+                        z_sig = pi;
                     }
                 }
             }
+            let p_peer = if z_best.is_finite() {
+                sidak(p_of_severity(z_best), st.peer.z.len())
+            } else {
+                1.0
+            };
+            let p_forest = empirical_p(&self.forest_null, fs[i]);
+            let p_mixture = if self.mixture.is_some() {
+                empirical_p(&self.mixture_null, ms[i])
+            } else {
+                1.0
+            };
+            let (p_claims, c_kind, c_obs, c_exp, c_excess) = claim_sev
+                .as_ref()
+                .map(|c| c[i].clone())
+                .unwrap_or((1.0, 0, None, None, 0.0));
+            let ps = [p_change, p_peer, p_forest, p_mixture, p_claims];
+            let (arg, pmin) = ps
+                .iter()
+                .copied()
+                .enumerate()
+                .fold((0, 1.0), |acc, (j, v)| if v < acc.1 { (j, v) } else { acc });
+            let severity = severity_of_p(sidak(pmin, DETECTORS));
+            // The multivariate models point at the signal that moved most.
+            let top_change = (0..ns)
+                .filter_map(|si| st.change.z[si][i].map(|z| (si, z)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|x| x.0)
+                .unwrap_or(0);
+            let (detector, sig_idx) = match arg {
+                0 => ("change", Some(c_sig)),
+                1 => ("peer", Some(st.peer_signals[z_sig])),
+                2 => ("forest", Some(top_change)),
+                3 => ("mixture", Some(top_change)),
+                _ => ("claims", None),
+            };
+            let (signal, observed, peer_value, expected, onset, excess) = match sig_idx {
+                Some(si) => {
+                    let s = &cfg.change.signals[si];
+                    let pi = st.peer_signals.iter().position(|&x| x == si);
+                    let peer_median = pi.and_then(|pi| st.peer.median[pi][i]);
+                    let (onset, excess) = match detector {
+                        "peer" => {
+                            let pi = pi.unwrap();
+                            let lo = p.ranges.iter().find(|r| r.0 <= i && i < r.1).unwrap().0;
+                            let first = i.saturating_sub(cfg.peer.window.max(1) - 1).max(lo);
+                            (Some(date_of(p.period[first])), st.peer.excess[pi][i])
+                        }
+                        _ => (
+                            st.change.onset[si][i].map(date_of),
+                            st.change.run_excess[si][i],
+                        ),
+                    };
+                    let (observed, expected) = match detector {
+                        "change" => (st.change.run_observed[si][i], st.change.run_expected[si][i]),
+                        "peer" => (
+                            pi.and_then(|pi| st.peer.window_mean[pi][i]),
+                            st.change.expected[si][i],
+                        ),
+                        _ => (p.value(s, i), st.change.expected[si][i]),
+                    };
+                    (s.column.clone(), observed, peer_median, expected, onset, excess)
+                }
+                None => (
+                    claims::KINDS[c_kind].to_string(),
+                    c_obs,
+                    None,
+                    c_exp,
+                    {
+                        let lo = p.ranges.iter().find(|r| r.0 <= i && i < r.1).unwrap().0;
+                        let first = i.saturating_sub(cfg.peer.window.max(1) - 1).max(lo);
+                        Some(date_of(p.period[first]))
+                    },
+                    c_excess,
+                ),
+            };
+            out.push(RowScore {
+                facility_code: p.fac[i].clone(),
+                period_start: date_of(p.period[i]),
+                peer_group: p.group[i].clone(),
+                visits: p.col("visits")[i].unwrap_or(0.0),
+                severity,
+                alert: severity >= cfg.alert.alert_severity,
+                detector: detector.into(),
+                signal,
+                observed,
+                peer_value,
+                expected,
+                onset,
+                excess_vnd: excess,
+                sev_change: severity_of_p(p_change),
+                sev_peer: severity_of_p(p_peer),
+                sev_forest: severity_of_p(p_forest),
+                sev_mixture: severity_of_p(p_mixture),
+                sev_claims: severity_of_p(p_claims),
+                claims_flagged: if detector == "claims" { c_obs } else { None },
+                claims_expected: if detector == "claims" { c_exp } else { None },
+            });
         }
-        out.push(best);
-        i = j;
+        Ok(out)
     }
-    out.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then(a.facility_code.cmp(&b.facility_code))
-    });
-    Ok(out)
+
+    /// Writes the model as pretty JSON (atomically).
+    pub fn save(&self, path: &Path) -> Result<(), DetectError> {
+        let err = |reason: String| DetectError::Model {
+            path: path.display().to_string(),
+            reason,
+        };
+        let json = serde_json::to_string_pretty(self).map_err(|e| err(e.to_string()))?;
+        crate::store::write_atomic(path, json.as_bytes()).map_err(|e| err(e.to_string()))
+    }
+
+    pub fn load(path: &Path) -> Result<DetectorModel, DetectError> {
+        let err = |reason: String| DetectError::Model {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let m: DetectorModel = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+        if !m.meta.version.starts_with("bhyt-detector/1") {
+            return Err(err(format!("unknown model version {}", m.meta.version)));
+        }
+        Ok(m)
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Claim checks per row: (p, kind, flagged in window, expected, excess VND).
+/// The expected count is the window's claims × the province rate of the
+/// same window (all facilities).
+fn claim_severity(p: &Panel, cfg: &DetectConfig) -> Vec<(f64, usize, Option<f64>, Option<f64>, f64)> {
+    let w = cfg.peer.window.max(1);
+    let n = p.len();
+    let claims = p.col("claims");
+    // Window sums per row.
+    let win = |v: &[Option<f64>]| -> Vec<f64> {
+        let mut out = vec![0.0; n];
+        for &(a, b) in &p.ranges {
+            for i in a..b {
+                let lo = i.saturating_sub(w - 1).max(a);
+                out[i] = (lo..=i).map(|j| v[j].unwrap_or(0.0)).sum();
+            }
+        }
+        out
+    };
+    let wc = win(claims);
+    let mut res = vec![(1.0, 0usize, None, None, 0.0); n];
+    for (ki, kind) in claims::KINDS.iter().enumerate() {
+        let wk = win(p.col(&format!("{kind}_n")));
+        let wcost = win(p.col(&format!("{kind}_cost")));
+        // Province rate per period (window sums over every facility).
+        let mut tot: HashMap<i32, (f64, f64)> = HashMap::new();
+        for i in 0..n {
+            let e = tot.entry(p.period[i]).or_default();
+            e.0 += wk[i];
+            e.1 += wc[i];
+        }
+        for i in 0..n {
+            let (k_all, n_all) = tot[&p.period[i]];
+            if wk[i] < cfg.claims.min_flagged || n_all <= 0.0 {
+                continue;
+            }
+            // The facility's own claims are left out of the rate it is held to.
+            let rate = ((k_all - wk[i]) / (n_all - wc[i]).max(1.0)).max(0.5 / n_all);
+            let lambda = wc[i] * rate;
+            let pv = sidak(poisson_tail(wk[i], lambda), claims::KINDS.len());
+            if pv < res[i].0 {
+                let excess = if wk[i] > 0.0 {
+                    wcost[i] * ((wk[i] - lambda) / wk[i]).max(0.0)
+                } else {
+                    0.0
+                };
+                res[i] = (pv, ki, Some(wk[i]), Some(lambda), excess);
+            }
+        }
+    }
+    res
+}
 
-    fn table(rows: &[(&str, i32, f64, f64)]) -> DataFrame {
-        df!(
-            "facility_code" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-            "period_start" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
-            "oe_cost" => rows.iter().map(|r| r.2).collect::<Vec<_>>(),
-            "visits" => rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+/// Scores as a table (`scores.parquet`): one row per facility-period.
+pub fn scores_frame(scores: &[RowScore], cfg: &AlertConfig) -> Result<DataFrame, DetectError> {
+    let s = |f: fn(&RowScore) -> &str| scores.iter().map(f).collect::<Vec<_>>();
+    let num = |f: fn(&RowScore) -> f64| scores.iter().map(f).collect::<Vec<_>>();
+    let opt = |f: fn(&RowScore) -> Option<f64>| scores.iter().map(f).collect::<Vec<_>>();
+    let date = |f: fn(&RowScore) -> Option<chrono::NaiveDate>| -> Result<Column, PolarsError> {
+        Column::new(
+            "x".into(),
+            scores.iter().map(|r| f(r).map(days_of)).collect::<Vec<_>>(),
         )
-        .unwrap()
-    }
-
-    fn cfg() -> ChangeConfig {
-        ChangeConfig {
-            signals: vec![signal("oe_cost", 1.0, 0.05, "visits")],
-            min_peers: 3,
-            ..Default::default()
-        }
-    }
-
-    /// A large facility whose cost rises by 30 % for good outranks a small
-    /// one with the same relative noise swings, and a rise shared by every
-    /// facility (peers) scores nothing.
-    #[test]
-    fn sustained_rise_at_volume_outranks_noise_and_common_shocks() {
-        let mut rows = Vec::new();
-        for p in 0..10 {
-            let common = if p >= 6 { 0.2 } else { 0.0 };
-            let wiggle = if p % 2 == 0 { 0.02 } else { -0.02 };
-            rows.push((
-                "BIG",
-                p,
-                1.0 + wiggle + if p >= 5 { 0.3 } else { 0.0 } + common,
-                3000.0,
-            ));
-            rows.push((
-                "SMALL",
-                p,
-                1.0 + if p % 2 == 0 { 0.3 } else { -0.3 } + common,
-                20.0,
-            ));
-            rows.push(("P1", p, 1.0 - wiggle + common, 3000.0));
-            rows.push(("P2", p, 1.0 + wiggle + common, 3000.0));
-        }
-        let refs: Vec<(&str, i32, f64, f64)> = rows.iter().map(|r| (r.0, r.1, r.2, r.3)).collect();
-        let s = score_facilities(&table(&refs), &cfg()).unwrap();
-        assert_eq!(s[0].facility_code, "BIG");
-        assert!(s[0].score > 10.0, "{s:?}");
-        let small = s.iter().find(|f| f.facility_code == "SMALL").unwrap();
-        assert!(small.score < 2.0, "{s:?}");
-        for p in ["P1", "P2"] {
-            assert!(
-                s.iter().find(|f| f.facility_code == p).unwrap().score < 2.0,
-                "{s:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn too_few_periods_is_an_error() {
-        let t = table(&[("A", 0, 1.0, 10.0), ("A", 1, 1.0, 10.0)]);
-        assert!(matches!(
-            score_facilities(&t, &cfg()),
-            Err(DetectError::Input(_))
-        ));
-    }
+        .cast(&DataType::Date)
+    };
+    let level: Vec<&str> = scores
+        .iter()
+        .map(|r| {
+            if r.severity >= cfg.high_severity {
+                "high"
+            } else if r.severity >= cfg.alert_severity {
+                "alert"
+            } else if r.severity >= cfg.alert_severity - 1.0 {
+                "watch"
+            } else {
+                "normal"
+            }
+        })
+        .collect();
+    let cols = vec![
+        Column::new("facility_code".into(), s(|r| &r.facility_code)),
+        date(|r| Some(r.period_start))?.with_name("period_start".into()),
+        Column::new("peer_group".into(), s(|r| &r.peer_group)),
+        Column::new("visits".into(), num(|r| r.visits)),
+        Column::new("severity".into(), num(|r| r.severity)),
+        Column::new("level".into(), level),
+        Column::new(
+            "alert".into(),
+            scores.iter().map(|r| r.alert).collect::<Vec<_>>(),
+        ),
+        Column::new("detector".into(), s(|r| &r.detector)),
+        Column::new("signal".into(), s(|r| &r.signal)),
+        Column::new("observed".into(), opt(|r| r.observed)),
+        Column::new("peer_value".into(), opt(|r| r.peer_value)),
+        Column::new("expected".into(), opt(|r| r.expected)),
+        date(|r| r.onset)?.with_name("onset".into()),
+        Column::new("excess_vnd".into(), num(|r| r.excess_vnd)),
+        Column::new("sev_change".into(), num(|r| r.sev_change)),
+        Column::new("sev_peer".into(), num(|r| r.sev_peer)),
+        Column::new("sev_forest".into(), num(|r| r.sev_forest)),
+        Column::new("sev_mixture".into(), num(|r| r.sev_mixture)),
+        Column::new("sev_claims".into(), num(|r| r.sev_claims)),
+        Column::new("claims_flagged".into(), opt(|r| r.claims_flagged)),
+        Column::new("claims_expected".into(), opt(|r| r.claims_expected)),
+    ];
+    Ok(DataFrame::new_infer_height(cols)?)
 }
+
+/// Columns of `scores.parquet`, documented for the model card.
+pub const SCORE_COLUMNS: &[(&str, &str)] = &[
+    ("facility_code", "MA_CSKCB"),
+    ("period_start", "first day of the period"),
+    ("peer_group", "peer group of the facility"),
+    ("visits", "visits in the period"),
+    ("severity", "ensemble severity: Φ⁻¹(1 − p) of the Šidák-combined smallest detector tail probability"),
+    ("level", "normal, watch (≥ alert − 1), alert (≥ alert_severity), high (≥ high_severity)"),
+    ("alert", "severity ≥ alert_severity"),
+    ("detector", "detector with the smallest tail probability: change, peer, forest, mixture, claims"),
+    ("signal", "indicator behind it (for claims: duplicate, los_outlier, mismatch)"),
+    ("observed", "value of the signal in the period (claims: flagged claims in the window)"),
+    ("peer_value", "peer-group median of the signal's window mean"),
+    ("expected", "the facility's baseline moved as its peers moved (claims: expected flagged claims)"),
+    ("onset", "first period of the episode (CUSUM run or window)"),
+    ("excess_vnd", "estimated excess cost of the episode, VND"),
+    ("sev_change", "severity of the change detector"),
+    ("sev_peer", "severity of the peer comparison"),
+    ("sev_forest", "severity of the isolation forest"),
+    ("sev_mixture", "severity of the Gaussian mixture"),
+    ("sev_claims", "severity of the claim checks"),
+    ("claims_flagged", "flagged claims in the window when the claim checks drive"),
+    ("claims_expected", "flagged claims expected at the province rate"),
+];

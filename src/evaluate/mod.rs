@@ -14,6 +14,12 @@ pub enum EvaluateError {
         #[source]
         source: csv::Error,
     },
+    #[error("scores {path}: {source}")]
+    Scores {
+        path: String,
+        #[source]
+        source: polars::prelude::PolarsError,
+    },
 }
 
 /// One row of a labels file.
@@ -103,6 +109,220 @@ pub fn precision_at_k(scores: &[(f64, bool)], k: usize) -> Option<f64> {
     sorted.sort_by(|a, b| b.0.total_cmp(&a.0));
     let k = k.min(sorted.len());
     Some(sorted[..k].iter().filter(|s| s.1).count() as f64 / k as f64)
+}
+
+/// One scored facility-period, as `evaluate` reads it from `scores.parquet`.
+#[derive(Debug, Clone)]
+pub struct ScoredPeriod {
+    pub facility_code: String,
+    pub period_start: chrono::NaiveDate,
+    pub severity: f64,
+    pub alert: bool,
+    pub excess_vnd: f64,
+}
+
+/// Outcome of one labelled anomaly.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LabelOutcome {
+    pub facility_code: String,
+    pub kind: String,
+    pub benign: bool,
+    pub start: chrono::NaiveDate,
+    /// First alert between the start and `end + grace`.
+    pub first_alert: Option<chrono::NaiveDate>,
+    /// Weeks from the start to the first alert (0 when the alert's period
+    /// contains the start).
+    pub weeks_to_alert: Option<f64>,
+    pub true_excess_vnd: f64,
+    /// Largest episode excess of the facility's alerts in the window.
+    pub estimated_excess_vnd: Option<f64>,
+    pub max_severity: f64,
+}
+
+/// The measures of `bhyt evaluate`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Evaluation {
+    pub facilities: usize,
+    pub positives: usize,
+    pub roc_auc: Option<f64>,
+    pub average_precision: Option<f64>,
+    pub precision_at_k: Option<f64>,
+    /// Facilities without an injected fraud that raised at least one alert.
+    pub false_alert_facilities: Vec<String>,
+    /// Of those, facilities carrying a benign look-alike label that alerted
+    /// during it (or within the grace period after).
+    pub benign_alert_facilities: Vec<String>,
+    pub labels: Vec<LabelOutcome>,
+}
+
+/// Compares scored facility-periods with labels: the facility ranking (its
+/// largest severity), alerts per label within [start, end + grace], and
+/// alerts where nothing was injected. A facility counts as a benign
+/// look-alike only if none of its labels is a fraud.
+pub fn evaluate(scores: &[ScoredPeriod], labels: &[Label], grace_days: i64) -> Evaluation {
+    use std::collections::{BTreeMap, BTreeSet};
+    let fraud: BTreeSet<&str> = labels
+        .iter()
+        .filter(|l| !l.benign)
+        .map(|l| l.facility_code.as_str())
+        .collect();
+    let mut best: BTreeMap<&str, f64> = BTreeMap::new();
+    for s in scores {
+        let e = best.entry(s.facility_code.as_str()).or_insert(0.0);
+        *e = e.max(s.severity);
+    }
+    let pairs: Vec<(f64, bool)> = best.iter().map(|(f, v)| (*v, fraud.contains(f))).collect();
+    let k = fraud.len();
+    let mut outcomes = Vec::new();
+    for l in labels {
+        let end = l.end + chrono::Duration::days(grace_days);
+        // A period whose start is up to 6 days before the label start contains it.
+        let lo = l.start - chrono::Duration::days(6);
+        let rows: Vec<&ScoredPeriod> = scores
+            .iter()
+            .filter(|s| s.facility_code == l.facility_code && s.period_start >= lo && s.period_start <= end)
+            .collect();
+        let first = rows.iter().filter(|s| s.alert).map(|s| s.period_start).min();
+        outcomes.push(LabelOutcome {
+            facility_code: l.facility_code.clone(),
+            kind: l.kind.clone(),
+            benign: l.benign,
+            start: l.start,
+            first_alert: first,
+            weeks_to_alert: first.map(|d| ((d - l.start).num_days().max(0) as f64) / 7.0),
+            true_excess_vnd: l.true_excess_vnd,
+            estimated_excess_vnd: first.map(|_| {
+                rows.iter()
+                    .filter(|s| s.alert)
+                    .map(|s| s.excess_vnd)
+                    .fold(0.0, f64::max)
+            }),
+            max_severity: rows.iter().map(|s| s.severity).fold(0.0, f64::max),
+        });
+    }
+    let false_alert: BTreeSet<String> = scores
+        .iter()
+        .filter(|s| s.alert && !fraud.contains(s.facility_code.as_str()))
+        .map(|s| s.facility_code.clone())
+        .collect();
+    let benign: BTreeSet<String> = outcomes
+        .iter()
+        .filter(|o| o.benign && o.first_alert.is_some() && !fraud.contains(o.facility_code.as_str()))
+        .map(|o| o.facility_code.clone())
+        .collect();
+    Evaluation {
+        facilities: pairs.len(),
+        positives: k,
+        roc_auc: roc_auc(&pairs),
+        average_precision: average_precision(&pairs),
+        precision_at_k: precision_at_k(&pairs, k),
+        false_alert_facilities: false_alert.into_iter().collect(),
+        benign_alert_facilities: benign.into_iter().collect(),
+        labels: outcomes,
+    }
+}
+
+/// Reads `scores.parquet` (from `bhyt detect`).
+pub fn read_scores(path: &Path) -> Result<Vec<ScoredPeriod>, EvaluateError> {
+    use polars::prelude::*;
+    let err = |e: PolarsError| EvaluateError::Scores {
+        path: path.display().to_string(),
+        source: e,
+    };
+    let df = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), Default::default())
+        .and_then(|l| {
+            l.select([
+                col("facility_code"),
+                col("period_start").cast(DataType::Int32),
+                col("severity"),
+                col("alert"),
+                col("excess_vnd"),
+            ])
+            .collect()
+        })
+        .map_err(err)?;
+    let f = df.column("facility_code").and_then(|c| Ok(c.str()?.clone())).map_err(err)?;
+    let p = df.column("period_start").and_then(|c| Ok(c.i32()?.clone())).map_err(err)?;
+    let s = df.column("severity").and_then(|c| Ok(c.f64()?.clone())).map_err(err)?;
+    let a = df.column("alert").and_then(|c| Ok(c.bool()?.clone())).map_err(err)?;
+    let x = df.column("excess_vnd").and_then(|c| Ok(c.f64()?.clone())).map_err(err)?;
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    Ok((0..df.height())
+        .map(|i| ScoredPeriod {
+            facility_code: f.get(i).unwrap_or("").to_string(),
+            period_start: epoch + chrono::Duration::days(p.get(i).unwrap_or(0) as i64),
+            severity: s.get(i).unwrap_or(0.0),
+            alert: a.get(i).unwrap_or(false),
+            excess_vnd: x.get(i).unwrap_or(0.0),
+        })
+        .collect())
+}
+
+/// The evaluation as a text report (Markdown tables).
+pub fn render(e: &Evaluation) -> String {
+    use std::fmt::Write;
+    let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into());
+    let mut o = String::new();
+    let _ = writeln!(o, "facilities: {} ({} with injected fraud)", e.facilities, e.positives);
+    let _ = writeln!(
+        o,
+        "ROC-AUC {}   PR-AUC (average precision) {}   precision@{} {}",
+        f(e.roc_auc),
+        f(e.average_precision),
+        e.positives,
+        f(e.precision_at_k)
+    );
+    let frauds: Vec<&LabelOutcome> = e.labels.iter().filter(|l| !l.benign).collect();
+    let found = frauds.iter().filter(|l| l.first_alert.is_some()).count();
+    let _ = writeln!(o, "recall: {found}/{} injected frauds alerted", frauds.len());
+    let _ = writeln!(
+        o,
+        "alerts on benign look-alikes: {} facilities {:?}; facilities without fraud that alerted: {} {:?}",
+        e.benign_alert_facilities.len(),
+        e.benign_alert_facilities,
+        e.false_alert_facilities.len(),
+        e.false_alert_facilities
+    );
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "| facility | type | start | first alert | weeks | max severity | true excess VND | estimated VND | est/true |"
+    );
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|");
+    let mut by_kind: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+    for l in &e.labels {
+        let k = by_kind.entry(l.kind.as_str()).or_default();
+        k.0 += 1;
+        k.1 += l.first_alert.is_some() as usize;
+        if l.benign {
+            continue;
+        }
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {:.1} | {} | {} | {} |",
+            l.facility_code,
+            l.kind,
+            l.start,
+            l.first_alert.map(|d| d.to_string()).unwrap_or_else(|| "–".into()),
+            l.weeks_to_alert.map(|w| format!("{w:.0}")).unwrap_or_else(|| "–".into()),
+            l.max_severity,
+            crate::format::group_vi(l.true_excess_vnd.round() as i64),
+            l.estimated_excess_vnd
+                .map(|v| crate::format::group_vi(v.round() as i64))
+                .unwrap_or_else(|| "–".into()),
+            l.estimated_excess_vnd
+                .filter(|_| l.true_excess_vnd > 0.0)
+                .map(|v| format!("{:.2}", v / l.true_excess_vnd))
+                .unwrap_or_else(|| "–".into()),
+        );
+    }
+    let _ = writeln!(o);
+    let _ = writeln!(o, "| type | labels | alerted |");
+    let _ = writeln!(o, "|---|---|---|");
+    for (k, (n, a)) in by_kind {
+        let _ = writeln!(o, "| {k} | {n} | {a} |");
+    }
+    o
 }
 
 #[cfg(test)]

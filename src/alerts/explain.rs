@@ -1,0 +1,265 @@
+//! What lies behind an alert: the claims, services, departments and
+//! prescribers that contribute most to the rise.
+//!
+//! A service (department, prescriber) contributes its cost in the alert's
+//! window minus what it would have cost at the facility's baseline rate per
+//! visit: `cost_window − cost_baseline × visits_window / visits_baseline`.
+//! A claim contributes its cost above the median of claims with the same
+//! diagnosis category and visit type in the province in the same window
+//! (claims flagged by a claim check come first when that check drives the
+//! alert). Claims are named by MA_LK, the hospital's own record key; no
+//! personal field is read.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::store::Store;
+
+/// One alert's window and baseline.
+#[derive(Debug, Clone)]
+pub struct Span {
+    pub facility_code: String,
+    pub window: (NaiveDate, NaiveDate),
+    pub baseline: (NaiveDate, NaiveDate),
+}
+
+/// Top contributors of one alert, largest first, with their excess in VND.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Contributors {
+    pub claims: Vec<(String, f64)>,
+    pub services: Vec<(String, f64)>,
+    pub departments: Vec<(String, f64)>,
+    pub prescribers: Vec<(String, f64)>,
+}
+
+fn lit_date(d: NaiveDate) -> Expr {
+    lit(d)
+}
+
+/// Computes the contributors of every span in a few scans of the store.
+pub fn contributors(
+    store: &Store,
+    spans: &[Span],
+    flagged: Option<(&DataFrame, &HashMap<String, String>)>,
+    top: usize,
+) -> Result<HashMap<String, Contributors>, PolarsError> {
+    let mut out: HashMap<String, Contributors> = HashMap::new();
+    if spans.is_empty() {
+        return Ok(out);
+    }
+    let map_err = |e: crate::store::StoreError| PolarsError::ComputeError(e.to_string().into());
+    let lo = spans.iter().map(|s| s.baseline.0.min(s.window.0)).min().unwrap();
+    let hi = spans.iter().map(|s| s.window.1.max(s.baseline.1)).max().unwrap();
+    let span_df = df!(
+        "facility_code" => spans.iter().map(|s| s.facility_code.as_str()).collect::<Vec<_>>(),
+        "w0" => spans.iter().map(|s| s.window.0).collect::<Vec<_>>(),
+        "w1" => spans.iter().map(|s| s.window.1).collect::<Vec<_>>(),
+        "b0" => spans.iter().map(|s| s.baseline.0).collect::<Vec<_>>(),
+        "b1" => spans.iter().map(|s| s.baseline.1).collect::<Vec<_>>(),
+    )?;
+    let phase = when(col("discharge_date").is_between(col("w0"), col("w1"), ClosedInterval::Both))
+        .then(lit("w"))
+        .when(col("discharge_date").is_between(col("b0"), col("b1"), ClosedInterval::Both))
+        .then(lit("b"))
+        .otherwise(lit(NULL).cast(DataType::String))
+        .alias("phase");
+    let codes: Vec<&str> = spans.iter().map(|s| s.facility_code.as_str()).collect();
+    let codes = Series::new("c".into(), codes);
+    let in_range = |lf: LazyFrame| {
+        lf.filter(
+            col("facility_code")
+                .is_in(lit(codes.clone()).implode(false), false)
+                .and(col("discharge_date").is_between(lit_date(lo), lit_date(hi), ClosedInterval::Both)),
+        )
+        .join(
+            span_df.clone().lazy(),
+            [col("facility_code")],
+            [col("facility_code")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .with_column(phase.clone())
+        .filter(col("phase").is_not_null())
+    };
+    let visits = in_range(store.visits().map_err(map_err)?.select([
+        col("facility_code"),
+        col("ma_lk"),
+        col("discharge_date"),
+        col("total_cost"),
+        col("dx3"),
+        col("visit_group"),
+    ]))
+    .collect()?;
+    // Visits per facility and phase.
+    let counts = visits
+        .clone()
+        .lazy()
+        .group_by([col("facility_code"), col("phase")])
+        .agg([len().cast(DataType::Float64).alias("n")])
+        .collect()?;
+    let mut n_visits: HashMap<(String, String), f64> = HashMap::new();
+    {
+        let f = counts.column("facility_code")?.str()?;
+        let p = counts.column("phase")?.str()?;
+        let n = counts.column("n")?.f64()?;
+        for i in 0..counts.height() {
+            n_visits.insert(
+                (f.get(i).unwrap_or("").into(), p.get(i).unwrap_or("").into()),
+                n.get(i).unwrap_or(0.0),
+            );
+        }
+    }
+    let lines = in_range(store.lines().map_err(map_err)?.select([
+        col("facility_code"),
+        col("discharge_date"),
+        col("item_code"),
+        col("item_name"),
+        col("amount"),
+        col("department"),
+        col("prescriber"),
+    ]))
+    .collect()?;
+    let dims: [(&str, Expr); 3] = [
+        (
+            "services",
+            when(col("item_name").is_not_null())
+                .then(concat_str([col("item_code"), col("item_name")], " ", true))
+                .otherwise(col("item_code")),
+        ),
+        ("departments", col("department").fill_null(lit("?"))),
+        ("prescribers", col("prescriber").fill_null(lit("?"))),
+    ];
+    for (dim, key) in dims {
+        let g = lines
+            .clone()
+            .lazy()
+            .with_column(key.alias("key"))
+            .group_by([col("facility_code"), col("key"), col("phase")])
+            .agg([col("amount").sum().alias("cost")])
+            .collect()?;
+        let f = g.column("facility_code")?.str()?;
+        let k = g.column("key")?.str()?;
+        let p = g.column("phase")?.str()?;
+        let c = g.column("cost")?.f64()?;
+        let mut acc: HashMap<(String, String), (f64, f64)> = HashMap::new();
+        for i in 0..g.height() {
+            let e = acc
+                .entry((f.get(i).unwrap_or("").into(), k.get(i).unwrap_or("").into()))
+                .or_default();
+            if p.get(i) == Some("w") {
+                e.0 += c.get(i).unwrap_or(0.0);
+            } else {
+                e.1 += c.get(i).unwrap_or(0.0);
+            }
+        }
+        for ((fac, key), (w, b)) in acc {
+            let nw = n_visits.get(&(fac.clone(), "w".into())).copied().unwrap_or(0.0);
+            let nb = n_visits.get(&(fac.clone(), "b".into())).copied().unwrap_or(0.0);
+            let expected = if nb > 0.0 { b * nw / nb } else { 0.0 };
+            let x = w - expected;
+            if x > 0.0 {
+                let entry = out.entry(fac).or_default();
+                let list = match dim {
+                    "services" => &mut entry.services,
+                    "departments" => &mut entry.departments,
+                    _ => &mut entry.prescribers,
+                };
+                list.push((key, x));
+            }
+        }
+    }
+    // Claims: cost above the province median of the same diagnosis
+    // category and visit type in the window.
+    let norm = store
+        .visits()
+        .map_err(map_err)?
+        .filter(col("discharge_date").is_between(
+            lit_date(spans.iter().map(|s| s.window.0).min().unwrap()),
+            lit_date(hi),
+            ClosedInterval::Both,
+        ))
+        .group_by([col("dx3"), col("visit_group")])
+        .agg([col("total_cost").median().alias("norm")]);
+    let claims = visits
+        .lazy()
+        .filter(col("phase").eq(lit("w")))
+        .join(
+            norm,
+            [col("dx3"), col("visit_group")],
+            [col("dx3"), col("visit_group")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_column((col("total_cost") - col("norm").fill_null(lit(0.0))).alias("x"))
+        .filter(col("x").gt(lit(0.0)))
+        .sort_by_exprs([col("x")], SortMultipleOptions::default().with_order_descending(true))
+        .group_by_stable([col("facility_code")])
+        .agg([col("ma_lk").head(Some(top)), col("x").head(Some(top))])
+        .explode(
+            by_name(["ma_lk", "x"], true, false),
+            ExplodeOptions {
+                empty_as_null: false,
+                keep_nulls: false,
+            },
+        )
+        .collect()?;
+    {
+        let f = claims.column("facility_code")?.str()?;
+        let m = claims.column("ma_lk")?.str()?;
+        let x = claims.column("x")?.f64()?;
+        for i in 0..claims.height() {
+            if let (Some(f), Some(m), Some(x)) = (f.get(i), m.get(i), x.get(i)) {
+                out.entry(f.into()).or_default().claims.push((m.into(), x));
+            }
+        }
+    }
+    // Flagged claims first where a claim check drives the alert.
+    if let Some((flags, kinds)) = flagged {
+        let f = flags.column("facility_code")?.str()?;
+        let m = flags.column("ma_lk")?.str()?;
+        let k = flags.column("kind")?.str()?;
+        let x = flags.column("excess_vnd")?.f64()?;
+        let pd = flags.column("period_start")?.date()?;
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        let mut first: HashMap<String, Vec<(String, f64)>> = HashMap::new();
+        for i in 0..flags.height() {
+            let fac = f.get(i).unwrap_or("");
+            let Some(kind) = kinds.get(fac) else { continue };
+            if k.get(i) != Some(kind.as_str()) {
+                continue;
+            }
+            let d = epoch + chrono::Duration::days(pd.phys.get(i).unwrap_or(0) as i64);
+            let span = spans.iter().find(|s| s.facility_code == fac).unwrap();
+            if d < span.window.0 - chrono::Duration::days(31) || d > span.window.1 {
+                continue;
+            }
+            first
+                .entry(fac.into())
+                .or_default()
+                .push((m.get(i).unwrap_or("").into(), x.get(i).unwrap_or(0.0)));
+        }
+        for (fac, mut v) in first {
+            v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let e = out.entry(fac).or_default();
+            v.extend(e.claims.drain(..));
+            e.claims = v;
+        }
+    }
+    for c in out.values_mut() {
+        for list in [&mut c.services, &mut c.departments, &mut c.prescribers] {
+            list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        }
+        // Claims keep their order: flagged claims first, then by excess.
+        for list in [
+            &mut c.claims,
+            &mut c.services,
+            &mut c.departments,
+            &mut c.prescribers,
+        ] {
+            let mut seen = std::collections::HashSet::new();
+            list.retain(|x| seen.insert(x.0.clone()));
+            list.truncate(top);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,506 @@
+//! Alerts: the weekly run that turns scores into the list reviewers read.
+//!
+//! [`run`] fits or loads the detector, scores the indicator table, keeps
+//! the facility-periods of the week at or above the alert severity, explains
+//! each one (a sentence in Vietnamese and English, observed against peers
+//! and expected, the estimated excess in VND, top claims, services,
+//! departments and prescribers), records the week in the lifecycle database
+//! and writes `scores.parquet`, `alerts.parquet` and `alerts.csv` (the sheet
+//! reviewers fill in and import back with `bhyt review --import`).
+
+pub mod explain;
+pub mod lifecycle;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::detect::signals::{label, show, vnd};
+use crate::detect::{self, DetectConfig, DetectorModel, Lang, ModelMeta, RowScore};
+use crate::features::Period;
+use crate::store::Store;
+
+pub use lifecycle::{AlertDb, Candidate, Decision, Outcome};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    #[error(transparent)]
+    Detect(#[from] detect::DetectError),
+    #[error(transparent)]
+    Lifecycle(#[from] lifecycle::LifecycleError),
+    #[error("{path}: {source}")]
+    Polars {
+        path: String,
+        #[source]
+        source: PolarsError,
+    },
+    #[error("alerts: {0}")]
+    Polars2(#[from] PolarsError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("alerts: {0}")]
+    Input(String),
+}
+
+/// What a weekly run needs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub features: PathBuf,
+    pub data_dir: Option<PathBuf>,
+    pub model: PathBuf,
+    pub fit: bool,
+    pub train_to: Option<NaiveDate>,
+    pub config: DetectConfig,
+    pub as_of: Option<NaiveDate>,
+    pub alerts_db: PathBuf,
+    pub out: PathBuf,
+    pub lang: Lang,
+    pub progress: bool,
+}
+
+/// One alert of the week, explained.
+#[derive(Debug, Clone)]
+pub struct Alert {
+    pub alert_id: String,
+    pub state: String,
+    pub suppressed: bool,
+    pub decision: Option<String>,
+    pub score: RowScore,
+    pub cause: String,
+    pub facility_name: Option<String>,
+    pub reason_vi: String,
+    pub reason_en: String,
+    pub top_claims: String,
+    pub top_services: String,
+    pub top_departments: String,
+    pub top_prescribers: String,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub model_meta: ModelMeta,
+    pub fitted: bool,
+    pub scored: usize,
+    pub as_of: NaiveDate,
+    pub alerts: usize,
+    pub new: usize,
+    pub continuing: usize,
+    pub resolved: usize,
+    pub suppressed: usize,
+    /// One line per listed alert, most severe first.
+    pub top: Vec<String>,
+    pub list: Vec<Alert>,
+}
+
+/// The cause an alert is tracked (and suppressed) by: the indicator for the
+/// change and peer detectors (an explained rise in O/E cost is the same
+/// cause whichever of them sees it), `multivariate` for the forest and the
+/// mixture, the check for claim checks.
+pub fn cause_of(s: &RowScore) -> String {
+    match s.detector.as_str() {
+        "forest" | "mixture" => "multivariate".into(),
+        _ => s.signal.clone(),
+    }
+}
+
+fn period_of(name: &str) -> Period {
+    match name {
+        "month" => Period::Month,
+        "quarter" => Period::Quarter,
+        "year" => Period::Year,
+        _ => Period::Week,
+    }
+}
+
+/// Last day of the period starting on `start`.
+pub fn period_end(start: NaiveDate, period: &str) -> NaiveDate {
+    use chrono::Months;
+    match period {
+        "month" => start + Months::new(1) - chrono::Duration::days(1),
+        "quarter" => start + Months::new(3) - chrono::Duration::days(1),
+        "year" => start + Months::new(12) - chrono::Duration::days(1),
+        _ => start + chrono::Duration::days(6),
+    }
+}
+
+/// The reason sentence of an alert.
+pub fn reason(s: &RowScore, lang: Lang, window: usize) -> String {
+    let sig = s.signal.as_str();
+    let lab = label(sig, lang);
+    let v = |x: Option<f64>| x.map(|x| show(sig, x, lang)).unwrap_or_else(|| "–".into());
+    let onset = s
+        .onset
+        .map(|d| d.format("%d/%m/%Y").to_string())
+        .unwrap_or_else(|| "–".into());
+    let amount = vnd(s.excess_vnd, lang);
+    let sev = match lang {
+        Lang::Vi => format!("{:.1}", s.severity).replace('.', ","),
+        Lang::En => format!("{:.1}", s.severity),
+    };
+    match (s.detector.as_str(), lang) {
+        ("change", Lang::Vi) => format!(
+            "{} tăng lên {} từ {} (mức dự kiến theo lịch sử của cơ sở, đã tính biến động chung của nhóm: {}; trung vị nhóm: {}); mức độ {}; chi vượt ước tính {}.",
+            capitalise(lab), v(s.observed), onset, v(s.expected), v(s.peer_value), sev, amount
+        ),
+        ("change", Lang::En) => format!(
+            "{} rose to {} from {} (expected from the facility's own history, moved as its peers moved: {}; peer median: {}); severity {}; estimated excess {}.",
+            capitalise(lab), v(s.observed), onset, v(s.expected), v(s.peer_value), sev, amount
+        ),
+        ("peer", Lang::Vi) => format!(
+            "{} trong {} kỳ gần nhất là {}, cao hơn hẳn trung vị {} của các cơ sở cùng nhóm ({}), kể cả khi đã tính sai số do quy mô; mức độ {}; chi vượt ước tính {}.",
+            capitalise(lab), window, v(s.observed), v(s.peer_value), s.peer_group, sev, amount
+        ),
+        ("peer", Lang::En) => format!(
+            "{} over the last {} periods is {}, well above the median {} of its peer group ({}), after allowing for its volume; severity {}; estimated excess {}.",
+            capitalise(lab), window, v(s.observed), v(s.peer_value), s.peer_group, sev, amount
+        ),
+        ("claims", Lang::Vi) => format!(
+            "Có {} {} trong {} kỳ gần nhất (từ {}), trong khi theo tỷ lệ chung của tỉnh chỉ khoảng {}; mức độ {}; chi phí liên quan ước tính {}.",
+            v(s.observed), lab, window, onset,
+            s.expected.map(|e| format!("{e:.1}").replace('.', ",")).unwrap_or_else(|| "–".into()),
+            sev, amount
+        ),
+        ("claims", Lang::En) => format!(
+            "{} {} in the last {} periods (from {}), where the province rate gives about {}; severity {}; related cost {}.",
+            v(s.observed), lab, window, onset,
+            s.expected.map(|e| format!("{e:.1}")).unwrap_or_else(|| "–".into()),
+            sev, amount
+        ),
+        (_, Lang::Vi) => format!(
+            "Nhiều chỉ số cùng lệch khỏi các tuần thông thường của cơ sở (mô hình đa biến); lệch nhiều nhất: {} ở mức {} so với dự kiến {}; mức độ {}; chi vượt ước tính {}.",
+            lab, v(s.observed), v(s.expected), sev, amount
+        ),
+        (_, Lang::En) => format!(
+            "Several indicators are off together against the facility's usual periods (multivariate model); most of all {} at {} against {} expected; severity {}; estimated excess {}.",
+            lab, v(s.observed), v(s.expected), sev, amount
+        ),
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+fn join_top(list: &[(String, f64)], lang: Lang) -> String {
+    list.iter()
+        .map(|(k, x)| {
+            let amount = match lang {
+                Lang::Vi => crate::format::group_vi(x.round() as i64),
+                Lang::En => crate::format::group_en(x.round() as i64),
+            };
+            format!("{k} (+{amount})")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn read_parquet(path: &std::path::Path) -> Result<DataFrame, AlertError> {
+    LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), Default::default())
+        .and_then(|l| l.collect())
+        .map_err(|source| AlertError::Polars {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// The weekly run: score, raise, explain, record.
+pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
+    let bar = |msg: &str| {
+        if o.progress {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.set_message(msg.to_string());
+            b.enable_steady_tick(std::time::Duration::from_millis(120));
+            Some(b)
+        } else {
+            None
+        }
+    };
+    let table = read_parquet(&o.features)?;
+    let period_name = table
+        .column("period")
+        .ok()
+        .and_then(|c| c.str().ok().and_then(|s| s.get(0).map(String::from)))
+        .unwrap_or_else(|| "week".into());
+    let store = match &o.data_dir {
+        Some(d) => Some(Store::open(d)?),
+        None => None,
+    };
+    let b = bar("claim-level checks");
+    let flags = match &store {
+        Some(s) => Some(detect::claims::flag_claims(
+            s,
+            period_of(&period_name),
+            &o.config.claims,
+        )?),
+        None => None,
+    };
+    if let Some(b) = b {
+        b.finish_and_clear();
+    }
+    let counts = flags.as_ref().map(|f| &f.counts);
+    let (model, fitted) = if o.fit || !o.model.exists() {
+        let b = bar("fitting the detector");
+        let m = detect::fit(&table, counts, &o.config, o.train_to)?;
+        m.save(&o.model)?;
+        if let Some(b) = b {
+            b.finish_and_clear();
+        }
+        (m, true)
+    } else {
+        (DetectorModel::load(&o.model)?, false)
+    };
+    if model.meta.period != period_name {
+        return Err(AlertError::Input(format!(
+            "the model {} was fitted on {} periods, the table has {} periods",
+            o.model.display(),
+            model.meta.period,
+            period_name
+        )));
+    }
+    let scores = model.score(&table, counts)?;
+    let mut sf = detect::scores_frame(&scores, &model.config.alert)?;
+    crate::store::write_parquet_atomic(&mut sf, &o.out.join("scores.parquet"))?;
+    let last = scores
+        .iter()
+        .map(|s| s.period_start)
+        .max()
+        .ok_or_else(|| AlertError::Input("the features table is empty".into()))?;
+    let as_of = match o.as_of {
+        Some(d) => scores
+            .iter()
+            .map(|s| s.period_start)
+            .filter(|p| *p <= d)
+            .max()
+            .ok_or_else(|| AlertError::Input(format!("no period on or before {d}")))?,
+        None => last,
+    };
+    let mut week: Vec<&RowScore> = scores
+        .iter()
+        .filter(|s| s.period_start == as_of && s.alert)
+        .collect();
+    week.sort_by(|a, b| {
+        b.severity
+            .total_cmp(&a.severity)
+            .then(a.facility_code.cmp(&b.facility_code))
+    });
+    let window = model.config.peer.window;
+    let candidates: Vec<Candidate> = week
+        .iter()
+        .map(|s| Candidate {
+            facility_code: s.facility_code.clone(),
+            cause: cause_of(s),
+            severity: s.severity,
+            excess_vnd: s.excess_vnd,
+            reason_vi: reason(s, Lang::Vi, window),
+            reason_en: reason(s, Lang::En, window),
+        })
+        .collect();
+    let mut db = AlertDb::open(&o.alerts_db)?;
+    let outcomes = db.apply(
+        &as_of.to_string(),
+        &model.meta.version,
+        &candidates,
+        &model.config.alert,
+    )?;
+    // Contributors of the listed alerts.
+    let baseline = (
+        model.meta.training_from,
+        period_end(model.meta.training_to, &period_name),
+    );
+    let spans: Vec<explain::Span> = week
+        .iter()
+        .map(|s| explain::Span {
+            facility_code: s.facility_code.clone(),
+            window: (s.onset.unwrap_or(as_of), period_end(as_of, &period_name)),
+            baseline,
+        })
+        .collect();
+    let kinds: HashMap<String, String> = week
+        .iter()
+        .filter(|s| s.detector == "claims")
+        .map(|s| (s.facility_code.clone(), s.signal.clone()))
+        .collect();
+    let contrib = match (&store, &flags) {
+        (Some(st), Some(f)) => {
+            let b = bar("explaining the alerts");
+            let c = explain::contributors(st, &spans, Some((&f.flagged, &kinds)), 5)?;
+            if let Some(b) = b {
+                b.finish_and_clear();
+            }
+            c
+        }
+        _ => HashMap::new(),
+    };
+    let names: HashMap<String, String> = match &store {
+        Some(st) if st.facilities_path().exists() => {
+            let f = st.facilities()?.select([col("facility_code"), col("name")]).collect()?;
+            let c = f.column("facility_code")?.str()?.clone();
+            let n = f.column("name")?.str()?.clone();
+            (0..f.height())
+                .filter_map(|i| Some((c.get(i)?.to_string(), n.get(i)?.to_string())))
+                .collect()
+        }
+        _ => HashMap::new(),
+    };
+    let mut list = Vec::new();
+    for (s, c) in week.iter().zip(&candidates) {
+        let out = outcomes
+            .iter()
+            .find(|x| x.facility_code == c.facility_code && x.cause == c.cause && x.state != "resolved")
+            .expect("every candidate has an outcome");
+        let k = contrib.get(&s.facility_code).cloned().unwrap_or_default();
+        list.push(Alert {
+            alert_id: out.alert_id.clone(),
+            state: out.state.clone(),
+            suppressed: out.suppressed,
+            decision: out.decision.clone(),
+            score: (*s).clone(),
+            cause: c.cause.clone(),
+            facility_name: names.get(&s.facility_code).cloned(),
+            reason_vi: c.reason_vi.clone(),
+            reason_en: c.reason_en.clone(),
+            top_claims: join_top(&k.claims, o.lang),
+            top_services: join_top(&k.services, o.lang),
+            top_departments: join_top(&k.departments, o.lang),
+            top_prescribers: join_top(&k.prescribers, o.lang),
+        });
+    }
+    write_alerts(&list, o)?;
+    let count = |st: &str| {
+        outcomes
+            .iter()
+            .filter(|x| x.state == st && !x.suppressed)
+            .count()
+    };
+    let top = list
+        .iter()
+        .filter(|a| !a.suppressed)
+        .map(|a| {
+            format!(
+                "[{}] {} {:.1} {}",
+                a.state,
+                a.score.facility_code,
+                a.score.severity,
+                match o.lang {
+                    Lang::Vi => &a.reason_vi,
+                    Lang::En => &a.reason_en,
+                }
+            )
+        })
+        .collect();
+    Ok(RunReport {
+        model_meta: model.meta.clone(),
+        fitted,
+        scored: scores.len(),
+        as_of,
+        alerts: list.iter().filter(|a| !a.suppressed).count(),
+        new: count("new"),
+        continuing: count("continuing"),
+        resolved: count("resolved"),
+        suppressed: outcomes.iter().filter(|x| x.suppressed).count(),
+        top,
+        list,
+    })
+}
+
+/// Columns of `alerts.parquet` / `alerts.csv`.
+pub const ALERT_COLUMNS: &[(&str, &str)] = &[
+    ("alert_id", "facility:cause:first week — quote it when deciding"),
+    ("state", "new, continuing"),
+    ("suppressed", "held back by an earlier explained/dismissed decision (not listed for review)"),
+    ("facility_code", "MA_CSKCB"),
+    ("facility_name", "name in the registry"),
+    ("peer_group", "peer group"),
+    ("period_start", "week (period) of the run"),
+    ("onset", "first period of the episode"),
+    ("detector", "change, peer, forest, mixture, claims"),
+    ("cause", "indicator, claim check or multivariate"),
+    ("severity", "ensemble severity (see models/detector.md)"),
+    ("level", "alert or high"),
+    ("observed", "value of the indicator"),
+    ("peer_value", "peer-group median"),
+    ("expected", "expected value from the facility's own history, moved as its peers moved"),
+    ("excess_vnd", "estimated excess cost of the episode, VND"),
+    ("reason", "the reason sentence in the run's language"),
+    ("reason_vi", "Vietnamese reason"),
+    ("reason_en", "English reason"),
+    ("top_claims", "MA_LK of the claims that add most, with their excess"),
+    ("top_services", "services/drugs that grew most against the baseline"),
+    ("top_departments", "departments (MA_KHOA) that grew most"),
+    ("top_prescribers", "prescribers (MA_BAC_SI) that grew most"),
+    ("last_decision", "latest reviewer decision on this facility and cause"),
+    ("decision", "for reviewers: confirmed / explained / dismissed"),
+    ("comment", "for reviewers"),
+    ("reviewer", "for reviewers"),
+];
+
+fn write_alerts(list: &[Alert], o: &RunOptions) -> Result<(), AlertError> {
+    let s = |f: &dyn Fn(&Alert) -> String| list.iter().map(f).collect::<Vec<String>>();
+    let level = |a: &Alert| {
+        if a.score.severity >= o.config.alert.high_severity {
+            "high".to_string()
+        } else {
+            "alert".to_string()
+        }
+    };
+    let lang = o.lang;
+    let reason = move |a: &Alert| match lang {
+        Lang::Vi => a.reason_vi.clone(),
+        Lang::En => a.reason_en.clone(),
+    };
+    let num = |f: &dyn Fn(&Alert) -> Option<f64>| list.iter().map(f).collect::<Vec<Option<f64>>>();
+    let mut df = DataFrame::new_infer_height(vec![
+        Column::new("alert_id".into(), s(&|a| a.alert_id.clone())),
+        Column::new("state".into(), s(&|a| a.state.clone())),
+        Column::new(
+            "suppressed".into(),
+            list.iter().map(|a| a.suppressed).collect::<Vec<_>>(),
+        ),
+        Column::new("facility_code".into(), s(&|a| a.score.facility_code.clone())),
+        Column::new(
+            "facility_name".into(),
+            s(&|a| a.facility_name.clone().unwrap_or_default()),
+        ),
+        Column::new("peer_group".into(), s(&|a| a.score.peer_group.clone())),
+        Column::new("period_start".into(), s(&|a| a.score.period_start.to_string())),
+        Column::new(
+            "onset".into(),
+            s(&|a| a.score.onset.map(|d| d.to_string()).unwrap_or_default()),
+        ),
+        Column::new("detector".into(), s(&|a| a.score.detector.clone())),
+        Column::new("cause".into(), s(&|a| a.cause.clone())),
+        Column::new("severity".into(), num(&|a| Some((a.score.severity * 100.0).round() / 100.0))),
+        Column::new("level".into(), s(&level)),
+        Column::new("observed".into(), num(&|a| a.score.observed)),
+        Column::new("peer_value".into(), num(&|a| a.score.peer_value)),
+        Column::new("expected".into(), num(&|a| a.score.expected)),
+        Column::new("excess_vnd".into(), num(&|a| Some(a.score.excess_vnd.round()))),
+        Column::new("reason".into(), s(&reason)),
+        Column::new("reason_vi".into(), s(&|a| a.reason_vi.clone())),
+        Column::new("reason_en".into(), s(&|a| a.reason_en.clone())),
+        Column::new("top_claims".into(), s(&|a| a.top_claims.clone())),
+        Column::new("top_services".into(), s(&|a| a.top_services.clone())),
+        Column::new("top_departments".into(), s(&|a| a.top_departments.clone())),
+        Column::new("top_prescribers".into(), s(&|a| a.top_prescribers.clone())),
+        Column::new(
+            "last_decision".into(),
+            s(&|a| a.decision.clone().unwrap_or_default()),
+        ),
+        Column::new("decision".into(), s(&|_| String::new())),
+        Column::new("comment".into(), s(&|_| String::new())),
+        Column::new("reviewer".into(), s(&|_| String::new())),
+    ])?;
+    crate::store::write_parquet_atomic(&mut df, &o.out.join("alerts.parquet"))?;
+    // CSV for reviewers: UTF-8 with a BOM so spreadsheet programs read Vietnamese.
+    let mut buf: Vec<u8> = "\u{feff}".as_bytes().to_vec();
+    CsvWriter::new(&mut buf).include_header(true).finish(&mut df)?;
+    crate::store::write_atomic(&o.out.join("alerts.csv"), &buf)?;
+    Ok(())
+}

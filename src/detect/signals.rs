@@ -1,0 +1,216 @@
+//! What each monitored indicator means to a reviewer: its name in
+//! Vietnamese and English, how its values are written, and how a gap
+//! between observed and expected turns into VND.
+
+use std::collections::HashMap;
+
+/// Values of one facility-period needed to price a gap (columns of the
+/// features table).
+pub(crate) struct RowValues<'a> {
+    pub get: &'a dyn Fn(&str) -> Option<f64>,
+}
+
+impl RowValues<'_> {
+    fn v(&self, c: &str) -> f64 {
+        (self.get)(c).filter(|x| x.is_finite()).unwrap_or(0.0)
+    }
+}
+
+/// Columns [`excess_vnd`] reads.
+pub(crate) const PRICING_COLUMNS: &[&str] = &[
+    "visits",
+    "total_cost",
+    "expected_cost",
+    "expected_admissions",
+    "inpatient_episodes",
+    "outpatient_visits",
+    "avg_cost_inpatient",
+    "avg_cost_outpatient",
+    "oop_cost",
+    "oop_visits",
+    "drug_share",
+    "supply_share",
+];
+
+/// Estimated cost in VND of `observed` instead of `expected` for `signal`
+/// in one facility-period; 0 when observed ≤ expected. Approximations,
+/// stated in the model card:
+/// - O/E cost: (O/E − expected O/E) × expected cost;
+/// - O/E length of stay, bed-day share: the same share of inpatient cost;
+/// - O/E admissions: extra admissions × (inpatient − outpatient average cost);
+/// - out-of-province share, overlapping claims, visits: extra visits × their
+///   average cost;
+/// - price index: the same share of drug and supply cost.
+pub(crate) fn excess_vnd(signal: &str, observed: f64, expected: f64, r: &RowValues) -> f64 {
+    if !(observed.is_finite() && expected.is_finite()) || observed <= expected {
+        return 0.0;
+    }
+    let visits = r.v("visits");
+    let avg_visit = if visits > 0.0 {
+        r.v("total_cost") / visits
+    } else {
+        0.0
+    };
+    let inpatient_cost = r.v("avg_cost_inpatient") * r.v("inpatient_episodes");
+    let rel = 1.0 - expected / observed;
+    let x = match signal {
+        "oe_cost" => (observed - expected) * r.v("expected_cost"),
+        "oe_los" | "bed_cost_share_inpatient" => rel * inpatient_cost,
+        "oe_admission" => {
+            (observed - expected)
+                * r.v("expected_admissions")
+                * (r.v("avg_cost_inpatient") - r.v("avg_cost_outpatient")).max(0.0)
+        }
+        "oop_visit_share" => {
+            let oop = r.v("oop_visits");
+            let per = if oop > 0.0 {
+                r.v("oop_cost") / oop
+            } else {
+                avg_visit
+            };
+            (observed - expected) * visits * per
+        }
+        "overlapping_claim_share" => (observed - expected) * visits * avg_visit,
+        // Log visits.
+        "visits" => (visits - expected.exp()).max(0.0) * avg_visit,
+        "drug_supply_price_index" => {
+            rel * (r.v("drug_share") + r.v("supply_share")) * r.v("total_cost")
+        }
+        _ => 0.0,
+    };
+    x.max(0.0)
+}
+
+/// Names of an indicator for the reason sentence.
+pub fn label(signal: &str, lang: Lang) -> &'static str {
+    let (vi, en) = match signal {
+        "oe_cost" => (
+            "chi phí so với mức dự kiến theo cơ cấu bệnh (O/E chi phí)",
+            "cost against the case-mix expectation (O/E cost)",
+        ),
+        "oe_los" => (
+            "số ngày điều trị nội trú so với dự kiến (O/E ngày điều trị)",
+            "inpatient days against expectation (O/E length of stay)",
+        ),
+        "oe_admission" => (
+            "tỷ lệ nhập viện so với dự kiến (O/E nhập viện)",
+            "admissions against expectation (O/E admission)",
+        ),
+        "oop_visit_share" => (
+            "tỷ lệ lượt khám của người thẻ ngoại tỉnh",
+            "share of visits by out-of-province card-holders",
+        ),
+        "bed_cost_share_inpatient" => (
+            "tỷ trọng tiền giường trong chi phí nội trú",
+            "bed-day share of inpatient cost",
+        ),
+        "drug_supply_price_index" => (
+            "chỉ số giá thuốc và vật tư so với giá tham chiếu",
+            "drug and supply price index against reference prices",
+        ),
+        "overlapping_claim_share" => (
+            "tỷ lệ hồ sơ trùng hoặc chồng lấn thời gian của cùng một thẻ",
+            "share of duplicate or overlapping claims of one card",
+        ),
+        "visits" => ("số lượt khám chữa bệnh", "number of visits"),
+        "duplicate" => (
+            "số hồ sơ trùng lặp (cùng thẻ, cùng ngày, cùng chẩn đoán)",
+            "duplicate claims (same card, day and diagnosis)",
+        ),
+        "los_outlier" => (
+            "số đợt nội trú dài bất thường so với chuẩn của chẩn đoán",
+            "stays far longer than the diagnosis norm",
+        ),
+        "mismatch" => (
+            "số hồ sơ có dịch vụ không phù hợp loại hình khám (tiền giường ở lượt ngoại trú)",
+            "claims with services that do not fit the visit type (bed days on outpatient visits)",
+        ),
+        "multivariate" => (
+            "tổ hợp nhiều chỉ số cùng lệch (mô hình đa biến)",
+            "several indicators off together (multivariate model)",
+        ),
+        _ => ("chỉ số", "indicator"),
+    };
+    match lang {
+        Lang::Vi => vi,
+        Lang::En => en,
+    }
+}
+
+/// Writes an indicator value: shares as percentages, ratios with two
+/// decimals, visits as counts.
+pub fn show(signal: &str, value: f64, lang: Lang) -> String {
+    if !value.is_finite() {
+        return "–".into();
+    }
+    let dec = |s: String| match lang {
+        Lang::Vi => s.replace('.', ","),
+        Lang::En => s,
+    };
+    match signal {
+        "oop_visit_share" | "bed_cost_share_inpatient" | "overlapping_claim_share" => {
+            dec(format!("{:.1}", value * 100.0)) + " %"
+        }
+        "visits" => {
+            let n = value.exp().round() as i64;
+            match lang {
+                Lang::Vi => crate::format::group_vi(n),
+                Lang::En => crate::format::group_en(n),
+            }
+        }
+        "duplicate" | "los_outlier" | "mismatch" => format!("{}", value.round() as i64),
+        _ => dec(format!("{value:.2}")),
+    }
+}
+
+/// Language of user-facing text: Vietnamese first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    #[default]
+    Vi,
+    En,
+}
+
+/// Amount in VND with the grouping of the language.
+pub fn vnd(x: f64, lang: Lang) -> String {
+    let n = x.round() as i64;
+    match lang {
+        Lang::Vi => format!("{} đồng", crate::format::group_vi(n)),
+        Lang::En => format!("VND {}", crate::format::group_en(n)),
+    }
+}
+
+/// Reads a row of named columns.
+pub(crate) fn row_getter<'a>(
+    cols: &'a HashMap<String, Vec<Option<f64>>>,
+    i: usize,
+) -> impl Fn(&str) -> Option<f64> + 'a {
+    move |c| cols.get(c).and_then(|v| v[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_are_priced() {
+        let vals: HashMap<&str, f64> = [
+            ("visits", 100.0),
+            ("total_cost", 1.0e7),
+            ("expected_cost", 8.0e6),
+            ("drug_share", 0.3),
+            ("supply_share", 0.1),
+        ]
+        .into();
+        let get = |c: &str| vals.get(c).copied();
+        let r = RowValues { get: &get };
+        assert!((excess_vnd("oe_cost", 1.25, 1.0, &r) - 2.0e6).abs() < 1e-6);
+        // Price index 1.35 against 1.0: 0.35/1.35 of the 4 million drugs and supplies.
+        let p = excess_vnd("drug_supply_price_index", 1.35, 1.0, &r);
+        assert!((p - 0.35 / 1.35 * 4.0e6).abs() < 1e-6);
+        assert_eq!(excess_vnd("oe_cost", 0.9, 1.0, &r), 0.0);
+        assert_eq!(show("oop_visit_share", 0.123, Lang::Vi), "12,3 %");
+        assert_eq!(vnd(1234567.0, Lang::Vi), "1.234.567 đồng");
+    }
+}
