@@ -42,6 +42,8 @@ enum Command {
     Detect(DetectArgs),
     /// Compare a facility ranking with a labels file: ROC-AUC, average precision, precision at k.
     Evaluate(EvaluateArgs),
+    /// Record reviewer decisions on alerts (confirmed, explained, dismissed), or import a reviewed alerts.csv/.xlsx.
+    Review(ReviewArgs),
     /// Show what the store holds: sources in the manifest and quarantine counts.
     Status(StatusArgs),
     /// Run the pipeline on the bundled synthetic sample (no setup needed).
@@ -190,6 +192,31 @@ struct EvaluateArgs {
 }
 
 #[derive(Args)]
+struct ReviewArgs {
+    /// Alert lifecycle database written by `bhyt detect`.
+    #[arg(long, default_value = "out/alerts.sqlite")]
+    alerts_db: PathBuf,
+    /// Alert id (first column of alerts.csv).
+    #[arg(long, requires = "decision")]
+    alert: Option<String>,
+    /// confirmed, explained or dismissed (Vietnamese accepted: xác nhận, giải trình, bác bỏ).
+    #[arg(long)]
+    decision: Option<String>,
+    #[arg(long, default_value = "")]
+    comment: String,
+    #[arg(long, default_value = "")]
+    reviewer: String,
+    /// A reviewed alerts.csv or alerts.xlsx (columns alert_id, decision, comment, reviewer).
+    #[arg(long, conflicts_with = "alert")]
+    import: Option<PathBuf>,
+    /// List the alerts of a week (default: the latest run) with their decisions.
+    #[arg(long)]
+    list: bool,
+    #[arg(long)]
+    as_of: Option<chrono::NaiveDate>,
+}
+
+#[derive(Args)]
 struct StatusArgs {
     #[arg(long, default_value = "data")]
     data_dir: PathBuf,
@@ -220,6 +247,7 @@ fn main() -> Result<()> {
         Command::Features(a) => cmd_features(a),
         Command::Detect(a) => cmd_detect(a),
         Command::Evaluate(a) => cmd_evaluate(a),
+        Command::Review(a) => cmd_review(a),
         Command::Status(a) => cmd_status(a),
         Command::Demo(a) => cmd_demo(a),
     }
@@ -438,6 +466,61 @@ fn cmd_evaluate(a: EvaluateArgs) -> Result<()> {
     if let Some(p) = a.json {
         let json = serde_json::to_string_pretty(&e)?;
         bhyt::store::write_atomic(&p, json.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn cmd_review(a: ReviewArgs) -> Result<()> {
+    use bhyt::alerts::{lifecycle::read_reviews, AlertDb, Decision};
+    anyhow::ensure!(
+        a.alerts_db.exists(),
+        "{} does not exist: run `bhyt detect` first",
+        a.alerts_db.display()
+    );
+    let db = AlertDb::open(&a.alerts_db)?;
+    if let (Some(id), Some(d)) = (&a.alert, &a.decision) {
+        let decision = Decision::parse(d)
+            .with_context(|| format!("decision `{d}`: use confirmed, explained or dismissed"))?;
+        let added = db.decide(id, decision, &a.comment, &a.reviewer)?;
+        println!(
+            "{id}: {}{}",
+            decision.as_str(),
+            if added { "" } else { " (already recorded)" }
+        );
+    }
+    if let Some(path) = &a.import {
+        let rows = read_reviews(path)?;
+        let mut added = 0;
+        for r in &rows {
+            if db.decide(&r.alert_id, r.decision, &r.comment, &r.reviewer)? {
+                added += 1;
+            }
+        }
+        println!(
+            "{}: {} decisions read, {} new, {} already recorded",
+            path.display(),
+            rows.len(),
+            added,
+            rows.len() - added
+        );
+    }
+    if a.list || (a.alert.is_none() && a.import.is_none()) {
+        let week = match a.as_of {
+            Some(d) => Some(d.to_string()),
+            None => db.latest_run()?,
+        };
+        let Some(week) = week else {
+            println!("no run recorded");
+            return Ok(());
+        };
+        println!("alerts of the week of {week}:");
+        for (id, _f, _c, state, suppressed, sev, dec) in db.week(&week)? {
+            println!(
+                "  {id:<40} {state:<10} {sev:>5.1} {}{}",
+                dec.unwrap_or_else(|| "-".into()),
+                if suppressed { " (suppressed)" } else { "" }
+            );
+        }
     }
     Ok(())
 }

@@ -589,18 +589,20 @@ impl DetectorModel {
                     let s = &cfg.change.signals[si];
                     let pi = st.peer_signals.iter().position(|&x| x == si);
                     let peer_median = pi.and_then(|pi| st.peer.median[pi][i]);
-                    let (onset, excess) = match detector {
-                        "peer" => {
-                            let pi = pi.unwrap();
-                            let lo = p.ranges.iter().find(|r| r.0 <= i && i < r.1).unwrap().0;
-                            let first = i.saturating_sub(cfg.peer.window.max(1) - 1).max(lo);
-                            (Some(date_of(p.period[first])), st.peer.excess[pi][i])
-                        }
-                        _ => (
-                            st.change.onset[si][i].map(date_of),
-                            st.change.run_excess[si][i],
-                        ),
+                    // The episode: the change detector's run when there is
+                    // one (it spans the whole rise), else the peer window;
+                    // the excess is the larger of the two estimates.
+                    let lo = p.ranges.iter().find(|r| r.0 <= i && i < r.1).unwrap().0;
+                    let first = i.saturating_sub(cfg.peer.window.max(1) - 1).max(lo);
+                    let peer_excess = pi.map(|pi| st.peer.excess[pi][i]).unwrap_or(0.0);
+                    let run_excess = st.change.run_excess[si][i];
+                    let onset = match (st.change.onset[si][i], detector) {
+                        (Some(d), _) => Some(date_of(d)),
+                        (None, "peer") => Some(date_of(p.period[first])),
+                        (None, _) => None,
                     };
+                    // Peer excess is priced only while the facility is above its peers.
+                    let excess = run_excess.max(peer_excess);
                     let (observed, expected) = match detector {
                         "change" => (st.change.run_observed[si][i], st.change.run_expected[si][i]),
                         "peer" => (

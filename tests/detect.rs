@@ -1,0 +1,382 @@
+//! Detection, alerts and their lifecycle on real files: a weekly indicator
+//! table written to Parquet, the SQLite lifecycle database, reviewed sheets
+//! in CSV and XLSX, and (in the last test) generated claims end to end.
+
+mod common;
+
+use std::path::Path;
+
+use bhyt::alerts::lifecycle::read_reviews;
+use bhyt::alerts::{self, AlertDb, Candidate, Decision, RunOptions};
+use bhyt::detect::{AlertConfig, DetectConfig, DetectorModel, Lang};
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+/// A weekly features table: 8 district hospitals with noisy but stable
+/// indicators; `riser` raises its O/E cost by 25 % from week `from` for
+/// `len` weeks. Every facility's cost moves with a shared season.
+fn features(riser: &str, from: usize, len: usize, weeks: usize) -> DataFrame {
+    let mut fac = Vec::new();
+    let mut period = Vec::new();
+    let mut oe = Vec::new();
+    let mut visits = Vec::new();
+    let start = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+    for f in 0..8 {
+        let code = format!("9300{f}");
+        for w in 0..weeks {
+            let season = 0.05 * ((w as f64) / 8.0).sin();
+            // Deterministic noise of about ±4 %.
+            let noise = ((f * 31 + w * 17) % 9) as f64 / 100.0 - 0.04;
+            let rise = if code == riser && w >= from && w < from + len { 0.25 } else { 0.0 };
+            fac.push(code.clone());
+            period.push(start + chrono::Duration::weeks(w as i64));
+            oe.push(1.0 + season + noise + rise);
+            visits.push(400.0 + ((f * 7 + w * 3) % 11) as f64);
+        }
+    }
+    let n = fac.len();
+    let expected: Vec<f64> = visits.iter().map(|v| v * 300_000.0).collect();
+    let total: Vec<f64> = expected.iter().zip(&oe).map(|(e, o)| e * o).collect();
+    df!(
+        "facility_code" => fac,
+        "period" => vec!["week"; n],
+        "period_start" => period,
+        "peer_group" => vec!["district|III|general"; n],
+        "visits" => visits,
+        "oe_cost" => oe,
+        "expected_cost" => expected,
+        "total_cost" => total,
+    )
+    .unwrap()
+}
+
+fn config() -> DetectConfig {
+    let mut cfg = DetectConfig::default();
+    cfg.change.signals.retain(|s| s.column == "oe_cost" || s.column == "visits");
+    cfg.peer.signals = vec!["oe_cost".into()];
+    cfg
+}
+
+fn write(df: &mut DataFrame, path: &Path) {
+    bhyt::store::write_parquet_atomic(df, path).unwrap();
+}
+
+fn options(dir: &Path, as_of: Option<NaiveDate>) -> RunOptions {
+    RunOptions {
+        features: dir.join("features.parquet"),
+        data_dir: None,
+        model: dir.join("models/detector.json"),
+        fit: false,
+        train_to: None,
+        config: config(),
+        as_of,
+        alerts_db: dir.join("alerts.sqlite"),
+        out: dir.join("out"),
+        lang: Lang::Vi,
+        progress: false,
+    }
+}
+
+fn week(w: i64) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2024, 1, 1).unwrap() + chrono::Duration::weeks(w)
+}
+
+/// The riser is alerted within four weeks of its rise, with an explained
+/// reason and an excess in VND, and nobody else ever alerts; the alert is
+/// new, then continuing, then resolved when the rise ends; reruns of a week
+/// give the same list; a saved model scores without refitting.
+#[test]
+fn weekly_runs_raise_continue_and_resolve_an_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(&mut features("93003", 20, 12, 48), &d.join("features.parquet"));
+    let r = alerts::run(&options(d, Some(week(19)))).unwrap();
+    assert!(r.fitted && d.join("models/detector.json").exists());
+    assert_eq!(r.alerts, 0, "{:?}", r.top);
+    let first = (20..26)
+        .find(|w| alerts::run(&options(d, Some(week(*w)))).unwrap().alerts > 0)
+        .expect("alerted within six weeks");
+    assert!(first <= 23, "first alert at week {first}");
+    let r = alerts::run(&options(d, Some(week(first)))).unwrap();
+    assert_eq!(r.list.len(), 1);
+    let a = &r.list[0];
+    assert_eq!(a.score.facility_code, "93003");
+    assert_eq!(a.state, "new");
+    assert_eq!(a.cause, "oe_cost");
+    assert!(a.score.excess_vnd > 1.0e6, "{}", a.score.excess_vnd);
+    assert!(a.reason_vi.contains("O/E chi phí") && a.reason_vi.contains(" đồng"), "{}", a.reason_vi);
+    assert!(a.reason_en.contains("O/E cost") && a.reason_en.contains("VND "), "{}", a.reason_en);
+    // Vietnamese grouping of the amount: 1.234.567 đồng.
+    let amount = bhyt::format::group_vi(a.score.excess_vnd.round() as i64);
+    assert!(a.reason_vi.contains(&amount), "{} / {amount}", a.reason_vi);
+    let id = a.alert_id.clone();
+    // Rerun of the same week: same outputs.
+    let before = std::fs::read(d.join("out/alerts.csv")).unwrap();
+    let again = alerts::run(&options(d, Some(week(first)))).unwrap();
+    assert_eq!(again.list[0].alert_id, id);
+    assert_eq!(again.list[0].state, "new");
+    assert_eq!(std::fs::read(d.join("out/alerts.csv")).unwrap(), before);
+    let next = alerts::run(&options(d, Some(week(first + 1)))).unwrap();
+    assert_eq!(next.list[0].alert_id, id);
+    assert_eq!(next.list[0].state, "continuing");
+    // The rise ends at week 32; the CUSUM fades and the alert resolves.
+    let mut resolved = None;
+    for w in first + 2..48 {
+        let r = alerts::run(&options(d, Some(week(w)))).unwrap();
+        assert!(r.list.iter().all(|a| a.score.facility_code == "93003"));
+        if r.resolved > 0 {
+            resolved = Some(w);
+            break;
+        }
+    }
+    let resolved = resolved.expect("resolved after the rise ended");
+    assert!((32..44).contains(&resolved), "resolved at week {resolved}");
+    // A saved model scores new data without refitting: the same scores.
+    let saved = DetectorModel::load(&d.join("models/detector.json")).unwrap();
+    let table = features("93003", 20, 12, 48);
+    let a = saved.score(&table, None).unwrap();
+    let refit = bhyt::detect::fit(&table, None, &config(), None).unwrap();
+    assert_eq!(refit.meta, saved.meta);
+    assert!(a == refit.score(&table, None).unwrap(), "saved and refitted models score differently");
+}
+
+/// A shock shared by the whole peer group (a price decision for a grade)
+/// raises no alert.
+#[test]
+fn a_rise_of_the_whole_peer_group_is_not_an_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut df = features("none", 0, 0, 40);
+    df = df
+        .lazy()
+        .with_column(
+            when(col("period_start").gt_eq(lit(week(20))))
+                .then(col("oe_cost") * lit(1.12))
+                .otherwise(col("oe_cost"))
+                .alias("oe_cost"),
+        )
+        .collect()
+        .unwrap();
+    write(&mut df, &d.join("features.parquet"));
+    let mut o = options(d, None);
+    o.fit = true;
+    alerts::run(&o).unwrap();
+    let s = LazyFrame::scan_parquet(
+        PlRefPath::new(d.join("out/scores.parquet").to_string_lossy().as_ref()),
+        Default::default(),
+    )
+    .unwrap()
+    .collect()
+    .unwrap();
+    let alerts = s.column("alert").unwrap().bool().unwrap().sum().unwrap_or(0);
+    assert_eq!(alerts, 0);
+}
+
+fn candidate(f: &str, cause: &str, severity: f64, excess: f64) -> Candidate {
+    Candidate {
+        facility_code: f.into(),
+        cause: cause.into(),
+        severity,
+        excess_vnd: excess,
+        reason_vi: format!("{f} {cause}"),
+        reason_en: format!("{f} {cause}"),
+    }
+}
+
+/// Decisions are used: explained and dismissed alerts stay quiet for the
+/// same cause until they worsen by the margin; a confirmed one keeps
+/// being listed; another cause of the same facility is a new alert.
+#[test]
+fn reviewer_decisions_suppress_until_the_alert_worsens() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = AlertDb::open(&dir.path().join("a.sqlite")).unwrap();
+    let cfg = AlertConfig::default();
+    let w1 = db
+        .apply(
+            "2024-03-04",
+            "m",
+            &[
+                candidate("A", "oe_los", 5.0, 1.0e8),
+                candidate("B", "oe_cost", 4.5, 5.0e7),
+            ],
+            &cfg,
+        )
+        .unwrap();
+    assert!(w1.iter().all(|o| o.state == "new" && !o.suppressed));
+    let a_id = w1[0].alert_id.clone();
+    assert_eq!(a_id, "A:oe_los:2024-03-04");
+    assert!(db.decide(&a_id, Decision::Explained, "khoa mới mở", "NV1").unwrap());
+    assert!(!db.decide(&a_id, Decision::Explained, "khoa mới mở", "NV1").unwrap());
+    db.decide(&w1[1].alert_id, Decision::Confirmed, "", "NV2").unwrap();
+    let w2 = db
+        .apply(
+            "2024-03-11",
+            "m",
+            &[
+                candidate("A", "oe_los", 5.5, 1.2e8),
+                candidate("A", "oop_visit_share", 4.2, 1.0e7),
+                candidate("B", "oe_cost", 4.6, 6.0e7),
+            ],
+            &cfg,
+        )
+        .unwrap();
+    let get = |v: &[bhyt::alerts::Outcome], f: &str, c: &str| {
+        v.iter().find(|o| o.facility_code == f && o.cause == c).unwrap().clone()
+    };
+    let a = get(&w2, "A", "oe_los");
+    assert!(a.suppressed && a.state == "continuing");
+    assert!(!get(&w2, "A", "oop_visit_share").suppressed);
+    assert_eq!(get(&w2, "A", "oop_visit_share").state, "new");
+    let b = get(&w2, "B", "oe_cost");
+    assert!(!b.suppressed && b.decision.as_deref() == Some("confirmed"));
+    // Worse by more than the margin (5.0 + 1.0): raised again.
+    let w3 = db
+        .apply("2024-03-18", "m", &[candidate("A", "oe_los", 6.3, 1.3e8)], &cfg)
+        .unwrap();
+    assert!(!get(&w3, "A", "oe_los").suppressed);
+    // B and A's out-of-province alert went away: resolved.
+    assert_eq!(get(&w3, "B", "oe_cost").state, "resolved");
+    assert_eq!(get(&w3, "A", "oop_visit_share").state, "resolved");
+    // Rerunning week 2 gives the same outcomes.
+    let again = db
+        .apply(
+            "2024-03-11",
+            "m",
+            &[
+                candidate("A", "oe_los", 5.5, 1.2e8),
+                candidate("A", "oop_visit_share", 4.2, 1.0e7),
+                candidate("B", "oe_cost", 4.6, 6.0e7),
+            ],
+            &cfg,
+        )
+        .unwrap();
+    assert_eq!(again, w2);
+    assert!(db.decide("nope", Decision::Dismissed, "", "").is_err());
+}
+
+/// The reviewed sheet comes back as CSV (with a BOM, Vietnamese words) or
+/// XLSX; a bad decision names the file, row and field.
+#[test]
+fn reviewed_sheets_import_from_csv_and_xlsx() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("alerts.csv");
+    std::fs::write(
+        &csv,
+        "\u{feff}alert_id,facility_code,decision,comment,reviewer\n\
+         A:oe_los:2024-03-04,A,Giải trình,khoa mới,NV1\n\
+         B:oe_cost:2024-03-04,B,,,\n\
+         C:duplicate:2024-03-04,C,confirmed,trùng hồ sơ,NV2\n",
+    )
+    .unwrap();
+    let rows = read_reviews(&csv).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].decision, Decision::Explained);
+    assert_eq!(rows[0].comment, "khoa mới");
+    assert_eq!(rows[1].decision, Decision::Confirmed);
+
+    let xlsx = dir.path().join("alerts.xlsx");
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in ["alert_id", "severity", "decision", "comment"].iter().enumerate() {
+        ws.write_string(0, c as u16, *h).unwrap();
+    }
+    ws.write_string(1, 0, "A:oe_los:2024-03-04").unwrap();
+    ws.write_number(1, 1, 5.2).unwrap();
+    ws.write_string(1, 2, "dismissed").unwrap();
+    ws.write_string(1, 3, "đã kiểm tra").unwrap();
+    wb.save(&xlsx).unwrap();
+    let rows = read_reviews(&xlsx).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].decision, Decision::Dismissed);
+    assert_eq!(rows[0].comment, "đã kiểm tra");
+
+    std::fs::write(&csv, "alert_id,decision\nA,maybe\n").unwrap();
+    let e = read_reviews(&csv).unwrap_err().to_string();
+    assert!(e.contains("alerts.csv") && e.contains("row 2") && e.contains("decision"), "{e}");
+}
+
+/// Generated claims end to end: ingest, weekly features, detection with
+/// the claim checks and contributors; outputs carry no personal value and
+/// every alert names claims and services.
+#[test]
+fn generated_claims_run_through_detection() {
+    use bhyt::generate::{generate, GenConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = GenConfig {
+        provinces: 1,
+        scale: 0.03,
+        days: 150,
+        start: NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+        ..Default::default()
+    };
+    generate(&cfg, &d.join("gen"), false).unwrap();
+    let store = bhyt::store::Store::open(d.join("data")).unwrap();
+    let opts = bhyt::ingest::IngestOptions {
+        inputs: vec![d.join("gen/claims")],
+        registry: Some(d.join("gen/facilities.csv")),
+        budgets: Some(d.join("gen/budgets.csv")),
+        ..Default::default()
+    };
+    bhyt::ingest::run(&store, &opts, &common::key()).unwrap();
+    let fcfg = bhyt::features::FeatureConfig {
+        period: bhyt::features::Period::Week,
+        ..Default::default()
+    };
+    let mut t = bhyt::features::compute(&store, &fcfg).unwrap();
+    bhyt::features::write(&mut t, &d.join("features")).unwrap();
+    let mut o = options(d, None);
+    o.features = d.join("features/facility_period.parquet");
+    o.data_dir = Some(d.join("data"));
+    o.config = DetectConfig::default();
+    // Low threshold so that this short run lists something to explain.
+    o.config.alert.alert_severity = 1.0;
+    let r = alerts::run(&o).unwrap();
+    assert!(r.scored > 100);
+    assert!(!r.list.is_empty());
+    for a in &r.list {
+        assert!(!a.reason_vi.is_empty() && !a.reason_en.is_empty());
+        assert!(!a.top_claims.is_empty() || a.score.excess_vnd == 0.0, "{a:?}");
+    }
+    let alerts = std::fs::read_to_string(d.join("out/alerts.csv")).unwrap();
+    assert!(alerts.starts_with('\u{feff}'));
+    // No card number or name of the claims in any output.
+    let personal = personal_values(&d.join("gen/claims"));
+    assert!(personal.len() > 20);
+    for f in ["out/alerts.csv", "out/scores.parquet", "out/alerts.parquet", "alerts.sqlite"] {
+        let bytes = std::fs::read(d.join(f)).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        for v in &personal {
+            assert!(!text.contains(v.as_str()), "{f} holds {v}");
+        }
+    }
+}
+
+/// Card numbers and names of the first envelope's claims (base64 XML1 inside).
+fn personal_values(dir: &Path) -> Vec<String> {
+    use base64::Engine;
+    let file = walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .find(|e| e.path().extension().is_some_and(|x| x == "xml"))
+        .unwrap();
+    let xml = std::fs::read_to_string(file.path()).unwrap();
+    let mut out = Vec::new();
+    for part in xml.split("<NOIDUNGFILE>").skip(1) {
+        let b64: String = part.split("</NOIDUNGFILE>").next().unwrap().split_whitespace().collect();
+        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(b64) else {
+            continue;
+        };
+        let inner = String::from_utf8_lossy(&bytes);
+        for tag in ["MA_THE_BHYT", "HO_TEN"] {
+            for piece in inner.split(&format!("<{tag}>")).skip(1) {
+                let v = piece.split(&format!("</{tag}>")).next().unwrap().trim();
+                if v.len() >= 6 && !v.contains('<') {
+                    out.push(v.to_string());
+                }
+            }
+        }
+    }
+    out
+}
