@@ -4,7 +4,9 @@
 //! [`ingest`] (claims files → validated, pseudonymised rows) →
 //! [`store`] (partitioned Parquet + SQLite manifest) →
 //! [`features`] (indicators per facility and period, case mix, peers,
-//! budget) → detection, alerts, forecast and report (next issues);
+//! budget) → [`detect`] (calibrated detectors, ensemble, saved models) →
+//! [`alerts`] (the weekly list, reasons, lifecycle) → forecast and report
+//! (next issues);
 //! [`evaluate`] measures a ranking against labels; [`generate`] writes
 //! synthetic claims for tests and demos.
 //! [`schema`] declares the canonical tables and their data dictionary;

@@ -230,6 +230,9 @@ struct DemoArgs {
     /// The bundled sample.
     #[arg(long, default_value = "datasets/sample")]
     sample: PathBuf,
+    /// Language of the alert reasons.
+    #[arg(long, value_enum, default_value = "vi")]
+    lang: bhyt::detect::Lang,
 }
 
 fn main() -> Result<()> {
@@ -514,11 +517,14 @@ fn cmd_review(a: ReviewArgs) -> Result<()> {
             return Ok(());
         };
         println!("alerts of the week of {week}:");
-        for (id, _f, _c, state, suppressed, sev, dec) in db.week(&week)? {
+        for w in db.week(&week)? {
             println!(
-                "  {id:<40} {state:<10} {sev:>5.1} {}{}",
-                dec.unwrap_or_else(|| "-".into()),
-                if suppressed { " (suppressed)" } else { "" }
+                "  {:<40} {:<10} {:>5.1} {}{}",
+                w.alert_id,
+                w.state,
+                w.severity,
+                w.decision.unwrap_or_else(|| "-".into()),
+                if w.suppressed { " (suppressed)" } else { "" }
             );
         }
     }
@@ -570,7 +576,7 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
         progress: true,
         ..Default::default()
     };
-    println!("[1/2] ingest {}", sample.join("claims").display());
+    println!("[1/3] ingest {}", sample.join("claims").display());
     let t = Instant::now();
     let report = ingest::run(&store, &opts, &pseudo)?;
     print_report(&report, t.elapsed().as_secs_f64(), &data_dir);
@@ -582,9 +588,26 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
     };
     let rows = write_features(&store, &cfg, &out)?;
     println!(
-        "[2/2] features: {rows} facility-week rows in {:.2} s → {}",
+        "[2/3] features: {rows} facility-week rows in {:.2} s → {}",
         t.elapsed().as_secs_f64(),
         out.display()
     );
+    let opts = bhyt::alerts::RunOptions {
+        features: out.join("facility_period.parquet"),
+        data_dir: Some(data_dir.clone()),
+        model: a.out.join("models/detector.json"),
+        fit: true,
+        train_to: None,
+        config: bhyt::detect::DetectConfig::default(),
+        as_of: None,
+        alerts_db: a.out.join("alerts.sqlite"),
+        out: a.out.join("detect"),
+        lang: a.lang,
+        progress: true,
+    };
+    let t = Instant::now();
+    let r = bhyt::alerts::run(&opts)?;
+    print!("[3/3] detect: ");
+    print_detect_report(&r, t.elapsed().as_secs_f64(), &opts);
     Ok(())
 }

@@ -27,7 +27,11 @@ fn features(riser: &str, from: usize, len: usize, weeks: usize) -> DataFrame {
             let season = 0.05 * ((w as f64) / 8.0).sin();
             // Deterministic noise of about ±4 %.
             let noise = ((f * 31 + w * 17) % 9) as f64 / 100.0 - 0.04;
-            let rise = if code == riser && w >= from && w < from + len { 0.25 } else { 0.0 };
+            let rise = if code == riser && w >= from && w < from + len {
+                0.25
+            } else {
+                0.0
+            };
             fac.push(code.clone());
             period.push(start + chrono::Duration::weeks(w as i64));
             oe.push(1.0 + season + noise + rise);
@@ -52,7 +56,9 @@ fn features(riser: &str, from: usize, len: usize, weeks: usize) -> DataFrame {
 
 fn config() -> DetectConfig {
     let mut cfg = DetectConfig::default();
-    cfg.change.signals.retain(|s| s.column == "oe_cost" || s.column == "visits");
+    cfg.change
+        .signals
+        .retain(|s| s.column == "oe_cost" || s.column == "visits");
     cfg.peer.signals = vec!["oe_cost".into()];
     cfg
 }
@@ -89,7 +95,10 @@ fn week(w: i64) -> NaiveDate {
 fn weekly_runs_raise_continue_and_resolve_an_alert() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write(&mut features("93003", 20, 12, 48), &d.join("features.parquet"));
+    write(
+        &mut features("93003", 20, 12, 48),
+        &d.join("features.parquet"),
+    );
     let r = alerts::run(&options(d, Some(week(19)))).unwrap();
     assert!(r.fitted && d.join("models/detector.json").exists());
     assert_eq!(r.alerts, 0, "{:?}", r.top);
@@ -104,8 +113,16 @@ fn weekly_runs_raise_continue_and_resolve_an_alert() {
     assert_eq!(a.state, "new");
     assert_eq!(a.cause, "oe_cost");
     assert!(a.score.excess_vnd > 1.0e6, "{}", a.score.excess_vnd);
-    assert!(a.reason_vi.contains("O/E chi phí") && a.reason_vi.contains(" đồng"), "{}", a.reason_vi);
-    assert!(a.reason_en.contains("O/E cost") && a.reason_en.contains("VND "), "{}", a.reason_en);
+    assert!(
+        a.reason_vi.contains("O/E chi phí") && a.reason_vi.contains(" đồng"),
+        "{}",
+        a.reason_vi
+    );
+    assert!(
+        a.reason_en.contains("O/E cost") && a.reason_en.contains("VND "),
+        "{}",
+        a.reason_en
+    );
     // Vietnamese grouping of the amount: 1.234.567 đồng.
     let amount = bhyt::format::group_vi(a.score.excess_vnd.round() as i64);
     assert!(a.reason_vi.contains(&amount), "{} / {amount}", a.reason_vi);
@@ -116,12 +133,43 @@ fn weekly_runs_raise_continue_and_resolve_an_alert() {
     assert_eq!(again.list[0].alert_id, id);
     assert_eq!(again.list[0].state, "new");
     assert_eq!(std::fs::read(d.join("out/alerts.csv")).unwrap(), before);
+    let xlsx = std::fs::read(d.join("out/alerts.xlsx")).unwrap();
+    alerts::run(&options(d, Some(week(first)))).unwrap();
+    assert_eq!(std::fs::read(d.join("out/alerts.xlsx")).unwrap(), xlsx);
+    assert!(read_reviews(&d.join("out/alerts.xlsx")).unwrap().is_empty());
     let next = alerts::run(&options(d, Some(week(first + 1)))).unwrap();
     assert_eq!(next.list[0].alert_id, id);
     assert_eq!(next.list[0].state, "continuing");
+    // A reviewer marks it explained in the CSV the run wrote; while the
+    // rise stays the same, the next weeks do not list it.
+    let text = std::fs::read_to_string(d.join("out/alerts.csv")).unwrap();
+    let mut rdr = csv::Reader::from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+    let headers = rdr.headers().unwrap().clone();
+    let col = |n: &str| headers.iter().position(|h| h == n).unwrap();
+    let mut w = csv::Writer::from_path(d.join("reviewed.csv")).unwrap();
+    w.write_record(&headers).unwrap();
+    for rec in rdr.records() {
+        let mut r: Vec<String> = rec.unwrap().iter().map(String::from).collect();
+        r[col("decision")] = "giải trình".into();
+        r[col("comment")] = "phác đồ mới của Sở Y tế".into();
+        w.write_record(&r).unwrap();
+    }
+    w.flush().unwrap();
+    let rows = read_reviews(&d.join("reviewed.csv")).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].alert_id.as_str(), rows[0].decision),
+        (id.as_str(), Decision::Explained)
+    );
+    AlertDb::open(&d.join("alerts.sqlite"))
+        .unwrap()
+        .decide(&rows[0].alert_id, rows[0].decision, &rows[0].comment, "")
+        .unwrap();
+    let quiet = alerts::run(&options(d, Some(week(first + 2)))).unwrap();
+    assert_eq!((quiet.alerts, quiet.suppressed), (0, 1), "{:?}", quiet.top);
     // The rise ends at week 32; the CUSUM fades and the alert resolves.
     let mut resolved = None;
-    for w in first + 2..48 {
+    for w in first + 3..48 {
         let r = alerts::run(&options(d, Some(week(w)))).unwrap();
         assert!(r.list.iter().all(|a| a.score.facility_code == "93003"));
         if r.resolved > 0 {
@@ -137,7 +185,10 @@ fn weekly_runs_raise_continue_and_resolve_an_alert() {
     let a = saved.score(&table, None).unwrap();
     let refit = bhyt::detect::fit(&table, None, &config(), None).unwrap();
     assert_eq!(refit.meta, saved.meta);
-    assert!(a == refit.score(&table, None).unwrap(), "saved and refitted models score differently");
+    assert!(
+        a == refit.score(&table, None).unwrap(),
+        "saved and refitted models score differently"
+    );
 }
 
 /// A shock shared by the whole peer group (a price decision for a grade)
@@ -168,23 +219,30 @@ fn a_rise_of_the_whole_peer_group_is_not_an_alert() {
     .unwrap()
     .collect()
     .unwrap();
-    let alerts = s.column("alert").unwrap().bool().unwrap().sum().unwrap_or(0);
+    let alerts = s
+        .column("alert")
+        .unwrap()
+        .bool()
+        .unwrap()
+        .sum()
+        .unwrap_or(0);
     assert_eq!(alerts, 0);
 }
 
-fn candidate(f: &str, cause: &str, severity: f64, excess: f64) -> Candidate {
+fn candidate(f: &str, cause: &str, severity: f64, intensity: f64) -> Candidate {
     Candidate {
         facility_code: f.into(),
         cause: cause.into(),
         severity,
-        excess_vnd: excess,
+        excess_vnd: 1.0e6,
+        intensity,
         reason_vi: format!("{f} {cause}"),
         reason_en: format!("{f} {cause}"),
     }
 }
 
 /// Decisions are used: explained and dismissed alerts stay quiet for the
-/// same cause until they worsen by the margin; a confirmed one keeps
+/// same cause until they worsen by the margin (relative excess, not severity); a confirmed one keeps
 /// being listed; another cause of the same facility is a new alert.
 #[test]
 fn reviewer_decisions_suppress_until_the_alert_worsens() {
@@ -196,8 +254,8 @@ fn reviewer_decisions_suppress_until_the_alert_worsens() {
             "2024-03-04",
             "m",
             &[
-                candidate("A", "oe_los", 5.0, 1.0e8),
-                candidate("B", "oe_cost", 4.5, 5.0e7),
+                candidate("A", "oe_los", 5.0, 0.20),
+                candidate("B", "oe_cost", 4.5, 0.10),
             ],
             &cfg,
         )
@@ -205,23 +263,31 @@ fn reviewer_decisions_suppress_until_the_alert_worsens() {
     assert!(w1.iter().all(|o| o.state == "new" && !o.suppressed));
     let a_id = w1[0].alert_id.clone();
     assert_eq!(a_id, "A:oe_los:2024-03-04");
-    assert!(db.decide(&a_id, Decision::Explained, "khoa mới mở", "NV1").unwrap());
-    assert!(!db.decide(&a_id, Decision::Explained, "khoa mới mở", "NV1").unwrap());
-    db.decide(&w1[1].alert_id, Decision::Confirmed, "", "NV2").unwrap();
+    assert!(db
+        .decide(&a_id, Decision::Explained, "khoa mới mở", "NV1")
+        .unwrap());
+    assert!(!db
+        .decide(&a_id, Decision::Explained, "khoa mới mở", "NV1")
+        .unwrap());
+    db.decide(&w1[1].alert_id, Decision::Confirmed, "", "NV2")
+        .unwrap();
     let w2 = db
         .apply(
             "2024-03-11",
             "m",
             &[
-                candidate("A", "oe_los", 5.5, 1.2e8),
-                candidate("A", "oop_visit_share", 4.2, 1.0e7),
-                candidate("B", "oe_cost", 4.6, 6.0e7),
+                candidate("A", "oe_los", 6.5, 0.28),
+                candidate("A", "oop_visit_share", 4.2, 0.5),
+                candidate("B", "oe_cost", 4.6, 0.11),
             ],
             &cfg,
         )
         .unwrap();
     let get = |v: &[bhyt::alerts::Outcome], f: &str, c: &str| {
-        v.iter().find(|o| o.facility_code == f && o.cause == c).unwrap().clone()
+        v.iter()
+            .find(|o| o.facility_code == f && o.cause == c)
+            .unwrap()
+            .clone()
     };
     let a = get(&w2, "A", "oe_los");
     assert!(a.suppressed && a.state == "continuing");
@@ -229,9 +295,16 @@ fn reviewer_decisions_suppress_until_the_alert_worsens() {
     assert_eq!(get(&w2, "A", "oop_visit_share").state, "new");
     let b = get(&w2, "B", "oe_cost");
     assert!(!b.suppressed && b.decision.as_deref() == Some("confirmed"));
-    // Worse by more than the margin (5.0 + 1.0): raised again.
+    // The severity grew (a CUSUM does while a steady rise lasts) but the
+    // excess is not half again larger: still suppressed above; now it is
+    // (0.20 × 1.5 = 0.30 < 0.32): raised again.
     let w3 = db
-        .apply("2024-03-18", "m", &[candidate("A", "oe_los", 6.3, 1.3e8)], &cfg)
+        .apply(
+            "2024-03-18",
+            "m",
+            &[candidate("A", "oe_los", 6.3, 0.32)],
+            &cfg,
+        )
         .unwrap();
     assert!(!get(&w3, "A", "oe_los").suppressed);
     // B and A's out-of-province alert went away: resolved.
@@ -243,9 +316,9 @@ fn reviewer_decisions_suppress_until_the_alert_worsens() {
             "2024-03-11",
             "m",
             &[
-                candidate("A", "oe_los", 5.5, 1.2e8),
-                candidate("A", "oop_visit_share", 4.2, 1.0e7),
-                candidate("B", "oe_cost", 4.6, 6.0e7),
+                candidate("A", "oe_los", 6.5, 0.28),
+                candidate("A", "oop_visit_share", 4.2, 0.5),
+                candidate("B", "oe_cost", 4.6, 0.11),
             ],
             &cfg,
         )
@@ -277,7 +350,10 @@ fn reviewed_sheets_import_from_csv_and_xlsx() {
     let xlsx = dir.path().join("alerts.xlsx");
     let mut wb = rust_xlsxwriter::Workbook::new();
     let ws = wb.add_worksheet();
-    for (c, h) in ["alert_id", "severity", "decision", "comment"].iter().enumerate() {
+    for (c, h) in ["alert_id", "severity", "decision", "comment"]
+        .iter()
+        .enumerate()
+    {
         ws.write_string(0, c as u16, *h).unwrap();
     }
     ws.write_string(1, 0, "A:oe_los:2024-03-04").unwrap();
@@ -292,7 +368,10 @@ fn reviewed_sheets_import_from_csv_and_xlsx() {
 
     std::fs::write(&csv, "alert_id,decision\nA,maybe\n").unwrap();
     let e = read_reviews(&csv).unwrap_err().to_string();
-    assert!(e.contains("alerts.csv") && e.contains("row 2") && e.contains("decision"), "{e}");
+    assert!(
+        e.contains("alerts.csv") && e.contains("row 2") && e.contains("decision"),
+        "{e}"
+    );
 }
 
 /// Generated claims end to end: ingest, weekly features, detection with
@@ -336,14 +415,22 @@ fn generated_claims_run_through_detection() {
     assert!(!r.list.is_empty());
     for a in &r.list {
         assert!(!a.reason_vi.is_empty() && !a.reason_en.is_empty());
-        assert!(!a.top_claims.is_empty() || a.score.excess_vnd == 0.0, "{a:?}");
+        assert!(
+            !a.top_claims.is_empty() || a.score.excess_vnd == 0.0,
+            "{a:?}"
+        );
     }
     let alerts = std::fs::read_to_string(d.join("out/alerts.csv")).unwrap();
     assert!(alerts.starts_with('\u{feff}'));
     // No card number or name of the claims in any output.
     let personal = personal_values(&d.join("gen/claims"));
     assert!(personal.len() > 20);
-    for f in ["out/alerts.csv", "out/scores.parquet", "out/alerts.parquet", "alerts.sqlite"] {
+    for f in [
+        "out/alerts.csv",
+        "out/scores.parquet",
+        "out/alerts.parquet",
+        "alerts.sqlite",
+    ] {
         let bytes = std::fs::read(d.join(f)).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         for v in &personal {
@@ -364,7 +451,12 @@ fn personal_values(dir: &Path) -> Vec<String> {
     let xml = std::fs::read_to_string(file.path()).unwrap();
     let mut out = Vec::new();
     for part in xml.split("<NOIDUNGFILE>").skip(1) {
-        let b64: String = part.split("</NOIDUNGFILE>").next().unwrap().split_whitespace().collect();
+        let b64: String = part
+            .split("</NOIDUNGFILE>")
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
         let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(b64) else {
             continue;
         };

@@ -37,3 +37,18 @@ fn features_dictionary_is_current() {
         "datasets/features-dictionary.md is stale: run UPDATE_DICTIONARY=1 cargo test --test dictionary"
     );
 }
+
+/// models/detector.toml spells out the defaults of DetectConfig.
+#[test]
+fn detector_config_file_states_the_defaults() {
+    let path = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
+        .join("models/detector.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let file: bhyt::detect::DetectConfig = toml::from_str(&text).unwrap();
+    let a = serde_json::to_value(&file).unwrap();
+    let b = serde_json::to_value(bhyt::detect::DetectConfig::default()).unwrap();
+    assert_eq!(
+        a, b,
+        "models/detector.toml differs from DetectConfig::default()"
+    );
+}

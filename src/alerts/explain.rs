@@ -50,8 +50,16 @@ pub fn contributors(
         return Ok(out);
     }
     let map_err = |e: crate::store::StoreError| PolarsError::ComputeError(e.to_string().into());
-    let lo = spans.iter().map(|s| s.baseline.0.min(s.window.0)).min().unwrap();
-    let hi = spans.iter().map(|s| s.window.1.max(s.baseline.1)).max().unwrap();
+    let lo = spans
+        .iter()
+        .map(|s| s.baseline.0.min(s.window.0))
+        .min()
+        .unwrap();
+    let hi = spans
+        .iter()
+        .map(|s| s.window.1.max(s.baseline.1))
+        .max()
+        .unwrap();
     let span_df = df!(
         "facility_code" => spans.iter().map(|s| s.facility_code.as_str()).collect::<Vec<_>>(),
         "w0" => spans.iter().map(|s| s.window.0).collect::<Vec<_>>(),
@@ -71,7 +79,11 @@ pub fn contributors(
         lf.filter(
             col("facility_code")
                 .is_in(lit(codes.clone()).implode(false), false)
-                .and(col("discharge_date").is_between(lit_date(lo), lit_date(hi), ClosedInterval::Both)),
+                .and(col("discharge_date").is_between(
+                    lit_date(lo),
+                    lit_date(hi),
+                    ClosedInterval::Both,
+                )),
         )
         .join(
             span_df.clone().lazy(),
@@ -154,8 +166,14 @@ pub fn contributors(
             }
         }
         for ((fac, key), (w, b)) in acc {
-            let nw = n_visits.get(&(fac.clone(), "w".into())).copied().unwrap_or(0.0);
-            let nb = n_visits.get(&(fac.clone(), "b".into())).copied().unwrap_or(0.0);
+            let nw = n_visits
+                .get(&(fac.clone(), "w".into()))
+                .copied()
+                .unwrap_or(0.0);
+            let nb = n_visits
+                .get(&(fac.clone(), "b".into()))
+                .copied()
+                .unwrap_or(0.0);
             let expected = if nb > 0.0 { b * nw / nb } else { 0.0 };
             let x = w - expected;
             if x > 0.0 {
@@ -192,7 +210,10 @@ pub fn contributors(
         )
         .with_column((col("total_cost") - col("norm").fill_null(lit(0.0))).alias("x"))
         .filter(col("x").gt(lit(0.0)))
-        .sort_by_exprs([col("x")], SortMultipleOptions::default().with_order_descending(true))
+        .sort_by_exprs(
+            [col("x")],
+            SortMultipleOptions::default().with_order_descending(true),
+        )
         .group_by_stable([col("facility_code")])
         .agg([col("ma_lk").head(Some(top)), col("x").head(Some(top))])
         .explode(
@@ -241,7 +262,7 @@ pub fn contributors(
         for (fac, mut v) in first {
             v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             let e = out.entry(fac).or_default();
-            v.extend(e.claims.drain(..));
+            v.append(&mut e.claims);
             e.claims = v;
         }
     }

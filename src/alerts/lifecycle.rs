@@ -8,7 +8,10 @@
 //! one only in the earlier run is resolved. Rerunning W replaces W's rows,
 //! so reruns are idempotent. A decision `explained` or `dismissed` on a
 //! facility and cause suppresses later alerts for that cause unless they
-//! worsen by the configured margin (severity or excess).
+//! worsen: the indicator's relative excess (observed / expected − 1) grows
+//! by the configured share over its value when the decision was taken.
+//! (Not the severity: a CUSUM keeps growing while a steady, explained rise
+//! lasts, and that is not a worsening.)
 
 use std::path::Path;
 
@@ -70,6 +73,9 @@ pub struct Candidate {
     pub cause: String,
     pub severity: f64,
     pub excess_vnd: f64,
+    /// How far the indicator is above what is expected, relative
+    /// (observed / expected − 1): what "worsens" compares.
+    pub intensity: f64,
     pub reason_vi: String,
     pub reason_en: String,
 }
@@ -85,6 +91,18 @@ pub struct Outcome {
     /// Held back by an earlier `explained`/`dismissed` decision.
     pub suppressed: bool,
     /// Latest decision on the facility and cause, if any.
+    pub decision: Option<String>,
+}
+
+/// One alert of a recorded week.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeekRow {
+    pub alert_id: String,
+    pub facility_code: String,
+    pub cause: String,
+    pub state: String,
+    pub suppressed: bool,
+    pub severity: f64,
     pub decision: Option<String>,
 }
 
@@ -108,6 +126,7 @@ CREATE TABLE IF NOT EXISTS alert_weeks (
     suppressed INTEGER NOT NULL,
     severity REAL NOT NULL,
     excess_vnd REAL NOT NULL,
+    intensity REAL NOT NULL,
     reason_vi TEXT NOT NULL,
     reason_en TEXT NOT NULL,
     PRIMARY KEY (alert_id, as_of)
@@ -123,7 +142,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     reviewer TEXT NOT NULL,
     as_of TEXT NOT NULL,
     severity REAL NOT NULL,
-    excess_vnd REAL NOT NULL,
+    intensity REAL NOT NULL,
     UNIQUE (alert_id, decision, comment, reviewer)
 );
 ";
@@ -140,9 +159,7 @@ impl AlertDb {
             source,
         })?;
         let db = AlertDb { conn, path: p };
-        db.conn
-            .execute_batch(SCHEMA)
-            .map_err(|e| db.err(e))?;
+        db.conn.execute_batch(SCHEMA).map_err(|e| db.err(e))?;
         Ok(db)
     }
 
@@ -205,25 +222,24 @@ impl AlertDb {
                 Some(id) => (id.clone(), "continuing"),
                 None => (format!("{}:{}:{}", c.facility_code, c.cause, as_of), "new"),
             };
-            let last: Option<(String, f64, f64)> = tx
+            let last: Option<(String, f64)> = tx
                 .query_row(
-                    "SELECT decision, severity, excess_vnd FROM decisions
+                    "SELECT decision, intensity FROM decisions
                      WHERE facility_code = ?1 AND cause = ?2 AND as_of <= ?3
                      ORDER BY as_of DESC, id DESC LIMIT 1",
                     params![c.facility_code, c.cause, as_of],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()
                 .map_err(e)?;
             let suppressed = match &last {
-                Some((d, sev, ex)) if d != "confirmed" => {
-                    c.severity < sev + cfg.worsen_margin
-                        && c.excess_vnd <= ex * (1.0 + cfg.worsen_excess_share)
+                Some((d, at)) if d != "confirmed" => {
+                    c.intensity <= at.max(0.0) * (1.0 + cfg.worsen_share)
                 }
                 _ => false,
             };
             tx.execute(
-                "INSERT INTO alert_weeks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO alert_weeks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     alert_id,
                     as_of,
@@ -233,6 +249,7 @@ impl AlertDb {
                     suppressed as i32,
                     c.severity,
                     c.excess_vnd,
+                    c.intensity,
                     c.reason_vi,
                     c.reason_en
                 ],
@@ -252,7 +269,7 @@ impl AlertDb {
                 continue;
             }
             tx.execute(
-                "INSERT INTO alert_weeks VALUES (?1, ?2, ?3, ?4, 'resolved', 0, 0, 0, '', '')",
+                "INSERT INTO alert_weeks VALUES (?1, ?2, ?3, ?4, 'resolved', 0, 0, 0, 0, '', '')",
                 params![id, as_of, f, c],
             )
             .map_err(e)?;
@@ -265,7 +282,10 @@ impl AlertDb {
                 decision: None,
             });
         }
-        let n = out.iter().filter(|o| o.state != "resolved" && !o.suppressed).count();
+        let n = out
+            .iter()
+            .filter(|o| o.state != "resolved" && !o.suppressed)
+            .count();
         tx.execute(
             "INSERT OR REPLACE INTO runs VALUES (?1, ?2, ?3)",
             params![as_of, model_version, n as i64],
@@ -276,7 +296,7 @@ impl AlertDb {
     }
 
     /// Records a reviewer's decision on an alert (its latest week gives the
-    /// severity and excess later alerts must exceed). Recording the same
+    /// intensity later alerts must exceed to come back). Recording the same
     /// decision twice changes nothing.
     pub fn decide(
         &self,
@@ -288,7 +308,7 @@ impl AlertDb {
         let row: Option<(String, String, String, f64, f64)> = self
             .conn
             .query_row(
-                "SELECT facility_code, cause, as_of, severity, excess_vnd FROM alert_weeks
+                "SELECT facility_code, cause, as_of, severity, intensity FROM alert_weeks
                  WHERE alert_id = ?1 AND state != 'resolved' ORDER BY as_of DESC LIMIT 1",
                 [alert_id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
@@ -305,7 +325,7 @@ impl AlertDb {
             .conn
             .execute(
                 "INSERT OR IGNORE INTO decisions
-                 (alert_id, facility_code, cause, decision, comment, reviewer, as_of, severity, excess_vnd)
+                 (alert_id, facility_code, cause, decision, comment, reviewer, as_of, severity, intensity)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![alert_id, f, cause, decision.as_str(), comment, reviewer, as_of, sev, ex],
             )
@@ -313,9 +333,8 @@ impl AlertDb {
         Ok(n > 0)
     }
 
-    /// Alerts of a week with their latest decision:
-    /// (alert_id, facility, cause, state, suppressed, severity, decision).
-    pub fn week(&self, as_of: &str) -> Result<Vec<(String, String, String, String, bool, f64, Option<String>)>, LifecycleError> {
+    /// Alerts of a week with their latest decision, most severe first.
+    pub fn week(&self, as_of: &str) -> Result<Vec<WeekRow>, LifecycleError> {
         let mut st = self
             .conn
             .prepare(
@@ -327,15 +346,15 @@ impl AlertDb {
             .map_err(|e| self.err(e))?;
         let rows = st
             .query_map([as_of], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get::<_, i32>(4)? != 0,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
+                Ok(WeekRow {
+                    alert_id: r.get(0)?,
+                    facility_code: r.get(1)?,
+                    cause: r.get(2)?,
+                    state: r.get(3)?,
+                    suppressed: r.get::<_, i32>(4)? != 0,
+                    severity: r.get(5)?,
+                    decision: r.get(6)?,
+                })
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
@@ -372,8 +391,8 @@ pub fn read_reviews(path: &Path) -> Result<Vec<ReviewRow>, LifecycleError> {
     {
         Some("xlsx") => {
             use calamine::{open_workbook, Reader, Xlsx};
-            let mut wb: Xlsx<_> = open_workbook(path)
-                .map_err(|e| LifecycleError::Input(format!("{name}: {e}")))?;
+            let mut wb: Xlsx<_> =
+                open_workbook(path).map_err(|e| LifecycleError::Input(format!("{name}: {e}")))?;
             let sheet = wb
                 .sheet_names()
                 .first()
@@ -396,7 +415,11 @@ pub fn read_reviews(path: &Path) -> Result<Vec<ReviewRow>, LifecycleError> {
             let mut rows = Vec::new();
             for r in rdr.records() {
                 let r = r.map_err(|e| LifecycleError::Input(format!("{name}: {e}")))?;
-                rows.push(r.iter().map(|s| s.trim_start_matches('\u{feff}').to_string()).collect());
+                rows.push(
+                    r.iter()
+                        .map(|s| s.trim_start_matches('\u{feff}').to_string())
+                        .collect(),
+                );
             }
             rows
         }
@@ -413,7 +436,11 @@ pub fn read_reviews(path: &Path) -> Result<Vec<ReviewRow>, LifecycleError> {
     let rev = find("reviewer");
     let mut out = Vec::new();
     for (i, row) in table.iter().enumerate().skip(1) {
-        let get = |j: Option<usize>| j.and_then(|j| row.get(j)).map(|s| s.trim().to_string()).unwrap_or_default();
+        let get = |j: Option<usize>| {
+            j.and_then(|j| row.get(j))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
         let d = get(Some(dec));
         if d.is_empty() {
             continue;

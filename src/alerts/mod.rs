@@ -5,8 +5,9 @@
 //! each one (a sentence in Vietnamese and English, observed against peers
 //! and expected, the estimated excess in VND, top claims, services,
 //! departments and prescribers), records the week in the lifecycle database
-//! and writes `scores.parquet`, `alerts.parquet` and `alerts.csv` (the sheet
-//! reviewers fill in and import back with `bhyt review --import`).
+//! and writes `scores.parquet`, `multivariate.parquet` (inputs of the
+//! multivariate models), `alerts.parquet`, `alerts.csv` and `alerts.xlsx`
+//! (the sheet reviewers fill in and import back with `bhyt review --import`).
 
 pub mod explain;
 pub mod lifecycle;
@@ -126,8 +127,76 @@ pub fn period_end(start: NaiveDate, period: &str) -> NaiveDate {
     }
 }
 
-/// The reason sentence of an alert.
-pub fn reason(s: &RowScore, lang: Lang, window: usize) -> String {
+/// A peer-group key (`level|grade|kind`, `*` where widened) in words.
+pub fn peer_group_words(key: &str, lang: Lang) -> String {
+    let parts: Vec<&str> = key.split('|').collect();
+    if parts.len() != 3 {
+        return key.to_string();
+    }
+    let level = match (parts[0], lang) {
+        ("central", Lang::Vi) => "tuyến trung ương",
+        ("provincial", Lang::Vi) => "tuyến tỉnh",
+        ("district", Lang::Vi) => "tuyến huyện",
+        ("commune", Lang::Vi) => "tuyến xã",
+        ("central", Lang::En) => "central level",
+        ("provincial", Lang::En) => "provincial level",
+        ("district", Lang::En) => "district level",
+        ("commune", Lang::En) => "commune level",
+        (other, _) => other,
+    }
+    .to_string();
+    let grade = match (parts[1], lang) {
+        ("*", _) => None,
+        (g, Lang::Vi) => Some(format!("hạng {g}")),
+        (g, Lang::En) => Some(format!("grade {g}")),
+    };
+    let kind = match (parts[2], lang) {
+        ("*", _) => None,
+        ("general", Lang::Vi) => Some("đa khoa".to_string()),
+        ("specialist", Lang::Vi) => Some("chuyên khoa".to_string()),
+        ("clinic", Lang::Vi) => Some("phòng khám".to_string()),
+        (k, _) => Some(k.to_string()),
+    };
+    [Some(level), grade, kind]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `n` periods in words.
+fn periods_words(n: u32, period: &str, lang: Lang) -> String {
+    let (vi, en, en1) = match period {
+        "month" => ("tháng", "months", "month"),
+        "quarter" => ("quý", "quarters", "quarter"),
+        "year" => ("năm", "years", "year"),
+        _ => ("tuần", "weeks", "week"),
+    };
+    match (lang, n) {
+        (Lang::Vi, _) => format!("{n} {vi}"),
+        (Lang::En, 1) => format!("the last {en1}"),
+        (Lang::En, _) => format!("the last {n} {en}"),
+    }
+}
+
+/// Relative excess of the alert's indicator, observed / expected − 1
+/// (expected: the facility's own expectation, else the peer median; for a
+/// claim check, flagged against expected claims). What a later alert must
+/// exceed to count as worse after an "explained" decision.
+pub fn intensity(s: &RowScore) -> f64 {
+    let reference = s.expected.or(s.peer_value);
+    match (s.detector.as_str(), s.observed, reference) {
+        ("claims", Some(o), Some(e)) => (o - e) / e.max(0.5),
+        (_, Some(o), Some(e)) if s.signal == "visits" => (o - e).exp() - 1.0,
+        (_, Some(o), Some(e)) if e > 0.0 => o / e - 1.0,
+        _ => s.severity / 10.0,
+    }
+}
+
+/// The reason sentence of an alert (`period`: week, month, … of the table).
+pub fn reason(s: &RowScore, lang: Lang, period: &str) -> String {
+    let window = periods_words(s.window_periods, period, lang);
+    let group = peer_group_words(&s.peer_group, lang);
     let sig = s.signal.as_str();
     let lab = label(sig, lang);
     let v = |x: Option<f64>| x.map(|x| show(sig, x, lang)).unwrap_or_else(|| "–".into());
@@ -150,21 +219,21 @@ pub fn reason(s: &RowScore, lang: Lang, window: usize) -> String {
             capitalise(lab), v(s.observed), onset, v(s.expected), v(s.peer_value), sev, amount
         ),
         ("peer", Lang::Vi) => format!(
-            "{} trong {} kỳ gần nhất là {}, cao hơn hẳn trung vị {} của các cơ sở cùng nhóm ({}), kể cả khi đã tính sai số do quy mô; mức độ {}; chi vượt ước tính {}.",
-            capitalise(lab), window, v(s.observed), v(s.peer_value), s.peer_group, sev, amount
+            "{} trong {} gần nhất là {}, cao hơn hẳn trung vị {} của các cơ sở cùng nhóm ({}), kể cả khi đã tính sai số do quy mô; mức độ {}; chi vượt ước tính {}.",
+            capitalise(lab), window, v(s.observed), v(s.peer_value), group, sev, amount
         ),
         ("peer", Lang::En) => format!(
-            "{} over the last {} periods is {}, well above the median {} of its peer group ({}), after allowing for its volume; severity {}; estimated excess {}.",
-            capitalise(lab), window, v(s.observed), v(s.peer_value), s.peer_group, sev, amount
+            "{} over {} is {}, well above the median {} of its peer group ({}), after allowing for its volume; severity {}; estimated excess {}.",
+            capitalise(lab), window, v(s.observed), v(s.peer_value), group, sev, amount
         ),
         ("claims", Lang::Vi) => format!(
-            "Có {} {} trong {} kỳ gần nhất (từ {}), trong khi theo tỷ lệ chung của tỉnh chỉ khoảng {}; mức độ {}; chi phí liên quan ước tính {}.",
+            "Có {} {} trong {} gần nhất (từ {}), trong khi theo tỷ lệ chung của tỉnh chỉ khoảng {}; mức độ {}; chi phí liên quan ước tính {}.",
             v(s.observed), lab, window, onset,
             s.expected.map(|e| format!("{e:.1}").replace('.', ",")).unwrap_or_else(|| "–".into()),
             sev, amount
         ),
         ("claims", Lang::En) => format!(
-            "{} {} in the last {} periods (from {}), where the province rate gives about {}; severity {}; related cost {}.",
+            "{} {} in {} (from {}), where the province rate gives about {}; severity {}; related cost {}.",
             v(s.observed), lab, window, onset,
             s.expected.map(|e| format!("{e:.1}")).unwrap_or_else(|| "–".into()),
             sev, amount
@@ -202,12 +271,15 @@ fn join_top(list: &[(String, f64)], lang: Lang) -> String {
 }
 
 fn read_parquet(path: &std::path::Path) -> Result<DataFrame, AlertError> {
-    LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), Default::default())
-        .and_then(|l| l.collect())
-        .map_err(|source| AlertError::Polars {
-            path: path.display().to_string(),
-            source,
-        })
+    LazyFrame::scan_parquet(
+        PlRefPath::new(path.to_string_lossy().as_ref()),
+        Default::default(),
+    )
+    .and_then(|l| l.collect())
+    .map_err(|source| AlertError::Polars {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// The weekly run: score, raise, explain, record.
@@ -267,6 +339,8 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
     let scores = model.score(&table, counts)?;
     let mut sf = detect::scores_frame(&scores, &model.config.alert)?;
     crate::store::write_parquet_atomic(&mut sf, &o.out.join("scores.parquet"))?;
+    let mut mv = model.multivariate_inputs(&table, counts)?;
+    crate::store::write_parquet_atomic(&mut mv, &o.out.join("multivariate.parquet"))?;
     let last = scores
         .iter()
         .map(|s| s.period_start)
@@ -290,7 +364,6 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
             .total_cmp(&a.severity)
             .then(a.facility_code.cmp(&b.facility_code))
     });
-    let window = model.config.peer.window;
     let candidates: Vec<Candidate> = week
         .iter()
         .map(|s| Candidate {
@@ -298,8 +371,9 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
             cause: cause_of(s),
             severity: s.severity,
             excess_vnd: s.excess_vnd,
-            reason_vi: reason(s, Lang::Vi, window),
-            reason_en: reason(s, Lang::En, window),
+            intensity: intensity(s),
+            reason_vi: reason(s, Lang::Vi, &period_name),
+            reason_en: reason(s, Lang::En, &period_name),
         })
         .collect();
     let mut db = AlertDb::open(&o.alerts_db)?;
@@ -340,7 +414,10 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
     };
     let names: HashMap<String, String> = match &store {
         Some(st) if st.facilities_path().exists() => {
-            let f = st.facilities()?.select([col("facility_code"), col("name")]).collect()?;
+            let f = st
+                .facilities()?
+                .select([col("facility_code"), col("name")])
+                .collect()?;
             let c = f.column("facility_code")?.str()?.clone();
             let n = f.column("name")?.str()?.clone();
             (0..f.height())
@@ -353,7 +430,9 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
     for (s, c) in week.iter().zip(&candidates) {
         let out = outcomes
             .iter()
-            .find(|x| x.facility_code == c.facility_code && x.cause == c.cause && x.state != "resolved")
+            .find(|x| {
+                x.facility_code == c.facility_code && x.cause == c.cause && x.state != "resolved"
+            })
             .expect("every candidate has an outcome");
         let k = contrib.get(&s.facility_code).cloned().unwrap_or_default();
         list.push(Alert {
@@ -372,7 +451,7 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
             top_prescribers: join_top(&k.prescribers, o.lang),
         });
     }
-    write_alerts(&list, o)?;
+    write_alerts(&list, o, as_of)?;
     let count = |st: &str| {
         outcomes
             .iter()
@@ -412,9 +491,15 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
 
 /// Columns of `alerts.parquet` / `alerts.csv`.
 pub const ALERT_COLUMNS: &[(&str, &str)] = &[
-    ("alert_id", "facility:cause:first week — quote it when deciding"),
+    (
+        "alert_id",
+        "facility:cause:first week — quote it when deciding",
+    ),
     ("state", "new, continuing"),
-    ("suppressed", "held back by an earlier explained/dismissed decision (not listed for review)"),
+    (
+        "suppressed",
+        "held back by an earlier explained/dismissed decision (not worse since)",
+    ),
     ("facility_code", "MA_CSKCB"),
     ("facility_name", "name in the registry"),
     ("peer_group", "peer group"),
@@ -426,22 +511,37 @@ pub const ALERT_COLUMNS: &[(&str, &str)] = &[
     ("level", "alert or high"),
     ("observed", "value of the indicator"),
     ("peer_value", "peer-group median"),
-    ("expected", "expected value from the facility's own history, moved as its peers moved"),
+    (
+        "expected",
+        "expected value from the facility's own history, moved as its peers moved",
+    ),
     ("excess_vnd", "estimated excess cost of the episode, VND"),
     ("reason", "the reason sentence in the run's language"),
     ("reason_vi", "Vietnamese reason"),
     ("reason_en", "English reason"),
-    ("top_claims", "MA_LK of the claims that add most, with their excess"),
-    ("top_services", "services/drugs that grew most against the baseline"),
+    (
+        "top_claims",
+        "MA_LK of the claims that add most, with their excess",
+    ),
+    (
+        "top_services",
+        "services/drugs that grew most against the baseline",
+    ),
     ("top_departments", "departments (MA_KHOA) that grew most"),
     ("top_prescribers", "prescribers (MA_BAC_SI) that grew most"),
-    ("last_decision", "latest reviewer decision on this facility and cause"),
-    ("decision", "for reviewers: confirmed / explained / dismissed"),
+    (
+        "last_decision",
+        "latest reviewer decision on this facility and cause",
+    ),
+    (
+        "decision",
+        "for reviewers: confirmed / explained / dismissed",
+    ),
     ("comment", "for reviewers"),
     ("reviewer", "for reviewers"),
 ];
 
-fn write_alerts(list: &[Alert], o: &RunOptions) -> Result<(), AlertError> {
+fn write_alerts(list: &[Alert], o: &RunOptions, as_of: NaiveDate) -> Result<(), AlertError> {
     let s = |f: &dyn Fn(&Alert) -> String| list.iter().map(f).collect::<Vec<String>>();
     let level = |a: &Alert| {
         if a.score.severity >= o.config.alert.high_severity {
@@ -463,25 +563,37 @@ fn write_alerts(list: &[Alert], o: &RunOptions) -> Result<(), AlertError> {
             "suppressed".into(),
             list.iter().map(|a| a.suppressed).collect::<Vec<_>>(),
         ),
-        Column::new("facility_code".into(), s(&|a| a.score.facility_code.clone())),
+        Column::new(
+            "facility_code".into(),
+            s(&|a| a.score.facility_code.clone()),
+        ),
         Column::new(
             "facility_name".into(),
             s(&|a| a.facility_name.clone().unwrap_or_default()),
         ),
         Column::new("peer_group".into(), s(&|a| a.score.peer_group.clone())),
-        Column::new("period_start".into(), s(&|a| a.score.period_start.to_string())),
+        Column::new(
+            "period_start".into(),
+            s(&|a| a.score.period_start.to_string()),
+        ),
         Column::new(
             "onset".into(),
             s(&|a| a.score.onset.map(|d| d.to_string()).unwrap_or_default()),
         ),
         Column::new("detector".into(), s(&|a| a.score.detector.clone())),
         Column::new("cause".into(), s(&|a| a.cause.clone())),
-        Column::new("severity".into(), num(&|a| Some((a.score.severity * 100.0).round() / 100.0))),
+        Column::new(
+            "severity".into(),
+            num(&|a| Some((a.score.severity * 100.0).round() / 100.0)),
+        ),
         Column::new("level".into(), s(&level)),
         Column::new("observed".into(), num(&|a| a.score.observed)),
         Column::new("peer_value".into(), num(&|a| a.score.peer_value)),
         Column::new("expected".into(), num(&|a| a.score.expected)),
-        Column::new("excess_vnd".into(), num(&|a| Some(a.score.excess_vnd.round()))),
+        Column::new(
+            "excess_vnd".into(),
+            num(&|a| Some(a.score.excess_vnd.round())),
+        ),
         Column::new("reason".into(), s(&reason)),
         Column::new("reason_vi".into(), s(&|a| a.reason_vi.clone())),
         Column::new("reason_en".into(), s(&|a| a.reason_en.clone())),
@@ -500,7 +612,62 @@ fn write_alerts(list: &[Alert], o: &RunOptions) -> Result<(), AlertError> {
     crate::store::write_parquet_atomic(&mut df, &o.out.join("alerts.parquet"))?;
     // CSV for reviewers: UTF-8 with a BOM so spreadsheet programs read Vietnamese.
     let mut buf: Vec<u8> = "\u{feff}".as_bytes().to_vec();
-    CsvWriter::new(&mut buf).include_header(true).finish(&mut df)?;
+    CsvWriter::new(&mut buf)
+        .include_header(true)
+        .finish(&mut df)?;
     crate::store::write_atomic(&o.out.join("alerts.csv"), &buf)?;
+    let xlsx =
+        alerts_xlsx(&df, as_of).map_err(|e| AlertError::Input(format!("alerts.xlsx: {e}")))?;
+    crate::store::write_atomic(&o.out.join("alerts.xlsx"), &xlsx)?;
     Ok(())
+}
+
+/// The reviewers' sheet: the alerts with a drop-down for the decision.
+/// The document date is the run's week, so a rerun writes the same bytes.
+fn alerts_xlsx(df: &DataFrame, as_of: NaiveDate) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    use chrono::Datelike;
+    use rust_xlsxwriter::{DataValidation, DocProperties, ExcelDateTime, Format, Workbook};
+    let mut wb = Workbook::new();
+    let date =
+        ExcelDateTime::from_ymd(as_of.year() as u16, as_of.month() as u8, as_of.day() as u8)?;
+    wb.set_properties(&DocProperties::new().set_creation_datetime(&date));
+    let ws = wb.add_worksheet();
+    ws.set_name("alerts")?;
+    let bold = Format::new().set_bold();
+    for (c, col) in df.columns().iter().enumerate() {
+        let c = c as u16;
+        ws.write_string_with_format(0, c, col.name().as_str(), &bold)?;
+        let s = col.as_materialized_series();
+        for r in 0..df.height() {
+            let row = r as u32 + 1;
+            match s.get(r) {
+                Ok(AnyValue::Float64(v)) => {
+                    ws.write_number(row, c, v)?;
+                }
+                Ok(AnyValue::Boolean(v)) => {
+                    ws.write_string(row, c, if v { "true" } else { "false" })?;
+                }
+                Ok(AnyValue::String(v)) => {
+                    ws.write_string(row, c, v)?;
+                }
+                Ok(AnyValue::Null) | Err(_) => {}
+                Ok(v) => {
+                    ws.write_string(row, c, v.to_string())?;
+                }
+            }
+        }
+    }
+    if let Some(c) = df.columns().iter().position(|c| c.name() == "decision") {
+        let dv =
+            DataValidation::new().allow_list_strings(&["confirmed", "explained", "dismissed"])?;
+        ws.add_data_validation(
+            1,
+            c as u16,
+            (df.height() as u32).max(1) + 200,
+            c as u16,
+            &dv,
+        )?;
+    }
+    ws.set_freeze_panes(1, 0)?;
+    wb.save_to_buffer()
 }

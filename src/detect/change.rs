@@ -203,7 +203,10 @@ pub(crate) fn run(
     for si in 0..ns {
         let med = p.group_median(&z[si], cfg.min_peers);
         for i in 0..n {
-            let m = med.get(&(p.group[i].as_str(), p.period[i])).copied().unwrap_or(0.0);
+            let m = med
+                .get(&(p.group[i].as_str(), p.period[i]))
+                .copied()
+                .unwrap_or(0.0);
             if let (Some(v), Some(d)) = (z[si][i], sd[si][i]) {
                 z[si][i] = Some(v - m);
                 let b = base[&p.fac[i]][si].expect("z implies a baseline");
@@ -344,9 +347,16 @@ mod tests {
             .map(|r| r.period_start)
             .min()
             .unwrap();
-        let onset = s.iter().find(|r| r.facility_code == "BIG").unwrap().period_start
+        let onset = s
+            .iter()
+            .find(|r| r.facility_code == "BIG")
+            .unwrap()
+            .period_start
             + chrono::Duration::days(10);
-        assert!(first <= onset + chrono::Duration::days(1), "{first} vs {onset}");
+        assert!(
+            first <= onset + chrono::Duration::days(1),
+            "{first} vs {onset}"
+        );
     }
 
     #[test]

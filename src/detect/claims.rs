@@ -69,7 +69,11 @@ fn period_start(period: Period) -> Expr {
 }
 
 /// Computes the flags over the whole store.
-pub fn flag_claims(store: &Store, period: Period, cfg: &ClaimConfig) -> Result<ClaimFlags, DetectError> {
+pub fn flag_claims(
+    store: &Store,
+    period: Period,
+    cfg: &ClaimConfig,
+) -> Result<ClaimFlags, DetectError> {
     let visits = store
         .visits()
         .map_err(|e| DetectError::Input(e.to_string()))?
@@ -196,10 +200,7 @@ pub fn flag_claims(store: &Store, period: Period, cfg: &ClaimConfig) -> Result<C
                 .then(
                     col("total_cost")
                         * when(col("inpatient"))
-                            .then(
-                                (col("_bed_qty") - los.clone() - lit(1.0))
-                                    / col("_bed_qty"),
-                            )
+                            .then((col("_bed_qty") - los.clone() - lit(1.0)) / col("_bed_qty"))
                             .otherwise(lit(0.5)),
                 )
                 .otherwise(lit(0.0))
@@ -208,12 +209,7 @@ pub fn flag_claims(store: &Store, period: Period, cfg: &ClaimConfig) -> Result<C
         .collect()?;
     let mut aggs = vec![len().cast(DataType::Float64).alias("claims")];
     for k in KINDS {
-        aggs.push(
-            col(k)
-                .cast(DataType::Float64)
-                .sum()
-                .alias(format!("{k}_n")),
-        );
+        aggs.push(col(k).cast(DataType::Float64).sum().alias(format!("{k}_n")));
         aggs.push(col(format!("{k}_excess")).sum().alias(format!("{k}_cost")));
     }
     let counts = v
@@ -227,17 +223,14 @@ pub fn flag_claims(store: &Store, period: Period, cfg: &ClaimConfig) -> Result<C
         KINDS
             .iter()
             .map(|k| {
-                v.clone()
-                    .lazy()
-                    .filter(col(*k))
-                    .select([
-                        col("facility_code"),
-                        col("period_start"),
-                        col("ma_lk"),
-                        lit(*k).alias("kind"),
-                        col("total_cost"),
-                        col(format!("{k}_excess")).alias("excess_vnd"),
-                    ])
+                v.clone().lazy().filter(col(*k)).select([
+                    col("facility_code"),
+                    col("period_start"),
+                    col("ma_lk"),
+                    lit(*k).alias("kind"),
+                    col("total_cost"),
+                    col(format!("{k}_excess")).alias("excess_vnd"),
+                ])
             })
             .collect::<Vec<_>>(),
         UnionArgs::default(),

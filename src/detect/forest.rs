@@ -137,7 +137,10 @@ fn grow<D: Data<Elem = f64>>(
 impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, ForestError> for IsolationForestParams {
     type Object = IsolationForest;
 
-    fn fit(&self, dataset: &DatasetBase<ArrayBase<D, Ix2>, T>) -> Result<IsolationForest, ForestError> {
+    fn fit(
+        &self,
+        dataset: &DatasetBase<ArrayBase<D, Ix2>, T>,
+    ) -> Result<IsolationForest, ForestError> {
         let x = &dataset.records;
         let n = x.nrows();
         if n == 0 {
@@ -179,7 +182,11 @@ impl IsolationForest {
                     left,
                     right,
                 } => {
-                    id = if row[feature] < threshold { left } else { right };
+                    id = if row[feature] < threshold {
+                        left
+                    } else {
+                        right
+                    };
                     depth += 1.0;
                 }
                 Node::Leaf { size } => return depth + average_path_length(size),
@@ -251,6 +258,9 @@ mod tests {
         assert!(above <= 100, "{one} {above}");
         assert!(f.score_row(&[0.0, 0.0, 0.0]) < 0.45);
         let g = IsolationForestParams::default().fit(&ds).unwrap();
-        assert_eq!(g.score_row(&[1.0, -1.0, 0.5]), f.score_row(&[1.0, -1.0, 0.5]));
+        assert_eq!(
+            g.score_row(&[1.0, -1.0, 0.5]),
+            f.score_row(&[1.0, -1.0, 0.5])
+        );
     }
 }

@@ -19,6 +19,10 @@
 //! the same period), so the scores of past periods are what a weekly run at
 //! the time would have said — the evaluation relies on that.
 
+// The detectors work on parallel column vectors of the panel indexed by
+// row; index loops say that more plainly than zipped iterators.
+#![allow(clippy::needless_range_loop)]
+
 pub mod calibrate;
 pub mod change;
 pub mod claims;
@@ -70,10 +74,10 @@ pub struct AlertConfig {
     /// Severity of a "high" alert. Default 6.0.
     pub high_severity: f64,
     /// An alert dismissed or explained by a reviewer is raised again for the
-    /// same cause only if its severity grows by this much. Default 1.0.
-    pub worsen_margin: f64,
-    /// … or its estimated excess by this share. Default 0.5.
-    pub worsen_excess_share: f64,
+    /// same cause only if the indicator's relative excess (observed /
+    /// expected − 1) grows by this share over its value at the decision
+    /// (0.5: a 20 % excess must pass 30 %). Default 0.5.
+    pub worsen_share: f64,
 }
 
 impl Default for AlertConfig {
@@ -81,15 +85,14 @@ impl Default for AlertConfig {
         AlertConfig {
             alert_severity: 4.0,
             high_severity: 6.0,
-            worsen_margin: 1.0,
-            worsen_excess_share: 0.5,
+            worsen_share: 0.5,
         }
     }
 }
 
 /// Configuration of detection (`models/detector.toml`); every field has a
 /// documented default.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DetectConfig {
     pub change: ChangeConfig,
@@ -98,14 +101,23 @@ pub struct DetectConfig {
     pub mixture: MixtureConfig,
     /// Periods averaged before the multivariate scores are calibrated
     /// (one odd week is not a finding). Default 4.
-    #[serde(default = "default_mv_window")]
     pub multivariate_window: usize,
     pub claims: ClaimConfig,
     pub alert: AlertConfig,
 }
 
-fn default_mv_window() -> usize {
-    4
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            change: ChangeConfig::default(),
+            peer: PeerConfig::default(),
+            forest: IsolationForestParams::default(),
+            mixture: MixtureConfig::default(),
+            multivariate_window: 4,
+            claims: ClaimConfig::default(),
+            alert: AlertConfig::default(),
+        }
+    }
 }
 
 /// What a saved model was fitted on.
@@ -262,7 +274,10 @@ impl Panel {
 }
 
 fn needed_columns(cfg: &DetectConfig) -> Vec<String> {
-    let mut c: Vec<String> = signals::PRICING_COLUMNS.iter().map(|s| s.to_string()).collect();
+    let mut c: Vec<String> = signals::PRICING_COLUMNS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     for s in &cfg.change.signals {
         c.push(s.column.clone());
         c.push(s.volume.clone());
@@ -304,11 +319,16 @@ fn statistics(
             .iter()
             .position(|s| &s.column == name)
             .ok_or_else(|| {
-                DetectError::Input(format!("peer signal `{name}` is not among the change signals"))
+                DetectError::Input(format!(
+                    "peer signal `{name}` is not among the change signals"
+                ))
             })?;
         peer_signals.push(idx);
     }
-    let refs: Vec<&Signal> = peer_signals.iter().map(|&i| &cfg.change.signals[i]).collect();
+    let refs: Vec<&Signal> = peer_signals
+        .iter()
+        .map(|&i| &cfg.change.signals[i])
+        .collect();
     let pe = peer::run(p, &cfg.peer, &refs);
     let nf = ch.z.len() + pe.z.len();
     let mut x = Array2::<f64>::zeros((p.len(), nf));
@@ -385,12 +405,23 @@ pub fn fit(
     let xt = st.x.select(ndarray::Axis(0), &train);
     let forest = cfg.forest.fit(&DatasetBase::from(xt.clone()))?;
     let mixture = Mixture::fit(&xt, &cfg.mixture).ok();
-    let (fs, ms) = multivariate_raw(&p, &st.x, &forest, mixture.as_ref(), cfg.multivariate_window);
+    let (fs, ms) = multivariate_raw(
+        &p,
+        &st.x,
+        &forest,
+        mixture.as_ref(),
+        cfg.multivariate_window,
+    );
     let mut forest_null: Vec<f64> = train.iter().map(|&i| fs[i]).collect();
     forest_null.sort_by(f64::total_cmp);
     let mut mixture_null: Vec<f64> = train.iter().map(|&i| ms[i]).collect();
     mixture_null.sort_by(f64::total_cmp);
-    let last_train = periods.iter().copied().filter(|&d| d < train_end).max().unwrap_or(periods[0]);
+    let last_train = periods
+        .iter()
+        .copied()
+        .filter(|&d| d < train_end)
+        .max()
+        .unwrap_or(periods[0]);
     Ok(DetectorModel {
         meta: ModelMeta {
             version: MODEL_VERSION.into(),
@@ -472,6 +503,9 @@ pub struct RowScore {
     pub expected: Option<f64>,
     /// First period of the episode behind the severity.
     pub onset: Option<chrono::NaiveDate>,
+    /// Periods in the trailing window of the peer and claim detectors
+    /// (fewer than the configured window at the start of the data).
+    pub window_periods: u32,
     /// Estimated excess cost of the episode, VND.
     pub excess_vnd: f64,
     pub sev_change: f64,
@@ -505,6 +539,17 @@ impl DetectorModel {
             }
         }
         let p = Panel::from_df(&table, &needed)?;
+        let known = p
+            .ranges
+            .iter()
+            .filter(|r| self.baselines.contains_key(&p.fac[r.0]))
+            .count();
+        if known * 2 < p.ranges.len() {
+            return Err(DetectError::Input(format!(
+                "the model knows {known} of the table's {} facilities: it was fitted on other data; fit it on this province's history (--fit)",
+                p.ranges.len()
+            )));
+        }
         let train_end = days_of(self.meta.training_to) + 1;
         let st = statistics(&p, cfg, &self.baselines, train_end)?;
         if st.x.ncols() != self.forest.n_features() {
@@ -530,6 +575,9 @@ impl DetectorModel {
         let k = cfg.change.cusum_k;
         let mut out = Vec::with_capacity(p.len());
         for i in 0..p.len() {
+            let lo = p.ranges[p.ranges.partition_point(|r| r.1 <= i)].0;
+            let window_periods =
+                (i - i.saturating_sub(cfg.peer.window.max(1) - 1).max(lo) + 1) as u32;
             // Change: the signal with the largest CUSUM.
             let (mut c_best, mut c_sig) = (0.0, 0usize);
             for si in 0..ns {
@@ -562,7 +610,7 @@ impl DetectorModel {
             };
             let (p_claims, c_kind, c_obs, c_exp, c_excess) = claim_sev
                 .as_ref()
-                .map(|c| c[i].clone())
+                .map(|c| c[i])
                 .unwrap_or((1.0, 0, None, None, 0.0));
             let ps = [p_change, p_peer, p_forest, p_mixture, p_claims];
             let (arg, pmin) = ps
@@ -611,7 +659,14 @@ impl DetectorModel {
                         ),
                         _ => (p.value(s, i), st.change.expected[si][i]),
                     };
-                    (s.column.clone(), observed, peer_median, expected, onset, excess)
+                    (
+                        s.column.clone(),
+                        observed,
+                        peer_median,
+                        expected,
+                        onset,
+                        excess,
+                    )
                 }
                 None => (
                     claims::KINDS[c_kind].to_string(),
@@ -639,6 +694,7 @@ impl DetectorModel {
                 peer_value,
                 expected,
                 onset,
+                window_periods,
                 excess_vnd: excess,
                 sev_change: severity_of_p(p_change),
                 sev_peer: severity_of_p(p_peer),
@@ -650,6 +706,35 @@ impl DetectorModel {
             });
         }
         Ok(out)
+    }
+
+    /// The inputs of the multivariate models per facility-period, with the
+    /// raw forest score and mixture negative log-density (unwindowed): for
+    /// analysts and for the scikit-learn comparison in `benches/`.
+    pub fn multivariate_inputs(
+        &self,
+        table: &DataFrame,
+        claim_counts: Option<&DataFrame>,
+    ) -> Result<DataFrame, DetectError> {
+        let table = with_claims(table, claim_counts)?;
+        let p = Panel::from_df(&table, &needed_columns(&self.config))?;
+        let train_end = days_of(self.meta.training_to) + 1;
+        let st = statistics(&p, &self.config, &self.baselines, train_end)?;
+        let (fs, ms) = multivariate_raw(&p, &st.x, &self.forest, self.mixture.as_ref(), 1);
+        let mut cols = vec![
+            Column::new("facility_code".into(), p.fac.clone()),
+            Column::new("period_start".into(), p.period.clone()).cast(&DataType::Date)?,
+            Column::new(
+                "training".into(),
+                p.period.iter().map(|d| *d < train_end).collect::<Vec<_>>(),
+            ),
+        ];
+        for (k, name) in self.meta.features.iter().enumerate() {
+            cols.push(Column::new(name.as_str().into(), st.x.column(k).to_vec()));
+        }
+        cols.push(Column::new("forest_score".into(), fs));
+        cols.push(Column::new("mixture_nll".into(), ms));
+        Ok(DataFrame::new_infer_height(cols)?)
     }
 
     /// Writes the model as pretty JSON (atomically).
@@ -676,10 +761,13 @@ impl DetectorModel {
     }
 }
 
-/// Claim checks per row: (p, kind, flagged in window, expected, excess VND).
+/// Claim checks of one row: (p, kind, flagged in window, expected, excess VND).
+type ClaimSeverity = (f64, usize, Option<f64>, Option<f64>, f64);
+
+/// Claim checks per row.
 /// The expected count is the window's claims × the province rate of the
 /// same window (all facilities).
-fn claim_severity(p: &Panel, cfg: &DetectConfig) -> Vec<(f64, usize, Option<f64>, Option<f64>, f64)> {
+fn claim_severity(p: &Panel, cfg: &DetectConfig) -> Vec<ClaimSeverity> {
     let w = cfg.peer.window.max(1);
     let n = p.len();
     let claims = p.col("claims");
@@ -789,14 +877,35 @@ pub const SCORE_COLUMNS: &[(&str, &str)] = &[
     ("period_start", "first day of the period"),
     ("peer_group", "peer group of the facility"),
     ("visits", "visits in the period"),
-    ("severity", "ensemble severity: Φ⁻¹(1 − p) of the Šidák-combined smallest detector tail probability"),
-    ("level", "normal, watch (≥ alert − 1), alert (≥ alert_severity), high (≥ high_severity)"),
+    (
+        "severity",
+        "ensemble severity: Φ⁻¹(1 − p) of the Šidák-combined smallest detector tail probability",
+    ),
+    (
+        "level",
+        "normal, watch (≥ alert − 1), alert (≥ alert_severity), high (≥ high_severity)",
+    ),
     ("alert", "severity ≥ alert_severity"),
-    ("detector", "detector with the smallest tail probability: change, peer, forest, mixture, claims"),
-    ("signal", "indicator behind it (for claims: duplicate, los_outlier, mismatch)"),
-    ("observed", "value of the signal in the period (claims: flagged claims in the window)"),
-    ("peer_value", "peer-group median of the signal's window mean"),
-    ("expected", "the facility's baseline moved as its peers moved (claims: expected flagged claims)"),
+    (
+        "detector",
+        "detector with the smallest tail probability: change, peer, forest, mixture, claims",
+    ),
+    (
+        "signal",
+        "indicator behind it (for claims: duplicate, los_outlier, mismatch)",
+    ),
+    (
+        "observed",
+        "value of the signal in the period (claims: flagged claims in the window)",
+    ),
+    (
+        "peer_value",
+        "peer-group median of the signal's window mean",
+    ),
+    (
+        "expected",
+        "the facility's baseline moved as its peers moved (claims: expected flagged claims)",
+    ),
     ("onset", "first period of the episode (CUSUM run or window)"),
     ("excess_vnd", "estimated excess cost of the episode, VND"),
     ("sev_change", "severity of the change detector"),
@@ -804,6 +913,12 @@ pub const SCORE_COLUMNS: &[(&str, &str)] = &[
     ("sev_forest", "severity of the isolation forest"),
     ("sev_mixture", "severity of the Gaussian mixture"),
     ("sev_claims", "severity of the claim checks"),
-    ("claims_flagged", "flagged claims in the window when the claim checks drive"),
-    ("claims_expected", "flagged claims expected at the province rate"),
+    (
+        "claims_flagged",
+        "flagged claims in the window when the claim checks drive",
+    ),
+    (
+        "claims_expected",
+        "flagged claims expected at the province rate",
+    ),
 ];

@@ -106,7 +106,9 @@ pub(crate) fn run(p: &Panel, cfg: &PeerConfig, signals: &[&Signal]) -> PeerOut {
         let mut by: HashMap<(&str, i32), Vec<usize>> = HashMap::new();
         for i in 0..n {
             if mean[i].is_some() {
-                by.entry((p.group[i].as_str(), p.period[i])).or_default().push(i);
+                by.entry((p.group[i].as_str(), p.period[i]))
+                    .or_default()
+                    .push(i);
             }
         }
         let mut z = vec![None; n];

@@ -114,16 +114,16 @@ pub fn label(signal: &str, lang: Lang) -> &'static str {
         ),
         "visits" => ("số lượt khám chữa bệnh", "number of visits"),
         "duplicate" => (
-            "số hồ sơ trùng lặp (cùng thẻ, cùng ngày, cùng chẩn đoán)",
-            "duplicate claims (same card, day and diagnosis)",
+            "hồ sơ trùng lặp (cùng thẻ, trùng thời gian, cùng chẩn đoán)",
+            "duplicate claims (same card, overlapping dates, same diagnosis)",
         ),
         "los_outlier" => (
-            "số đợt nội trú dài bất thường so với chuẩn của chẩn đoán",
+            "đợt nội trú dài bất thường so với chuẩn của chẩn đoán",
             "stays far longer than the diagnosis norm",
         ),
         "mismatch" => (
-            "số hồ sơ có dịch vụ không phù hợp loại hình khám (tiền giường ở lượt ngoại trú)",
-            "claims with services that do not fit the visit type (bed days on outpatient visits)",
+            "hồ sơ có dịch vụ không phù hợp loại hình khám (tiền giường nội trú ở lượt ngoại trú, số ngày giường vượt số ngày điều trị)",
+            "claims with services that do not fit the visit type (inpatient bed-days on outpatient visits, more bed-days than days of stay)",
         ),
         "multivariate" => (
             "tổ hợp nhiều chỉ số cùng lệch (mô hình đa biến)",
@@ -164,7 +164,17 @@ pub fn show(signal: &str, value: f64, lang: Lang) -> String {
 }
 
 /// Language of user-facing text: Vietnamese first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Lang {
     #[default]

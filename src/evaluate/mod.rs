@@ -180,9 +180,15 @@ pub fn evaluate(scores: &[ScoredPeriod], labels: &[Label], grace_days: i64) -> E
         let lo = l.start - chrono::Duration::days(6);
         let rows: Vec<&ScoredPeriod> = scores
             .iter()
-            .filter(|s| s.facility_code == l.facility_code && s.period_start >= lo && s.period_start <= end)
+            .filter(|s| {
+                s.facility_code == l.facility_code && s.period_start >= lo && s.period_start <= end
+            })
             .collect();
-        let first = rows.iter().filter(|s| s.alert).map(|s| s.period_start).min();
+        let first = rows
+            .iter()
+            .filter(|s| s.alert)
+            .map(|s| s.period_start)
+            .min();
         outcomes.push(LabelOutcome {
             facility_code: l.facility_code.clone(),
             kind: l.kind.clone(),
@@ -207,7 +213,9 @@ pub fn evaluate(scores: &[ScoredPeriod], labels: &[Label], grace_days: i64) -> E
         .collect();
     let benign: BTreeSet<String> = outcomes
         .iter()
-        .filter(|o| o.benign && o.first_alert.is_some() && !fraud.contains(o.facility_code.as_str()))
+        .filter(|o| {
+            o.benign && o.first_alert.is_some() && !fraud.contains(o.facility_code.as_str())
+        })
         .map(|o| o.facility_code.clone())
         .collect();
     Evaluation {
@@ -229,23 +237,41 @@ pub fn read_scores(path: &Path) -> Result<Vec<ScoredPeriod>, EvaluateError> {
         path: path.display().to_string(),
         source: e,
     };
-    let df = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), Default::default())
-        .and_then(|l| {
-            l.select([
-                col("facility_code"),
-                col("period_start").cast(DataType::Int32),
-                col("severity"),
-                col("alert"),
-                col("excess_vnd"),
-            ])
-            .collect()
-        })
+    let df = LazyFrame::scan_parquet(
+        PlRefPath::new(path.to_string_lossy().as_ref()),
+        Default::default(),
+    )
+    .and_then(|l| {
+        l.select([
+            col("facility_code"),
+            col("period_start").cast(DataType::Int32),
+            col("severity"),
+            col("alert"),
+            col("excess_vnd"),
+        ])
+        .collect()
+    })
+    .map_err(err)?;
+    let f = df
+        .column("facility_code")
+        .and_then(|c| Ok(c.str()?.clone()))
         .map_err(err)?;
-    let f = df.column("facility_code").and_then(|c| Ok(c.str()?.clone())).map_err(err)?;
-    let p = df.column("period_start").and_then(|c| Ok(c.i32()?.clone())).map_err(err)?;
-    let s = df.column("severity").and_then(|c| Ok(c.f64()?.clone())).map_err(err)?;
-    let a = df.column("alert").and_then(|c| Ok(c.bool()?.clone())).map_err(err)?;
-    let x = df.column("excess_vnd").and_then(|c| Ok(c.f64()?.clone())).map_err(err)?;
+    let p = df
+        .column("period_start")
+        .and_then(|c| Ok(c.i32()?.clone()))
+        .map_err(err)?;
+    let s = df
+        .column("severity")
+        .and_then(|c| Ok(c.f64()?.clone()))
+        .map_err(err)?;
+    let a = df
+        .column("alert")
+        .and_then(|c| Ok(c.bool()?.clone()))
+        .map_err(err)?;
+    let x = df
+        .column("excess_vnd")
+        .and_then(|c| Ok(c.f64()?.clone()))
+        .map_err(err)?;
     let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
     Ok((0..df.height())
         .map(|i| ScoredPeriod {
@@ -263,7 +289,11 @@ pub fn render(e: &Evaluation) -> String {
     use std::fmt::Write;
     let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into());
     let mut o = String::new();
-    let _ = writeln!(o, "facilities: {} ({} with injected fraud)", e.facilities, e.positives);
+    let _ = writeln!(
+        o,
+        "facilities: {} ({} with injected fraud)",
+        e.facilities, e.positives
+    );
     let _ = writeln!(
         o,
         "ROC-AUC {}   PR-AUC (average precision) {}   precision@{} {}",
@@ -274,7 +304,11 @@ pub fn render(e: &Evaluation) -> String {
     );
     let frauds: Vec<&LabelOutcome> = e.labels.iter().filter(|l| !l.benign).collect();
     let found = frauds.iter().filter(|l| l.first_alert.is_some()).count();
-    let _ = writeln!(o, "recall: {found}/{} injected frauds alerted", frauds.len());
+    let _ = writeln!(
+        o,
+        "recall: {found}/{} injected frauds alerted",
+        frauds.len()
+    );
     let _ = writeln!(
         o,
         "alerts on benign look-alikes: {} facilities {:?}; facilities without fraud that alerted: {} {:?}",
@@ -289,11 +323,20 @@ pub fn render(e: &Evaluation) -> String {
         "| facility | type | start | first alert | weeks | max severity | true excess VND | estimated VND | est/true |"
     );
     let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|");
-    let mut by_kind: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+    let fraud: std::collections::BTreeSet<&str> = e
+        .labels
+        .iter()
+        .filter(|l| !l.benign)
+        .map(|l| l.facility_code.as_str())
+        .collect();
+    let mut by_kind: std::collections::BTreeMap<(bool, &str), (usize, usize)> = Default::default();
     for l in &e.labels {
-        let k = by_kind.entry(l.kind.as_str()).or_default();
-        k.0 += 1;
-        k.1 += l.first_alert.is_some() as usize;
+        // Benign look-alikes count only where no fraud was injected.
+        if !(l.benign && fraud.contains(l.facility_code.as_str())) {
+            let k = by_kind.entry((l.benign, l.kind.as_str())).or_default();
+            k.0 += 1;
+            k.1 += l.first_alert.is_some() as usize;
+        }
         if l.benign {
             continue;
         }
@@ -303,8 +346,12 @@ pub fn render(e: &Evaluation) -> String {
             l.facility_code,
             l.kind,
             l.start,
-            l.first_alert.map(|d| d.to_string()).unwrap_or_else(|| "–".into()),
-            l.weeks_to_alert.map(|w| format!("{w:.0}")).unwrap_or_else(|| "–".into()),
+            l.first_alert
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "–".into()),
+            l.weeks_to_alert
+                .map(|w| format!("{w:.0}"))
+                .unwrap_or_else(|| "–".into()),
             l.max_severity,
             crate::format::group_vi(l.true_excess_vnd.round() as i64),
             l.estimated_excess_vnd
@@ -317,10 +364,18 @@ pub fn render(e: &Evaluation) -> String {
         );
     }
     let _ = writeln!(o);
-    let _ = writeln!(o, "| type | labels | alerted |");
-    let _ = writeln!(o, "|---|---|---|");
-    for (k, (n, a)) in by_kind {
-        let _ = writeln!(o, "| {k} | {n} | {a} |");
+    let _ = writeln!(
+        o,
+        "| type | kind | labels | alerted within [start, end + grace] |"
+    );
+    let _ = writeln!(o, "|---|---|---|---|");
+    for ((benign, k), (n, a)) in by_kind {
+        let kind = if benign {
+            "benign (facilities without fraud)"
+        } else {
+            "fraud"
+        };
+        let _ = writeln!(o, "| {k} | {kind} | {n} | {a} |");
     }
     o
 }

@@ -1,0 +1,79 @@
+//! The evaluation of issue 5 as a test: two years of one generated
+//! province at 10 % volume, weekly, default settings. Slow in the debug
+//! profile, so ignored by `cargo test`; run it with
+//! `cargo test --release --test evaluation -- --ignored` (≈ 30 s).
+
+mod common;
+
+use bhyt::alerts::{self, RunOptions};
+use bhyt::detect::{DetectConfig, Lang};
+use bhyt::evaluate::{evaluate, read_labels, read_scores};
+use bhyt::generate::{generate, GenConfig};
+use chrono::NaiveDate;
+
+#[test]
+#[ignore]
+fn detection_on_generated_years_meets_the_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = GenConfig {
+        scale: 0.1,
+        days: 730,
+        start: NaiveDate::from_ymd_opt(2023, 1, 1).unwrap(),
+        ..Default::default()
+    };
+    generate(&cfg, &d.join("gen"), false).unwrap();
+    let store = bhyt::store::Store::open(d.join("data")).unwrap();
+    let opts = bhyt::ingest::IngestOptions {
+        inputs: vec![d.join("gen/claims")],
+        registry: Some(d.join("gen/facilities.csv")),
+        budgets: Some(d.join("gen/budgets.csv")),
+        ..Default::default()
+    };
+    bhyt::ingest::run(&store, &opts, &common::key()).unwrap();
+    std::fs::remove_dir_all(d.join("gen/claims")).unwrap();
+    let fcfg = bhyt::features::FeatureConfig {
+        period: bhyt::features::Period::Week,
+        ..Default::default()
+    };
+    let mut t = bhyt::features::compute(&store, &fcfg).unwrap();
+    bhyt::features::write(&mut t, &d.join("features")).unwrap();
+    let o = RunOptions {
+        features: d.join("features/facility_period.parquet"),
+        data_dir: Some(d.join("data")),
+        model: d.join("model.json"),
+        fit: true,
+        train_to: None,
+        config: DetectConfig::default(),
+        as_of: None,
+        alerts_db: d.join("alerts.sqlite"),
+        out: d.join("out"),
+        lang: Lang::Vi,
+        progress: false,
+    };
+    alerts::run(&o).unwrap();
+    let labels = read_labels(&d.join("gen/labels.csv")).unwrap();
+    let e = evaluate(
+        &read_scores(&d.join("out/scores.parquet")).unwrap(),
+        &labels,
+        56,
+    );
+    println!("{}", bhyt::evaluate::render(&e));
+    assert!(e.roc_auc.unwrap() >= 0.95, "{:?}", e.roc_auc);
+    assert!(
+        e.benign_alert_facilities.is_empty(),
+        "{:?}",
+        e.benign_alert_facilities
+    );
+    assert!(
+        e.false_alert_facilities.is_empty(),
+        "{:?}",
+        e.false_alert_facilities
+    );
+    let found = e
+        .labels
+        .iter()
+        .filter(|l| !l.benign && l.first_alert.is_some())
+        .count();
+    assert!(found >= 6, "{found} of 8 frauds alerted");
+}
