@@ -422,6 +422,26 @@ fn generated_claims_run_through_detection() {
     }
     let alerts = std::fs::read_to_string(d.join("out/alerts.csv")).unwrap();
     assert!(alerts.starts_with('\u{feff}'));
+    // Every output column is documented.
+    for (file, doc) in [
+        ("out/alerts.parquet", bhyt::alerts::ALERT_COLUMNS),
+        ("out/scores.parquet", bhyt::detect::SCORE_COLUMNS),
+    ] {
+        let df = LazyFrame::scan_parquet(
+            PlRefPath::new(d.join(file).to_string_lossy().as_ref()),
+            Default::default(),
+        )
+        .unwrap()
+        .collect()
+        .unwrap();
+        for c in df.get_column_names() {
+            assert!(
+                doc.iter().any(|(n, _)| *n == c.as_str()),
+                "{file}: {c} undocumented"
+            );
+        }
+        assert_eq!(df.width(), doc.len(), "{file}");
+    }
     // No card number or name of the claims in any output.
     let personal = personal_values(&d.join("gen/claims"));
     assert!(personal.len() > 20);

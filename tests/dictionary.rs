@@ -52,3 +52,18 @@ fn detector_config_file_states_the_defaults() {
         "models/detector.toml differs from DetectConfig::default()"
     );
 }
+
+#[test]
+fn detection_dictionary_is_current() {
+    let path = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
+        .join("datasets/detect-dictionary.md");
+    let fresh = bhyt::alerts::render_dictionary();
+    if std::env::var_os("UPDATE_DICTIONARY").is_some() {
+        std::fs::write(&path, &fresh).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        on_disk == fresh,
+        "datasets/detect-dictionary.md is stale: run UPDATE_DICTIONARY=1 cargo test --test dictionary"
+    );
+}

@@ -541,6 +541,33 @@ pub const ALERT_COLUMNS: &[(&str, &str)] = &[
     ("reviewer", "for reviewers"),
 ];
 
+/// The data dictionary of the detection outputs (`datasets/detect-dictionary.md`).
+pub fn render_dictionary() -> String {
+    let mut o = String::from(
+        "# Detection outputs — data dictionary\n\n\
+         Generated from the code (`bhyt::alerts::render_dictionary`); \
+         `UPDATE_DICTIONARY=1 cargo test --test dictionary` rewrites it.\n\n\
+         ## scores.parquet (one row per facility and period)\n\n| column | meaning |\n|---|---|\n",
+    );
+    for (c, d) in detect::SCORE_COLUMNS {
+        o.push_str(&format!("| `{c}` | {d} |\n"));
+    }
+    o.push_str("\n## alerts.parquet, alerts.csv, alerts.xlsx (the alerts of the run's week)\n\n| column | meaning |\n|---|---|\n");
+    for (c, d) in ALERT_COLUMNS {
+        o.push_str(&format!("| `{c}` | {d} |\n"));
+    }
+    o.push_str(
+        "\n## multivariate.parquet\n\n| column | meaning |\n|---|---|\n\
+        | `facility_code`, `period_start` | the facility-period |\n\
+        | `training` | the period is in the model's training range |\n\
+        | `change_z:{signal}` | change z-score of the signal (peer-adjusted, clipped to ±8) |\n\
+        | `peer_z:{signal}` | peer z-score of the signal's trailing window (clipped to ±8) |\n\
+        | `forest_score` | isolation-forest score of the row, unwindowed |\n\
+        | `mixture_nll` | negative log-density under the Gaussian mixture, unwindowed |\n",
+    );
+    o
+}
+
 fn write_alerts(list: &[Alert], o: &RunOptions, as_of: NaiveDate) -> Result<(), AlertError> {
     let s = |f: &dyn Fn(&Alert) -> String| list.iter().map(f).collect::<Vec<String>>();
     let level = |a: &Alert| {
