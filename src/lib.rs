@@ -17,6 +17,7 @@ pub mod alerts;
 pub mod detect;
 pub mod evaluate;
 pub mod features;
+pub mod forecast;
 pub mod format;
 pub mod generate;
 pub mod ingest;

@@ -67,3 +67,19 @@ fn detection_dictionary_is_current() {
         "datasets/detect-dictionary.md is stale: run UPDATE_DICTIONARY=1 cargo test --test dictionary"
     );
 }
+
+/// models/forecast.toml states the defaults; the example of known changes parses.
+#[test]
+fn forecast_config_files_parse() {
+    let dir = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
+        .join("models");
+    let text = std::fs::read_to_string(dir.join("forecast.toml")).unwrap();
+    let file: bhyt::forecast::ForecastConfig = toml::from_str(&text).unwrap();
+    let a = serde_json::to_value(&file).unwrap();
+    let b = serde_json::to_value(bhyt::forecast::ForecastConfig::default()).unwrap();
+    assert_eq!(a, b);
+    let text = std::fs::read_to_string(dir.join("forecast-changes.example.toml")).unwrap();
+    let ex: bhyt::forecast::ForecastConfig = toml::from_str(&text).unwrap();
+    assert_eq!(ex.changes.len(), 3);
+    assert_eq!(ex.changes[1].service_group.as_deref(), Some("bed"));
+}

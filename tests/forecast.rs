@@ -1,0 +1,140 @@
+//! Forecasting on generated claims (three years of a small province, no
+//! injected anomalies), from the store on disk to Parquet and SVG.
+
+mod common;
+
+use bhyt::forecast::{self, ForecastConfig, KnownChange, PROVINCE};
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+fn f64s(df: &DataFrame, c: &str) -> Vec<Option<f64>> {
+    df.column(c).unwrap().f64().unwrap().iter().collect()
+}
+
+#[test]
+fn forecasts_add_up_nest_explain_and_move_with_known_changes() {
+    use bhyt::generate::{generate, GenConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = GenConfig {
+        provinces: 1,
+        scale: 0.01,
+        days: 1096,
+        start: NaiveDate::from_ymd_opt(2022, 1, 1).unwrap(),
+        anomalies: false,
+        ..Default::default()
+    };
+    generate(&cfg, &d.join("gen"), false).unwrap();
+    let store = bhyt::store::Store::open(d.join("data")).unwrap();
+    let opts = bhyt::ingest::IngestOptions {
+        inputs: vec![d.join("gen/claims")],
+        registry: Some(d.join("gen/facilities.csv")),
+        budgets: Some(d.join("gen/budgets.csv")),
+        ..Default::default()
+    };
+    bhyt::ingest::run(&store, &opts, &common::key()).unwrap();
+
+    // Mid-year: the projection of 2024 against its budget.
+    let as_of = NaiveDate::from_ymd_opt(2024, 8, 31).unwrap();
+    let h = forecast::history(&store, Some(as_of)).unwrap();
+    let (f, mut t) = forecast::run(&h, &ForecastConfig::default()).unwrap();
+    assert_eq!(f.start, NaiveDate::from_ymd_opt(2024, 9, 1).unwrap());
+    // To the end of next year: Sep 2024 … Dec 2025.
+    assert_eq!(f.by_code[PROVINCE].point.len(), 16);
+    // Reconciled: facilities add up to the province, month by month;
+    // intervals nest around the point.
+    for m in 0..16 {
+        let sum: f64 = f
+            .by_code
+            .iter()
+            .filter(|(c, _)| c.as_str() != PROVINCE)
+            .map(|(_, x)| x.point[m])
+            .sum();
+        let p = f.by_code[PROVINCE].point[m];
+        assert!((sum - p).abs() <= 1e-6 * p, "month {m}: {sum} vs {p}");
+        for x in f.by_code.values() {
+            let (lo80, hi80) = (&x.bounds[0].0[m], &x.bounds[0].1[m]);
+            let (lo95, hi95) = (&x.bounds[2].0[m], &x.bounds[2].1[m]);
+            assert!(lo95 <= lo80 && *lo80 <= x.point[m] && x.point[m] <= *hi80 && hi80 <= hi95);
+        }
+    }
+    // The growth decomposition adds up: base + parts = forecast.
+    let g = &t.growth;
+    let parts = [
+        "volume_vnd",
+        "price_vnd",
+        "case_mix_vnd",
+        "known_changes_vnd",
+        "other_vnd",
+    ];
+    let base = f64s(g, "base_vnd");
+    let fc = f64s(g, "forecast_vnd");
+    for i in 0..g.height() {
+        let s: f64 = parts.iter().map(|p| f64s(g, p)[i].unwrap()).sum();
+        assert!((base[i].unwrap() + s - fc[i].unwrap()).abs() < 1.0);
+    }
+    // The generator grows prices by 5 % a year: the measured price part is positive.
+    let codes: Vec<String> = g
+        .column("code")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|c| c.unwrap().to_string())
+        .collect();
+    let pi = codes.iter().position(|c| c == PROVINCE).unwrap();
+    let price = f64s(g, "price_vnd")[pi].unwrap() / base[pi].unwrap();
+    assert!((0.02..0.09).contains(&price), "price part {price}");
+    // Projection: spent to date is the year's actual spending so far, and
+    // the projection is at least that.
+    let p = &t.projection;
+    let spent = f64s(p, "spent_to_date_vnd");
+    let proj = f64s(p, "projected_vnd");
+    for i in 0..p.height() {
+        assert!(proj[i].unwrap() >= spent[i].unwrap() - 1.0);
+    }
+    forecast::write(&h, &f, &mut t, &d.join("out"), bhyt::detect::Lang::Vi).unwrap();
+    let svg = std::fs::read_to_string(d.join(format!("out/charts/{PROVINCE}.svg"))).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("Toàn tỉnh") && svg.contains("dự báo"));
+    assert!(svg.contains("<polygon"), "interval bands drawn");
+    for f in ["forecast_monthly", "forecast_growth", "budget_projection"] {
+        assert!(d.join(format!("out/{f}.parquet")).exists());
+    }
+
+    // A known price change for every grade-III facility from 2025: +20 %
+    // on their 2025 months, nothing before; the province moves by their share.
+    let grade3: Vec<String> = h
+        .registry
+        .iter()
+        .filter(|(_, r)| r[2] == "III")
+        .map(|(c, _)| c.clone())
+        .collect();
+    assert!(!grade3.is_empty());
+    let changed = ForecastConfig {
+        changes: vec![KnownChange {
+            kind: "price".into(),
+            from: NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
+            factor: 1.2,
+            grade: Some("III".into()),
+            level: None,
+            facility_kind: None,
+            facility_code: None,
+            service_group: None,
+            note: "giá dịch vụ hạng III".into(),
+        }],
+        ..Default::default()
+    };
+    let (f2, _) = forecast::run(&h, &changed).unwrap();
+    let c = &grade3[0];
+    assert!((f2.by_code[c].point[0] / f.by_code[c].point[0] - 1.0).abs() < 1e-9);
+    assert!((f2.by_code[c].point[5] / f.by_code[c].point[5] - 1.2).abs() < 1e-9);
+    assert!(f2.by_code[PROVINCE].point[5] > f.by_code[PROVINCE].point[5]);
+    assert!(f2.known[c][5] > 0.0 && f2.known[c][0] == 0.0);
+
+    // Backtest on the full three years: it runs and reports sane figures.
+    let full = forecast::history(&store, None).unwrap();
+    let b = forecast::backtest(&full, &ForecastConfig::default()).unwrap();
+    assert!(!b.province_errors.is_empty());
+    assert!(b.province_error < 0.25, "{}", b.province_error);
+    assert!(b.coverage[2] >= b.coverage[0]);
+}
