@@ -5,8 +5,8 @@
 //! [`store`] (partitioned Parquet + SQLite manifest) →
 //! [`features`] (indicators per facility and period, case mix, peers,
 //! budget) → [`detect`] (calibrated detectors, ensemble, saved models) →
-//! [`alerts`] (the weekly list, reasons, lifecycle) → forecast and report
-//! (next issues);
+//! [`alerts`] (the weekly list, reasons, lifecycle) → [`forecast`]
+//! (budgets: forecasts, projection, backtest) → report (next issue);
 //! [`evaluate`] measures a ranking against labels; [`generate`] writes
 //! synthetic claims for tests and demos.
 //! [`schema`] declares the canonical tables and their data dictionary;

@@ -62,11 +62,26 @@ fn mean_forecast(y: &[f64], h: usize) -> SeriesForecast {
 /// Point and log-space intervals of one fit: (point, [(lo, hi)] per level), all in logs.
 type LogForecast = (Vec<f64>, [(Vec<f64>, Vec<f64>); 3]);
 
-fn log_forecast(logs: &[f64], h: usize) -> Option<LogForecast> {
-    let seasonal = logs.len() >= 24;
+/// `season`: when given, the log seasonal index of every month of the
+/// history and the horizon (length n + h); the series is deseasonalised by
+/// it and forecast without a season of its own.
+fn log_forecast(logs: &[f64], h: usize, season: Option<&[f64]>) -> Option<LogForecast> {
+    let n = logs.len();
     let run = || -> Option<LogForecast> {
         let mut out: LogForecast = (Vec::new(), Default::default());
-        if seasonal {
+        if let Some(sea) = season {
+            let de: Vec<f64> = logs.iter().zip(sea).map(|(v, s)| v - s).collect();
+            let fitted = AutoETS::non_seasonal().fit(&de).ok()?;
+            for (k, level) in LEVELS.iter().enumerate() {
+                let f: Forecast = fitted.predict(h, *level).ok()?;
+                let iv = f.intervals?;
+                let add = |v: Vec<f64>| -> Vec<f64> {
+                    v.iter().enumerate().map(|(i, x)| x + sea[n + i]).collect()
+                };
+                out.0 = add(f.point);
+                out.1[k] = (add(iv.lower), add(iv.upper));
+            }
+        } else if n >= 24 {
             let m = MSTLModel::new(vec![12], AutoETS::non_seasonal().into_trend_model());
             let fitted = m.fit(logs).ok()?;
             for (k, level) in LEVELS.iter().enumerate() {
@@ -91,6 +106,29 @@ fn log_forecast(logs: &[f64], h: usize) -> Option<LogForecast> {
         .flatten()
 }
 
+/// The 12 log seasonal indices (by calendar month of the series' months,
+/// `month0[i]` = 0 for January) of a series with at least two years, from
+/// its MSTL decomposition: the last year of the seasonal component.
+pub fn seasonal_profile(y: &[f64], month0: &[u32]) -> Option<[f64; 12]> {
+    let (logs, _) = logs_of(y)?;
+    if logs.len() < 24 {
+        return None;
+    }
+    let run = || {
+        let m = MSTLModel::new(vec![12], AutoETS::non_seasonal().into_trend_model());
+        let fitted = m.fit(&logs).ok()?;
+        let comp = fitted.fit().seasonal().first()?.clone();
+        let mut prof = [0.0; 12];
+        for i in comp.len() - 12..comp.len() {
+            prof[month0[i] as usize] = comp[i] as f64;
+        }
+        Some(prof)
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+        .ok()
+        .flatten()
+}
+
 fn logs_of(y: &[f64]) -> Option<(Vec<f64>, f64)> {
     let mean = y.iter().sum::<f64>() / y.len().max(1) as f64;
     if y.len() < 8 || mean <= 0.0 {
@@ -106,7 +144,7 @@ fn logs_of(y: &[f64]) -> Option<(Vec<f64>, f64)> {
 /// standard deviation (log scale). Their root mean square above 1 says the
 /// model's intervals are too narrow (an STL season fitted on few years
 /// absorbs noise, and the season's own uncertainty is not in the interval).
-pub fn self_check(y: &[f64]) -> Vec<f64> {
+pub fn self_check(y: &[f64], season: Option<&[f64]>) -> Vec<f64> {
     let Some((logs, _)) = logs_of(y) else {
         return Vec::new();
     };
@@ -118,7 +156,8 @@ pub fn self_check(y: &[f64]) -> Vec<f64> {
             continue;
         }
         let o = n - back;
-        let Some((point, bounds)) = log_forecast(&logs[..o], back) else {
+        let sea = season.map(|s| &s[..o + back]);
+        let Some((point, bounds)) = log_forecast(&logs[..o], back, sea) else {
             continue;
         };
         for k in 0..back {
@@ -145,7 +184,7 @@ pub fn inflation(errors: &[f64]) -> f64 {
 /// Forecasts `h` months after the series `y` (monthly, non-negative), with
 /// the log-scale interval half-widths multiplied by `inflate` (≥ 1; see
 /// [`self_check`]).
-pub fn forecast(y: &[f64], h: usize, inflate: f64) -> SeriesForecast {
+pub fn forecast(y: &[f64], h: usize, inflate: f64, season: Option<&[f64]>) -> SeriesForecast {
     if h == 0 {
         return SeriesForecast {
             point: vec![],
@@ -156,7 +195,7 @@ pub fn forecast(y: &[f64], h: usize, inflate: f64) -> SeriesForecast {
     let Some((logs, c)) = logs_of(y) else {
         return mean_forecast(y, h);
     };
-    let Some((point, bounds)) = log_forecast(&logs, h) else {
+    let Some((point, bounds)) = log_forecast(&logs, h, season) else {
         return mean_forecast(y, h);
     };
     let back = |v: f64| (v.exp() - c).max(0.0);
@@ -199,7 +238,7 @@ mod tests {
                 100.0 * 1.09f64.powf(t as f64 / 12.0) * season * (1.0 + 0.01 * ((t * 7) % 5) as f64)
             })
             .collect();
-        let f = forecast(&y, 12, 1.0);
+        let f = forecast(&y, 12, 1.0, None);
         assert_ne!(f.model, "mean");
         let next: f64 = f.point.iter().sum();
         let last: f64 = y[36..].iter().sum();
@@ -219,10 +258,10 @@ mod tests {
 
     #[test]
     fn short_or_empty_series_fall_back() {
-        let f = forecast(&[5.0, 7.0, 6.0], 3, 1.0);
+        let f = forecast(&[5.0, 7.0, 6.0], 3, 1.0, None);
         assert_eq!(f.model, "mean");
         assert_eq!(f.point, vec![6.0; 3]);
-        let f = forecast(&[0.0; 30], 2, 1.0);
+        let f = forecast(&[0.0; 30], 2, 1.0, None);
         assert_eq!(f.point, vec![0.0; 2]);
     }
 }
