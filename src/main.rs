@@ -498,7 +498,7 @@ fn cmd_evaluate(a: EvaluateArgs) -> Result<()> {
 }
 
 fn cmd_forecast(a: ForecastArgs) -> Result<()> {
-    use bhyt::forecast::{self, ForecastConfig, PROVINCE};
+    use bhyt::forecast::{self, is_province, ForecastConfig};
     let cfg: ForecastConfig = load_config(a.config.as_deref())?;
     let store = Store::open(&a.data_dir)?;
     let t = Instant::now();
@@ -516,15 +516,14 @@ fn cmd_forecast(a: ForecastArgs) -> Result<()> {
         t.elapsed().as_secs_f64()
     );
     let g = &tables.growth;
-    if let Some(i) = g
-        .column("code")?
-        .str()?
-        .iter()
-        .position(|c| c == Some(PROVINCE))
-    {
+    let gcodes = g.column("code")?.str()?.clone();
+    for i in 0..g.height() {
+        let Some(code) = gcodes.get(i).filter(|c| is_province(c)) else {
+            continue;
+        };
         let v = |c: &str| -> Result<f64> { Ok(g.column(c)?.f64()?.get(i).unwrap_or(f64::NAN)) };
         println!(
-            "province {}: {} VND (growth {:+.1} %: volume {}, price {}, case mix {}, known changes {}, other {}; out-of-province patients {})",
+            "{code} {}: {} VND (growth {:+.1} %: volume {}, price {}, case mix {}, known changes {}, other {}; out-of-province patients {})",
             g.column("forecast_year")?.i32()?.get(i).unwrap_or(0),
             group_vi(v("forecast_vnd")?.round() as i64),
             100.0 * v("growth")?,
@@ -550,8 +549,8 @@ fn cmd_forecast(a: ForecastArgs) -> Result<()> {
     );
     for (c, o, r) in rows
         .iter()
-        .filter(|r| r.0 == PROVINCE)
-        .chain(rows.iter().filter(|r| r.0 != PROVINCE).take(8))
+        .filter(|r| is_province(&r.0))
+        .chain(rows.iter().filter(|r| !is_province(&r.0)).take(8))
     {
         let month = r.map(|d| {
             (chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()
@@ -585,8 +584,8 @@ fn cmd_forecast(a: ForecastArgs) -> Result<()> {
             "| province 12-month total, mean absolute error | {:.2} % |",
             100.0 * b.province_error
         );
-        for (o, e) in &b.province_errors {
-            println!("| province error from origin {o} | {:+.2} % |", 100.0 * e);
+        for (p, o, e) in &b.province_errors {
+            println!("| {p}: error from origin {o} | {:+.2} % |", 100.0 * e);
         }
         for (l, name) in ["80 %", "90 %", "95 %"].iter().enumerate() {
             println!(

@@ -66,9 +66,6 @@ pub struct KnownChange {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ForecastConfig {
-    /// Months of history needed to forecast a facility (shorter series get
-    /// a mean forecast, flagged). Default 36.
-    pub min_months: usize,
     /// Backtest: months between forecast origins. Default 3.
     pub backtest_step: usize,
     /// Backtest: fewest months of history at an origin. Default 24.
@@ -90,7 +87,6 @@ pub struct ForecastConfig {
 impl Default for ForecastConfig {
     fn default() -> Self {
         ForecastConfig {
-            min_months: 36,
             backtest_step: 3,
             backtest_min_history: 24,
             province_season: true,
@@ -111,7 +107,10 @@ pub struct History {
     pub group_share: HashMap<String, HashMap<String, f64>>,
     /// facility → price change of the last 12 months against the 12 before (Paasche).
     pub price_change: HashMap<String, f64>,
-    pub province_price_change: f64,
+    /// province → the same over its facilities.
+    pub province_price_change: HashMap<String, f64>,
+    /// facility → current province (of the facility, after the 2025 mergers).
+    pub province_of: BTreeMap<String, String>,
     /// Last discharge date in the data.
     pub last_day: NaiveDate,
     pub budgets: HashMap<(String, i32), f64>,
@@ -166,6 +165,7 @@ pub fn history(store: &Store, as_of: Option<NaiveDate>) -> Result<History, Forec
     let visits = visits
         .select([
             col("facility_code"),
+            col("facility_province"),
             col("visit_key"),
             col("discharge_date"),
             col("total_cost"),
@@ -196,6 +196,7 @@ pub fn history(store: &Store, as_of: Option<NaiveDate>) -> Result<History, Forec
         )
         .group_by([col("facility_code"), col("month")])
         .agg([
+            col("facility_province").first().alias("province"),
             col("total_cost").sum().alias("cost"),
             len().cast(DataType::Float64).alias("visits"),
             col("total_cost")
@@ -206,6 +207,9 @@ pub fn history(store: &Store, as_of: Option<NaiveDate>) -> Result<History, Forec
         ])
         .collect()?;
     let f = str_col(&v, "facility_code")?;
+    let prov = str_col(&v, "province")?;
+    let province_of: BTreeMap<String, String> =
+        f.iter().cloned().zip(prov.iter().cloned()).collect();
     let m = date_col(&v, "month")?;
     let cost = f64_col(&v, "cost")?;
     let vis = f64_col(&v, "visits")?;
@@ -263,7 +267,24 @@ pub fn history(store: &Store, as_of: Option<NaiveDate>) -> Result<History, Forec
             budgets.insert((code[i].clone(), year[i] as i32), amount[i]);
         }
     }
-    let (group_share, price_change, province_price_change) = line_statistics(store, last_day)?;
+    let (group_share, amounts) = line_statistics(store, last_day)?;
+    let mut price_change = HashMap::new();
+    let mut by_province: HashMap<String, (f64, f64)> = HashMap::new();
+    for (fac, (a, b)) in &amounts {
+        if *b > 0.0 {
+            price_change.insert(fac.clone(), a / b - 1.0);
+        }
+        if let Some(p) = province_of.get(fac) {
+            let e = by_province.entry(p.clone()).or_default();
+            e.0 += a;
+            e.1 += b;
+        }
+    }
+    let province_price_change = by_province
+        .into_iter()
+        .filter(|(_, (_, b))| *b > 0.0)
+        .map(|(p, (a, b))| (p, a / b - 1.0))
+        .collect();
     Ok(History {
         months,
         series,
@@ -271,13 +292,14 @@ pub fn history(store: &Store, as_of: Option<NaiveDate>) -> Result<History, Forec
         group_share,
         price_change,
         province_price_change,
+        province_of,
         last_day,
         budgets,
     })
 }
 
-/// Service-group shares of the last 12 months and the price change of the
-/// last 12 months against the 12 before: Σ amount / Σ quantity × the
+/// Service-group shares of the last 12 months, and per facility the two
+/// sums of the price change of the last 12 months against the 12 before: Σ amount / Σ quantity × the
 /// earlier period's province median unit price of the same item (Paasche).
 #[allow(clippy::type_complexity)]
 fn line_statistics(
@@ -286,8 +308,7 @@ fn line_statistics(
 ) -> Result<
     (
         HashMap<String, HashMap<String, f64>>,
-        HashMap<String, f64>,
-        f64,
+        HashMap<String, (f64, f64)>,
     ),
     ForecastError,
 > {
@@ -353,30 +374,27 @@ fn line_statistics(
             col("at_p0").sum().alias("b"),
         ])
         .collect()?;
-    let mut price_change = HashMap::new();
+    let mut amounts = HashMap::new();
     {
         let f = str_col(&per, "facility_code")?;
         let a = f64_col(&per, "a")?;
         let b = f64_col(&per, "b")?;
         for i in 0..per.height() {
-            if b[i] > 0.0 {
-                price_change.insert(f[i].clone(), a[i] / b[i] - 1.0);
-            }
+            amounts.insert(f[i].clone(), (a[i], b[i]));
         }
     }
-    let tot = priced
-        .select([
-            col("amount").sum().alias("a"),
-            col("at_p0").sum().alias("b"),
-        ])
-        .collect()?;
-    let (a, b) = (f64_col(&tot, "a")?[0], f64_col(&tot, "b")?[0]);
-    let province = if b > 0.0 { a / b - 1.0 } else { 0.0 };
-    Ok((group_share, price_change, province))
+    Ok((group_share, amounts))
 }
 
-/// Name used for the province total in every output.
-pub const PROVINCE: &str = "province";
+/// Code of a province total in every output: `province:<province>`.
+pub fn province_key(p: &str) -> String {
+    format!("province:{p}")
+}
+
+/// Whether a code is a province total.
+pub fn is_province(code: &str) -> bool {
+    code.starts_with("province:")
+}
 
 /// Forecasts of every facility and the province over `h` months after the
 /// history's last complete month, reconciled, with known changes applied.
@@ -400,9 +418,23 @@ pub fn last_complete(h: &History) -> usize {
     }
 }
 
-fn total(h: &History, upto: usize) -> Vec<f64> {
+/// Facilities of each province.
+fn provinces(h: &History) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for code in h.series.keys() {
+        let p = h
+            .province_of
+            .get(code)
+            .cloned()
+            .unwrap_or_else(|| "?".into());
+        out.entry(p).or_default().push(code.clone());
+    }
+    out
+}
+
+fn total(h: &History, codes: &[String], upto: usize) -> Vec<f64> {
     (0..upto)
-        .map(|i| h.series.values().map(|s| s[i][0]).sum())
+        .map(|i| codes.iter().map(|c| h.series[c][i][0]).sum())
         .collect()
 }
 
@@ -410,7 +442,29 @@ fn total(h: &History, upto: usize) -> Vec<f64> {
 pub fn forecast_from(h: &History, upto: usize, horizon: usize, cfg: &ForecastConfig) -> Forecasts {
     use rayon::prelude::*;
     let start = add_months(h.months[0], upto as i32);
+    let groups = provinces(h);
+    let month0: Vec<u32> = (0..upto + horizon)
+        .map(|i| add_months(h.months[0], i as i32).month0())
+        .collect();
+    // Each province's own series, and its seasonal profile: a facility's
+    // own months are too few and too noisy to estimate twelve seasonal
+    // indices (measured: median facility MAPE 9.8 % with their own MSTL
+    // season, 9.0 % with the province's; models/forecast.md).
+    let prov_y: BTreeMap<&String, Vec<f64>> =
+        groups.iter().map(|(p, c)| (p, total(h, c, upto))).collect();
+    let profiles: BTreeMap<&String, Option<[f64; 12]>> = prov_y
+        .iter()
+        .map(|(p, y)| {
+            let prof = if cfg.province_season {
+                model::seasonal_profile(y, &month0[..upto])
+            } else {
+                None
+            };
+            (*p, prof)
+        })
+        .collect();
     let codes: Vec<&String> = h.series.keys().collect();
+    let province_of = |c: &String| h.province_of.get(c).cloned().unwrap_or_else(|| "?".into());
     // From each facility's first month with spending.
     let firsts: Vec<usize> = codes
         .iter()
@@ -426,21 +480,16 @@ pub fn forecast_from(h: &History, upto: usize, horizon: usize, cfg: &ForecastCon
         .zip(&firsts)
         .map(|(c, &first)| h.series[*c][first..upto].iter().map(|v| v[0]).collect())
         .collect();
-    let prov_y = total(h, upto);
-    // The season, from the province: a facility's own months are too few
-    // and too noisy to estimate twelve seasonal indices (measured: median
-    // facility MAPE 9.8 % with their own MSTL season, see models/forecast.md).
-    let month0: Vec<u32> = (0..upto + horizon)
-        .map(|i| add_months(h.months[0], i as i32).month0())
-        .collect();
-    let profile = if cfg.province_season {
-        model::seasonal_profile(&prov_y, &month0[..upto])
-    } else {
-        None
-    };
-    let seasons: Vec<Option<Vec<f64>>> = firsts
+    let seasons: Vec<Option<Vec<f64>>> = codes
         .iter()
-        .map(|&first| profile.map(|p| month0[first..].iter().map(|m| p[*m as usize]).collect()))
+        .zip(&firsts)
+        .map(|(c, &first)| {
+            profiles
+                .get(&province_of(c))
+                .copied()
+                .flatten()
+                .map(|p| month0[first..].iter().map(|m| p[*m as usize]).collect())
+        })
         .collect();
     // Interval calibration: the facilities' recent forecast errors pooled
     // (one factor for all, stable).
@@ -450,8 +499,6 @@ pub fn forecast_from(h: &History, upto: usize, horizon: usize, cfg: &ForecastCon
         .flat_map(|(y, s)| model::self_check(y, s.as_deref()))
         .collect();
     let k_fac = model::inflation(&pooled);
-    // The province's own check has few points: the facilities' factor is its floor.
-    let k_prov = model::inflation(&model::self_check(&prov_y, None)).max(k_fac);
     let mut by_code: BTreeMap<String, SeriesForecast> = codes
         .par_iter()
         .zip(ys.par_iter())
@@ -463,93 +510,104 @@ pub fn forecast_from(h: &History, upto: usize, horizon: usize, cfg: &ForecastCon
             )
         })
         .collect();
-    let province = model::forecast(&prov_y, horizon, k_prov, None);
-    // Combination with the share forecast: the facility's share of the
-    // province's last 12 months × the province forecast. For small, noisy
-    // facilities a year's share is a steadier level than the end of their
-    // own smoothed series; the weight was chosen on the backtest
-    // (models/forecast.md).
-    if cfg.share_weight > 0.0 && upto >= 12 {
-        let prov_12: f64 = prov_y[upto - 12..].iter().sum();
-        for ((c, f), &first) in by_code.iter_mut().zip(&firsts) {
-            if first + 12 > upto || prov_12 <= 0.0 {
-                continue;
-            }
-            let own_12: f64 = h.series[c][upto - 12..upto].iter().map(|v| v[0]).sum();
-            let share = own_12 / prov_12;
-            for m in 0..horizon {
-                let own = f.point[m];
-                let mixed =
-                    cfg.share_weight * share * province.point[m] + (1.0 - cfg.share_weight) * own;
-                if own > 0.0 {
-                    f.scale(m, mixed / own);
-                }
-            }
-        }
-    }
-    // Proportional reconciliation to the province point forecast.
-    for m in 0..horizon {
-        let sum: f64 = by_code.values().map(|f| f.point[m]).sum();
-        if sum > 0.0 {
-            let k = province.point[m] / sum;
-            for f in by_code.values_mut() {
-                f.scale(m, k);
-            }
-        }
-    }
-    // Known changes.
+    let first_of: HashMap<&String, usize> =
+        codes.iter().copied().zip(firsts.iter().copied()).collect();
     let mut known: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for (code, f) in by_code.iter_mut() {
-        let reg = h.registry.get(code);
-        let mut eff = vec![0.0; horizon];
-        for c in &cfg.changes {
-            let matches = c.facility_code.as_ref().is_none_or(|x| x == code)
-                && c.level
-                    .as_ref()
-                    .is_none_or(|x| reg.is_some_and(|r| &r[1] == x))
-                && c.grade
-                    .as_ref()
-                    .is_none_or(|x| reg.is_some_and(|r| &r[2] == x))
-                && c.facility_kind
-                    .as_ref()
-                    .is_none_or(|x| reg.is_some_and(|r| &r[3] == x));
-            if !matches {
-                continue;
-            }
-            let share = match &c.service_group {
-                Some(g) => h
-                    .group_share
-                    .get(code)
-                    .and_then(|m| m.get(g))
-                    .copied()
-                    .unwrap_or(0.0),
-                None => 1.0,
-            };
-            let mult = 1.0 + (c.factor - 1.0) * share;
-            for (m, e) in eff.iter_mut().enumerate() {
-                if add_months(start, m as i32) >= month_of(c.from) {
-                    let before = f.point[m];
-                    f.scale(m, mult);
-                    *e += f.point[m] - before;
+    let mut totals: Vec<(String, SeriesForecast)> = Vec::new();
+    for (p, members) in &groups {
+        let py = &prov_y[p];
+        // The province's own check has few points: the facilities' factor is its floor.
+        let k_prov = model::inflation(&model::self_check(py, None)).max(k_fac);
+        let province = model::forecast(py, horizon, k_prov, None);
+        // Combination with the share forecast: the facility's share of the
+        // province's last 12 months × the province forecast. For small,
+        // noisy facilities a year's share is a steadier level than the end
+        // of their own smoothed series; the weight was chosen on the
+        // backtest (models/forecast.md).
+        let prov_12: f64 = py[upto.saturating_sub(12)..].iter().sum();
+        if cfg.share_weight > 0.0 && upto >= 12 && prov_12 > 0.0 {
+            for c in members {
+                if first_of[c] + 12 > upto {
+                    continue;
+                }
+                let own_12: f64 = h.series[c][upto - 12..upto].iter().map(|v| v[0]).sum();
+                let share = own_12 / prov_12;
+                let f = by_code.get_mut(c).unwrap();
+                for m in 0..horizon {
+                    let own = f.point[m];
+                    let mixed = cfg.share_weight * share * province.point[m]
+                        + (1.0 - cfg.share_weight) * own;
+                    if own > 0.0 {
+                        f.scale(m, mixed / own);
+                    }
                 }
             }
         }
-        known.insert(code.clone(), eff);
-    }
-    // The province is the sum of its (reconciled, changed) facilities; its
-    // bounds keep the province model's relative width.
-    let mut prov = province.clone();
-    for m in 0..horizon {
-        let p: f64 = by_code.values().map(|f| f.point[m]).sum();
-        if province.point[m] > 0.0 {
-            prov.scale(m, p / province.point[m]);
+        // Proportional reconciliation to the province point forecast.
+        for m in 0..horizon {
+            let sum: f64 = members.iter().map(|c| by_code[c].point[m]).sum();
+            if sum > 0.0 {
+                let k = province.point[m] / sum;
+                for c in members {
+                    by_code.get_mut(c).unwrap().scale(m, k);
+                }
+            }
         }
+        // Known changes.
+        for code in members {
+            let f = by_code.get_mut(code).unwrap();
+            let reg = h.registry.get(code);
+            let mut eff = vec![0.0; horizon];
+            for c in &cfg.changes {
+                let matches = c.facility_code.as_ref().is_none_or(|x| x == code)
+                    && c.level
+                        .as_ref()
+                        .is_none_or(|x| reg.is_some_and(|r| &r[1] == x))
+                    && c.grade
+                        .as_ref()
+                        .is_none_or(|x| reg.is_some_and(|r| &r[2] == x))
+                    && c.facility_kind
+                        .as_ref()
+                        .is_none_or(|x| reg.is_some_and(|r| &r[3] == x));
+                if !matches {
+                    continue;
+                }
+                let share = match &c.service_group {
+                    Some(g) => h
+                        .group_share
+                        .get(code)
+                        .and_then(|m| m.get(g))
+                        .copied()
+                        .unwrap_or(0.0),
+                    None => 1.0,
+                };
+                let mult = 1.0 + (c.factor - 1.0) * share;
+                for (m, e) in eff.iter_mut().enumerate() {
+                    if add_months(start, m as i32) >= month_of(c.from) {
+                        let before = f.point[m];
+                        f.scale(m, mult);
+                        *e += f.point[m] - before;
+                    }
+                }
+            }
+            known.insert(code.clone(), eff);
+        }
+        // The province is the sum of its (reconciled, changed) facilities;
+        // its bounds keep the province model's relative width.
+        let mut prov = province.clone();
+        for m in 0..horizon {
+            let sum: f64 = members.iter().map(|c| by_code[c].point[m]).sum();
+            if province.point[m] > 0.0 {
+                prov.scale(m, sum / province.point[m]);
+            }
+        }
+        let prov_known: Vec<f64> = (0..horizon)
+            .map(|m| members.iter().map(|c| known[c][m]).sum())
+            .collect();
+        known.insert(province_key(p), prov_known);
+        totals.push((province_key(p), prov));
     }
-    let prov_known: Vec<f64> = (0..horizon)
-        .map(|m| known.values().map(|v| v[m]).sum())
-        .collect();
-    known.insert(PROVINCE.into(), prov_known);
-    by_code.insert(PROVINCE.into(), prov);
+    by_code.extend(totals);
     Forecasts {
         start,
         by_code,
@@ -557,13 +615,19 @@ pub fn forecast_from(h: &History, upto: usize, horizon: usize, cfg: &ForecastCon
     }
 }
 
-/// Series of a code (the province is the sum).
+/// Series of a code (a province is the sum of its facilities).
 fn series_of(h: &History, code: &str) -> Vec<[f64; 4]> {
-    if code == PROVINCE {
+    if let Some(p) = code.strip_prefix("province:") {
+        let members: Vec<&Vec<[f64; 4]>> = h
+            .series
+            .iter()
+            .filter(|(c, _)| h.province_of.get(*c).map(String::as_str).unwrap_or("?") == p)
+            .map(|(_, s)| s)
+            .collect();
         (0..h.months.len())
             .map(|i| {
                 let mut a = [0.0; 4];
-                for s in h.series.values() {
+                for s in &members {
                     for k in 0..4 {
                         a[k] += s[i][k];
                     }
@@ -731,13 +795,12 @@ fn growth_table(h: &History, f: &Forecasts, upto: usize) -> Result<DataFrame, Fo
             }
         }
         let vol = v1 / v0 - 1.0;
-        let price = if c == PROVINCE {
-            h.province_price_change
-        } else {
-            h.price_change
-                .get(c)
-                .copied()
-                .unwrap_or(h.province_price_change)
+        let prov_change = |p: &str| h.province_price_change.get(p).copied().unwrap_or(0.0);
+        let price = match c.strip_prefix("province:") {
+            Some(p) => prov_change(p),
+            None => h.price_change.get(c).copied().unwrap_or_else(|| {
+                prov_change(h.province_of.get(c).map(String::as_str).unwrap_or("?"))
+            }),
         };
         // Case mix: expected cost per visit, change of the last year carried forward.
         let cmi = if vp > 0.0 && ep > 0.0 && e0 > 0.0 {
@@ -824,11 +887,13 @@ fn projection_table(h: &History, f: &Forecasts, upto: usize) -> Result<DataFrame
         }
         proj[1] = lo;
         proj[2] = hi;
-        let budget = if c == PROVINCE {
+        let budget = if let Some(p) = c.strip_prefix("province:") {
             let b: f64 = h
                 .budgets
                 .iter()
-                .filter(|((code, y), _)| *y == year && h.series.contains_key(code))
+                .filter(|((code, y), _)| {
+                    *y == year && h.province_of.get(code).map(String::as_str) == Some(p)
+                })
                 .map(|(_, v)| *v)
                 .sum();
             (b > 0.0).then_some(b)
@@ -898,7 +963,8 @@ pub struct Backtest {
     /// coverage of the 80/90/95 % intervals over all facility-months.
     pub median_facility_mape: f64,
     pub province_error: f64,
-    pub province_errors: Vec<(NaiveDate, f64)>,
+    /// (province code, origin, error of the 12-month total).
+    pub province_errors: Vec<(String, NaiveDate, f64)>,
     pub coverage: [f64; 3],
     pub province_coverage: [f64; 3],
 }
@@ -951,20 +1017,20 @@ pub fn backtest(h: &History, cfg: &ForecastConfig) -> Result<Backtest, ForecastE
             for k in 0..12 {
                 for (l, (lo, hi)) in fc.bounds.iter().enumerate() {
                     let inside = actual[k] >= lo[k] && actual[k] <= hi[k];
-                    if c == PROVINCE {
+                    if is_province(c) {
                         phit[l] += inside as usize;
                     } else {
                         hit[l] += inside as usize;
                     }
                 }
-                if c == PROVINCE {
+                if is_province(c) {
                     pn += 1;
                 } else {
                     n += 1;
                 }
             }
-            if c == PROVINCE {
-                province_errors.push((h.months[o], err));
+            if is_province(c) {
+                province_errors.push((c.clone(), h.months[o], err));
             } else {
                 per_code.entry(c.clone()).or_default().push(m);
             }
@@ -986,7 +1052,7 @@ pub fn backtest(h: &History, cfg: &ForecastConfig) -> Result<Backtest, ForecastE
     } else {
         (fac[fac.len() / 2 - 1] + fac[fac.len() / 2]) / 2.0
     };
-    let province_error = province_errors.iter().map(|e| e.1.abs()).sum::<f64>()
+    let province_error = province_errors.iter().map(|e| e.2.abs()).sum::<f64>()
         / province_errors.len().max(1) as f64;
     Ok(Backtest {
         per_origin: DataFrame::new_infer_height(vec![
@@ -1021,10 +1087,10 @@ pub fn write(
         let upto = last_complete(h);
         let from = upto.saturating_sub(36);
         let hist: Vec<(NaiveDate, f64)> = (from..upto).map(|i| (h.months[i], s[i][0])).collect();
-        let name = if code == PROVINCE {
+        let name = if let Some(p) = code.strip_prefix("province:") {
             match lang {
-                crate::detect::Lang::Vi => "Toàn tỉnh".to_string(),
-                crate::detect::Lang::En => "Province total".to_string(),
+                crate::detect::Lang::Vi => format!("Toàn tỉnh {p}"),
+                crate::detect::Lang::En => format!("Province total {p}"),
             }
         } else {
             h.registry
@@ -1033,16 +1099,16 @@ pub fn write(
                 .unwrap_or_else(|| code.clone())
         };
         chart::fan_chart(
-            &charts.join(format!("{code}.svg")),
+            &charts.join(format!("{}.svg", code.replace(':', "-"))),
             &name,
             &hist,
             f.start,
             fc,
             lang,
         )?;
-        if code == PROVINCE {
+        if is_province(code) {
             chart::fan_chart(
-                &charts.join(format!("{code}.png")),
+                &charts.join(format!("{}.png", code.replace(':', "-"))),
                 &name,
                 &hist,
                 f.start,
