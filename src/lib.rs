@@ -24,5 +24,6 @@ pub mod ingest;
 pub mod privacy;
 pub mod qd130;
 pub mod reference;
+pub mod report;
 pub mod schema;
 pub mod store;

@@ -44,6 +44,8 @@ enum Command {
     Evaluate(EvaluateArgs),
     /// Forecast next year's spending per facility and province with intervals, project this year against the budget, backtest.
     Forecast(ForecastArgs),
+    /// Write the users' pages (HTML): the weekly alert list and the planner's page.
+    Report(ReportArgs),
     /// Record reviewer decisions on alerts (confirmed, explained, dismissed), or import a reviewed alerts.csv/.xlsx.
     Review(ReviewArgs),
     /// Show what the store holds: sources in the manifest and quarantine counts.
@@ -215,6 +217,26 @@ struct ForecastArgs {
 }
 
 #[derive(Args)]
+struct ReportArgs {
+    /// Output folder of `bhyt detect`.
+    #[arg(long, default_value = "out/detect")]
+    detect_dir: PathBuf,
+    /// The features table the alerts were raised on.
+    #[arg(long, default_value = "out/features/facility_period.parquet")]
+    features: PathBuf,
+    /// The detector model (control limits in the charts).
+    #[arg(long, default_value = "models/trained/detector.json")]
+    model: PathBuf,
+    /// Output folder of `bhyt forecast` (the planner's page), if any.
+    #[arg(long, default_value = "out/forecast")]
+    forecast_dir: PathBuf,
+    #[arg(long, default_value = "out/report")]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "vi")]
+    lang: bhyt::detect::Lang,
+}
+
+#[derive(Args)]
 struct ReviewArgs {
     /// Alert lifecycle database written by `bhyt detect`.
     #[arg(long, default_value = "out/alerts.sqlite")]
@@ -274,6 +296,7 @@ fn main() -> Result<()> {
         Command::Detect(a) => cmd_detect(a),
         Command::Evaluate(a) => cmd_evaluate(a),
         Command::Forecast(a) => cmd_forecast(a),
+        Command::Report(a) => cmd_report(a),
         Command::Review(a) => cmd_review(a),
         Command::Status(a) => cmd_status(a),
         Command::Demo(a) => cmd_demo(a),
@@ -598,6 +621,27 @@ fn cmd_forecast(a: ForecastArgs) -> Result<()> {
     Ok(())
 }
 
+fn cmd_report(a: ReportArgs) -> Result<()> {
+    let t = Instant::now();
+    let r = bhyt::report::run(&bhyt::report::ReportOptions {
+        detect_dir: a.detect_dir,
+        features: a.features,
+        model: Some(a.model),
+        forecast_dir: Some(a.forecast_dir),
+        out: a.out,
+        lang: a.lang,
+    })?;
+    println!(
+        "{} alerts listed in {:.2} s",
+        r.alerts,
+        t.elapsed().as_secs_f64()
+    );
+    for p in &r.pages {
+        println!("  {}", p.display());
+    }
+    Ok(())
+}
+
 fn cmd_review(a: ReviewArgs) -> Result<()> {
     use bhyt::alerts::{lifecycle::read_reviews, AlertDb, Decision};
     anyhow::ensure!(
@@ -701,7 +745,7 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
         progress: true,
         ..Default::default()
     };
-    println!("[1/3] ingest {}", sample.join("claims").display());
+    println!("[1/5] ingest {}", sample.join("claims").display());
     let t = Instant::now();
     let report = ingest::run(&store, &opts, &pseudo)?;
     print_report(&report, t.elapsed().as_secs_f64(), &data_dir);
@@ -713,7 +757,7 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
     };
     let rows = write_features(&store, &cfg, &out)?;
     println!(
-        "[2/3] features: {rows} facility-week rows in {:.2} s → {}",
+        "[2/5] features: {rows} facility-week rows in {:.2} s → {}",
         t.elapsed().as_secs_f64(),
         out.display()
     );
@@ -732,7 +776,39 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
     };
     let t = Instant::now();
     let r = bhyt::alerts::run(&opts)?;
-    print!("[3/3] detect: ");
+    print!("[3/5] detect: ");
     print_detect_report(&r, t.elapsed().as_secs_f64(), &opts);
+    // Forecasting needs 13+ months of history; the bundled sample may be shorter.
+    let t = Instant::now();
+    let fdir = a.out.join("forecast");
+    let forecast = bhyt::forecast::history(&store, None).and_then(|h| {
+        let (f, mut tables) = bhyt::forecast::run(&h, &Default::default())?;
+        bhyt::forecast::write(&h, &f, &mut tables, &fdir, a.lang)
+    });
+    match forecast {
+        Ok(n) => println!(
+            "[4/5] forecast: {n} series in {:.2} s → {}",
+            t.elapsed().as_secs_f64(),
+            fdir.display()
+        ),
+        Err(e) => println!("[4/5] forecast skipped: {e}"),
+    }
+    let t = Instant::now();
+    let rep = bhyt::report::run(&bhyt::report::ReportOptions {
+        detect_dir: a.out.join("detect"),
+        features: out.join("facility_period.parquet"),
+        model: Some(a.out.join("models/detector.json")),
+        forecast_dir: Some(fdir),
+        out: a.out.join("report"),
+        lang: a.lang,
+    })?;
+    println!(
+        "[5/5] report: {} alerts listed in {:.2} s",
+        rep.alerts,
+        t.elapsed().as_secs_f64()
+    );
+    for p in &rep.pages {
+        println!("      {}", p.display());
+    }
     Ok(())
 }

@@ -127,6 +127,30 @@ fn weekly_runs_raise_continue_and_resolve_an_alert() {
     let amount = bhyt::format::group_vi(a.score.excess_vnd.round() as i64);
     assert!(a.reason_vi.contains(&amount), "{} / {amount}", a.reason_vi);
     let id = a.alert_id.clone();
+    // The reviewer's page: the alert's row, its reason, its chart.
+    let rep = bhyt::report::run(&bhyt::report::ReportOptions {
+        detect_dir: d.join("out"),
+        features: d.join("features.parquet"),
+        model: Some(d.join("models/detector.json")),
+        forecast_dir: None,
+        out: d.join("report"),
+        lang: Lang::Vi,
+    })
+    .unwrap();
+    assert_eq!(rep.alerts, 1);
+    let html = std::fs::read_to_string(d.join("report/alerts.html")).unwrap();
+    assert!(html.contains(&format!("data-id=\"{id}\"")));
+    assert!(html.contains(&bhyt::report::html::escape(&a.reason_vi)));
+    assert!(html.contains(&amount), "amount with Vietnamese grouping");
+    assert!(
+        html.matches("<svg").count() >= 1 && html.contains("<polyline"),
+        "chart drawn"
+    );
+    rendered_in_chromium(&d.join("report/alerts.html"), 1);
+    // Self-contained: nothing loaded from elsewhere.
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http") && !html.contains("<link")
+    );
     // Rerun of the same week: same outputs.
     let before = std::fs::read(d.join("out/alerts.csv")).unwrap();
     let again = alerts::run(&options(d, Some(week(first)))).unwrap();
@@ -491,4 +515,40 @@ fn personal_values(dir: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// Opens a page in headless Chromium (Debian's `chromium`; `.ci/run`
+/// installs it): its script ran (it marks the body), the alert rows and
+/// their SVG charts are in the rendered DOM, and a screenshot has content.
+fn rendered_in_chromium(page: &Path, rows: usize) {
+    let url = format!("file://{}", page.display());
+    let chromium = |args: &[&str]| {
+        std::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--virtual-time-budget=3000",
+            ])
+            .args(args)
+            .arg(&url)
+            .output()
+            .expect("chromium is installed (.ci/run installs it)")
+    };
+    let dom = String::from_utf8_lossy(&chromium(&["--dump-dom"]).stdout).to_string();
+    assert!(
+        dom.contains("data-ready=\"1\""),
+        "the page's script did not run"
+    );
+    assert_eq!(dom.matches("<tr class=\"row").count(), rows);
+    assert!(dom.matches("<svg").count() >= rows && dom.contains("<polyline"));
+    let shot = page.with_extension("png");
+    let o = chromium(&[
+        &format!("--screenshot={}", shot.display()),
+        "--window-size=1200,900",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let png = std::fs::read(&shot).unwrap();
+    // A blank page is a few kilobytes; text, table and chart make it larger.
+    assert!(png.len() > 20_000, "screenshot of {} bytes", png.len());
 }

@@ -737,6 +737,21 @@ impl DetectorModel {
         Ok(DataFrame::new_infer_height(cols)?)
     }
 
+    /// The facility's baseline of a signal and the standard deviation of a
+    /// period of the given volume: what control limits are drawn from.
+    pub fn control(&self, facility: &str, signal: &str, volume: f64) -> Option<(f64, f64)> {
+        let si = self
+            .config
+            .change
+            .signals
+            .iter()
+            .position(|s| s.column == signal)?;
+        let s = &self.config.change.signals[si];
+        let b = self.baselines.get(facility)?.get(si).copied().flatten()?;
+        let sd = (b.var + s.dispersion.powi(2) / volume.max(1.0) + s.floor.powi(2)).sqrt();
+        Some((b.mean, sd))
+    }
+
     /// Writes the model as pretty JSON (atomically).
     pub fn save(&self, path: &Path) -> Result<(), DetectError> {
         let err = |reason: String| DetectError::Model {

@@ -1,0 +1,587 @@
+//! What the users read: the weekly alert list for reviewers and the
+//! planner's page, as self-contained HTML (inline SVG charts, inline
+//! script for sorting and filtering, nothing fetched from the network).
+//!
+//! Work in progress (issue 7): the audit plan, PNG export for slides, the
+//! browser test, the notebooks and the full demo are still to come.
+
+pub mod html;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use plotters::prelude::*;
+use polars::prelude::*;
+
+use crate::detect::signals::{label, show};
+use crate::detect::{DetectorModel, Lang};
+use html::{escape, page};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("report: {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: PolarsError,
+    },
+    #[error("report: {0}")]
+    Polars(#[from] PolarsError),
+    #[error("report: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("report: {0}")]
+    Chart(String),
+}
+
+/// Inputs and output of `bhyt report`.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    /// Output folder of `bhyt detect` (alerts.parquet).
+    pub detect_dir: PathBuf,
+    /// The weekly features table the alerts were raised on.
+    pub features: PathBuf,
+    /// The detector model (control limits in the charts), if at hand.
+    pub model: Option<PathBuf>,
+    /// Output folder of `bhyt forecast`, if any (planner's page).
+    pub forecast_dir: Option<PathBuf>,
+    pub out: PathBuf,
+    pub lang: Lang,
+}
+
+/// What was written.
+#[derive(Debug, Clone, Default)]
+pub struct ReportSummary {
+    pub alerts: usize,
+    pub pages: Vec<PathBuf>,
+}
+
+fn read(path: &Path) -> Result<DataFrame, ReportError> {
+    LazyFrame::scan_parquet(
+        PlRefPath::new(path.to_string_lossy().as_ref()),
+        Default::default(),
+    )
+    .and_then(|l| l.collect())
+    .map_err(|source| ReportError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn strs(df: &DataFrame, c: &str) -> Vec<String> {
+    df.column(c)
+        .and_then(|c| c.cast(&DataType::String))
+        .map(|c| {
+            c.str()
+                .map(|s| s.iter().map(|v| v.unwrap_or("").to_string()).collect())
+                .unwrap_or_default()
+        })
+        .unwrap_or_else(|_| vec![String::new(); df.height()])
+}
+
+fn nums(df: &DataFrame, c: &str) -> Vec<Option<f64>> {
+    df.column(c)
+        .and_then(|c| c.cast(&DataType::Float64))
+        .map(|c| c.f64().map(|s| s.iter().collect()).unwrap_or_default())
+        .unwrap_or_else(|_| vec![None; df.height()])
+}
+
+fn vnd(x: f64, lang: Lang) -> String {
+    match lang {
+        Lang::Vi => crate::format::group_vi(x.round() as i64),
+        Lang::En => crate::format::group_en(x.round() as i64),
+    }
+}
+
+/// The indicator a chart shows for an alert's cause.
+fn chart_signal(cause: &str) -> &str {
+    match cause {
+        "duplicate" => "overlapping_claim_share",
+        "los_outlier" => "oe_los",
+        "mismatch" => "bed_cost_share_inpatient",
+        "multivariate" => "oe_cost",
+        other => other,
+    }
+}
+
+/// One facility's indicator over time against its peer band and its
+/// control limits (SVG).
+#[allow(clippy::too_many_arguments)]
+pub fn alert_chart(
+    title: &str,
+    series: &[(NaiveDate, f64)],
+    band: &[(NaiveDate, f64, f64, f64)],
+    control: Option<(f64, f64)>,
+    onset: Option<NaiveDate>,
+    signal: &str,
+    lang: Lang,
+) -> Result<String, ReportError> {
+    crate::forecast::chart::register_font();
+    let err = |e: String| ReportError::Chart(format!("{title}: {e}"));
+    let tx = |v: f64| if signal == "visits" { v.exp() } else { v };
+    let (Some(first), Some(last)) = (series.first(), series.last()) else {
+        return Ok(String::new());
+    };
+    let x0 = first.0;
+    let day = |d: NaiveDate| (d - x0).num_days() as f64;
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    for v in series
+        .iter()
+        .map(|s| s.1)
+        .chain(band.iter().flat_map(|b| [b.2, b.3]))
+    {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if let Some((m, sd)) = control {
+        lo = lo.min(tx(m));
+        hi = hi.max(tx(m + 3.0 * sd));
+    }
+    if !(lo.is_finite() && hi.is_finite()) {
+        return Ok(String::new());
+    }
+    let pad = ((hi - lo) * 0.08).max(1e-6);
+    let (lo, hi) = ((lo - pad).max(0.0), hi + pad);
+    let (you, peers, limit, base) = match lang {
+        Lang::Vi => (
+            "cơ sở",
+            "nhóm cùng hạng (trung vị, 25–75 %)",
+            "giới hạn kiểm soát (+3 độ lệch)",
+            "mức nền",
+        ),
+        Lang::En => (
+            "facility",
+            "peer group (median, 25–75 %)",
+            "control limit (+3 sd)",
+            "baseline",
+        ),
+    };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (640, 240)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let mut ch = ChartBuilder::on(&root)
+            .margin(8)
+            .x_label_area_size(28)
+            .y_label_area_size(52)
+            .build_cartesian_2d(0f64..day(last.0).max(1.0), lo..hi)
+            .map_err(|e| err(e.to_string()))?;
+        let fmt_x = |x: &f64| {
+            (x0 + chrono::Duration::days(*x as i64))
+                .format("%m/%y")
+                .to_string()
+        };
+        let fmt_y = |y: &f64| show(signal, if signal == "visits" { y.ln() } else { *y }, lang);
+        ch.configure_mesh()
+            .x_labels(8)
+            .y_labels(5)
+            .x_label_formatter(&fmt_x)
+            .y_label_formatter(&fmt_y)
+            .label_style(("sans-serif", 11))
+            .light_line_style(WHITE)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        if !band.is_empty() {
+            let mut pts: Vec<(f64, f64)> = band.iter().map(|b| (day(b.0), b.3)).collect();
+            pts.extend(band.iter().rev().map(|b| (day(b.0), b.2)));
+            let c = RGBColor(120, 150, 200).mix(0.25);
+            ch.draw_series(std::iter::once(Polygon::new(pts, c.filled())))
+                .map_err(|e| err(e.to_string()))?
+                .label(peers)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 4), (x + 14, y + 4)], c.filled()));
+            ch.draw_series(LineSeries::new(
+                band.iter().map(|b| (day(b.0), b.1)),
+                RGBColor(90, 120, 180).stroke_width(1),
+            ))
+            .map_err(|e| err(e.to_string()))?;
+        }
+        if let Some((m, sd)) = control {
+            let (x1, x2) = (0.0, day(last.0));
+            ch.draw_series(LineSeries::new([(x1, tx(m)), (x2, tx(m))], BLACK.mix(0.5)))
+                .map_err(|e| err(e.to_string()))?
+                .label(base)
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.mix(0.5)));
+            ch.draw_series(LineSeries::new(
+                [(x1, tx(m + 3.0 * sd)), (x2, tx(m + 3.0 * sd))],
+                RED.mix(0.7),
+            ))
+            .map_err(|e| err(e.to_string()))?
+            .label(limit)
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], RED.mix(0.7)));
+        }
+        ch.draw_series(LineSeries::new(
+            series.iter().map(|s| (day(s.0), s.1)),
+            BLACK.stroke_width(2),
+        ))
+        .map_err(|e| err(e.to_string()))?
+        .label(you)
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.stroke_width(2)));
+        if let Some(o) = onset.filter(|o| *o >= x0) {
+            ch.draw_series(std::iter::once(PathElement::new(
+                [(day(o), lo), (day(o), hi)],
+                RED.mix(0.4),
+            )))
+            .map_err(|e| err(e.to_string()))?;
+        }
+        ch.configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .label_font(("sans-serif", 10))
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    Ok(svg)
+}
+
+/// Writes the pages. Missing inputs skip their page.
+pub fn run(o: &ReportOptions) -> Result<ReportSummary, ReportError> {
+    let mut summary = ReportSummary::default();
+    let alerts_path = o.detect_dir.join("alerts.parquet");
+    if alerts_path.exists() {
+        let n = alert_page(o, &alerts_path)?;
+        summary.alerts = n;
+        summary.pages.push(o.out.join("alerts.html"));
+    }
+    if let Some(dir) = &o.forecast_dir {
+        if dir.join("budget_projection.parquet").exists() {
+            planner_page(o, dir)?;
+            summary.pages.push(o.out.join("planner.html"));
+        }
+    }
+    Ok(summary)
+}
+
+fn alert_page(o: &ReportOptions, alerts_path: &Path) -> Result<usize, ReportError> {
+    let a = read(alerts_path)?;
+    let f = read(&o.features)?;
+    let model = match &o.model {
+        Some(p) if p.exists() => DetectorModel::load(p).ok(),
+        _ => None,
+    };
+    let lang = o.lang;
+    let t = |vi: &'static str, en: &'static str| match lang {
+        Lang::Vi => vi,
+        Lang::En => en,
+    };
+    // Features by facility and by peer group.
+    let fac = strs(&f, "facility_code");
+    let group = strs(&f, "peer_group");
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    let period: Vec<NaiveDate> = f
+        .column("period_start")?
+        .cast(&DataType::Int32)?
+        .i32()?
+        .iter()
+        .map(|v| epoch + chrono::Duration::days(v.unwrap_or(0) as i64))
+        .collect();
+    let visits = nums(&f, "visits");
+    let mut cols: HashMap<String, Vec<Option<f64>>> = HashMap::new();
+    let ids = strs(&a, "alert_id");
+    let codes = strs(&a, "facility_code");
+    let names = strs(&a, "facility_name");
+    let groups = strs(&a, "peer_group");
+    let causes = strs(&a, "cause");
+    let states = strs(&a, "state");
+    let levels = strs(&a, "level");
+    let detectors = strs(&a, "detector");
+    let onsets = strs(&a, "onset");
+    let weeks = strs(&a, "period_start");
+    let reasons = strs(
+        &a,
+        if lang == Lang::Vi {
+            "reason_vi"
+        } else {
+            "reason_en"
+        },
+    );
+    let sev = nums(&a, "severity");
+    let excess = nums(&a, "excess_vnd");
+    let suppressed: Vec<bool> = a
+        .column("suppressed")
+        .ok()
+        .and_then(|c| {
+            c.bool()
+                .ok()
+                .map(|b| b.iter().map(|v| v.unwrap_or(false)).collect())
+        })
+        .unwrap_or_else(|| vec![false; a.height()]);
+    let tops = [
+        "top_claims",
+        "top_services",
+        "top_departments",
+        "top_prescribers",
+    ]
+    .map(|c| strs(&a, c));
+    let mut rows = String::new();
+    let mut shown = 0;
+    for i in 0..a.height() {
+        if suppressed[i] {
+            continue;
+        }
+        shown += 1;
+        let signal = chart_signal(&causes[i]).to_string();
+        if !cols.contains_key(&signal) {
+            cols.insert(signal.clone(), nums(&f, &signal));
+        }
+        let vals = &cols[&signal];
+        // Up to the alert's week: what the reviewer would have seen then.
+        let week = NaiveDate::parse_from_str(&weeks[i], "%Y-%m-%d").ok();
+        let upto = |d: NaiveDate| week.is_none_or(|w| d <= w);
+        let series: Vec<(NaiveDate, f64)> = (0..f.height())
+            .filter(|&r| fac[r] == codes[i] && upto(period[r]))
+            .filter_map(|r| vals[r].map(|v| (period[r], v)))
+            .collect();
+        let series: Vec<(NaiveDate, f64)> = series[series.len().saturating_sub(78)..].to_vec();
+        let from = series.first().map(|s| s.0);
+        // Peer band: median and quartiles of the group per period.
+        let mut by_p: std::collections::BTreeMap<NaiveDate, Vec<f64>> = Default::default();
+        for r in 0..f.height() {
+            if group[r] == groups[i] && from.is_some_and(|d| period[r] >= d) && upto(period[r]) {
+                if let Some(v) = vals[r] {
+                    by_p.entry(period[r]).or_default().push(v);
+                }
+            }
+        }
+        let q = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+        let band: Vec<(NaiveDate, f64, f64, f64)> = by_p
+            .into_iter()
+            .filter(|(_, v)| v.len() >= 3)
+            .map(|(d, mut v)| {
+                v.sort_by(f64::total_cmp);
+                (d, q(&v, 0.5), q(&v, 0.25), q(&v, 0.75))
+            })
+            .collect();
+        let typical_volume = {
+            let mut v: Vec<f64> = (0..f.height())
+                .filter(|&r| fac[r] == codes[i])
+                .filter_map(|r| visits[r])
+                .collect();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(1.0)
+        };
+        let control = model
+            .as_ref()
+            .and_then(|m| m.control(&codes[i], &signal, typical_volume));
+        let onset = NaiveDate::parse_from_str(&onsets[i], "%Y-%m-%d").ok();
+        let title = format!("{} {}", codes[i], label(&signal, lang));
+        let svg = alert_chart(&title, &series, &band, control, onset, &signal, lang)?;
+        let sev_i = sev[i].unwrap_or(0.0);
+        let ex = excess[i].unwrap_or(0.0);
+        let class = if levels[i] == "high" {
+            "row high"
+        } else {
+            "row"
+        };
+        rows.push_str(&format!(
+            "<tr class=\"{class}\" data-id=\"{id}\" data-facility=\"{fcode} {fname}\" data-level=\"{lvl}\" \
+             data-indicator=\"{cause}\" data-status=\"{state}\" data-severity=\"{sev:.2}\" data-group=\"{grp}\">\
+             <td>{fcode}<br><span class=\"muted\">{fname}</span></td><td>{grp}</td><td>{week}</td>\
+             <td>{cause_l}</td><td class=\"num\" data-v=\"{sev:.2}\">{sev_s}</td>\
+             <td class=\"num\" data-v=\"{ex:.0}\">{ex_s}</td><td>{state_l}</td><td>{reason}</td></tr>\n",
+            id = escape(&ids[i]),
+            fcode = escape(&codes[i]),
+            fname = escape(&names[i]),
+            lvl = escape(&levels[i]),
+            cause = escape(&causes[i]),
+            state = escape(&states[i]),
+            grp = escape(&crate::alerts::peer_group_words(&groups[i], lang)),
+            week = escape(&weeks[i]),
+            cause_l = escape(&format!("{} ({})", label(&causes[i], lang), detectors[i])),
+            sev = sev_i,
+            sev_s = if lang == Lang::Vi { format!("{sev_i:.1}").replace('.', ",") } else { format!("{sev_i:.1}") },
+            ex = ex,
+            ex_s = vnd(ex, lang),
+            state_l = escape(match (states[i].as_str(), lang) {
+                ("new", Lang::Vi) => "mới",
+                ("continuing", Lang::Vi) => "tiếp diễn",
+                (s, _) => s,
+            }),
+            reason = escape(&reasons[i]),
+        ));
+        let list = |k: usize, name: &str| {
+            if tops[k][i].is_empty() {
+                String::new()
+            } else {
+                format!("<p><b>{}</b>: {}</p>", escape(name), escape(&tops[k][i]))
+            }
+        };
+        rows.push_str(&format!(
+            "<tr class=\"detail\" data-id=\"{}\"><td colspan=\"8\"><div class=\"chart\">{svg}</div>{}{}{}{}</td></tr>\n",
+            escape(&ids[i]),
+            list(0, t("Hồ sơ đóng góp nhiều nhất (MA_LK)", "Claims adding most (MA_LK)")),
+            list(1, t("Dịch vụ, thuốc tăng nhiều nhất", "Services and drugs that grew most")),
+            list(2, t("Khoa", "Departments")),
+            list(3, t("Người chỉ định", "Prescribers")),
+        ));
+    }
+    let head = [
+        (t("Cơ sở", "Facility"), "facility"),
+        (t("Nhóm", "Peer group"), "group"),
+        (t("Tuần", "Week"), ""),
+        (t("Chỉ số", "Indicator"), "indicator"),
+        (t("Mức độ", "Severity"), ""),
+        (t("Chi vượt ước tính (đồng)", "Estimated excess (VND)"), ""),
+        (t("Trạng thái", "Status"), "status"),
+        (t("Lý do", "Reason"), ""),
+    ];
+    let ths: String = head
+        .iter()
+        .map(|(h, _)| format!("<th data-sort>{}</th>", escape(h)))
+        .collect();
+    let filters = format!(
+        "<div class=\"filters\">\
+         <label>{} <input data-filter=\"facility\" size=\"12\"></label>\
+         <label>{} <input data-filter=\"group\" size=\"14\"></label>\
+         <label>{} <input data-filter=\"level\" size=\"6\"></label>\
+         <label>{} <input data-filter=\"indicator\" size=\"14\"></label>\
+         <label>{} <input data-filter=\"status\" size=\"10\"></label>\
+         <label>{} ≥ <input data-filter=\"severity\" data-min size=\"4\"></label></div>",
+        t("Cơ sở", "Facility"),
+        t("Nhóm/tuyến", "Group/level"),
+        t("Mức", "Level"),
+        t("Chỉ số", "Indicator"),
+        t("Trạng thái", "Status"),
+        t("Mức độ", "Severity"),
+    );
+    let title = t(
+        "Cảnh báo chi phí tăng cao bất hợp lý — danh sách tuần",
+        "Unreasonably high cost warnings — weekly list",
+    );
+    let body = format!(
+        "<h1>{}</h1><p>{} <b id=\"shown\">{shown}</b> / {shown}. {}</p>{filters}\
+         <table><thead><tr>{ths}</tr></thead><tbody>{rows}</tbody></table>",
+        escape(title),
+        t("Cảnh báo hiển thị:", "Alerts shown:"),
+        t(
+            "Bấm tiêu đề cột để sắp xếp. Quyết định của người thẩm định ghi vào alerts.xlsx (cột decision) rồi nhập lại bằng `bhyt review --import`.",
+            "Click a column header to sort. Reviewers write decisions in alerts.xlsx (decision column) and import it with `bhyt review --import`.",
+        ),
+    );
+    crate::store::write_atomic(
+        &o.out.join("alerts.html"),
+        page(title, lang, &body).as_bytes(),
+    )?;
+    Ok(shown)
+}
+
+fn planner_page(o: &ReportOptions, dir: &Path) -> Result<(), ReportError> {
+    let lang = o.lang;
+    let t = |vi: &'static str, en: &'static str| match lang {
+        Lang::Vi => vi,
+        Lang::En => en,
+    };
+    let p = read(&dir.join("budget_projection.parquet"))?;
+    let g = read(&dir.join("forecast_growth.parquet"))?;
+    let code = strs(&p, "code");
+    let budget = nums(&p, "budget_vnd");
+    let proj = nums(&p, "projected_vnd");
+    let over = nums(&p, "overrun_vnd");
+    let lo = nums(&p, "overrun_lo90");
+    let hi = nums(&p, "overrun_hi90");
+    let run_out = strs(&p, "runs_out_in");
+    let opt = |v: Option<f64>| v.map(|x| vnd(x, lang)).unwrap_or_else(|| "–".into());
+    let mut order: Vec<usize> = (0..p.height()).collect();
+    order.sort_by(|a, b| {
+        let pa = crate::forecast::is_province(&code[*a]);
+        let pb = crate::forecast::is_province(&code[*b]);
+        pb.cmp(&pa).then(
+            over[*b]
+                .unwrap_or(f64::MIN)
+                .total_cmp(&over[*a].unwrap_or(f64::MIN)),
+        )
+    });
+    let mut rows = String::new();
+    for i in order {
+        rows.push_str(&format!(
+            "<tr class=\"row\" data-id=\"{c}\" data-facility=\"{c}\"><td>{c}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\" data-v=\"{:.0}\">{}</td><td class=\"num\">{} … {}</td><td>{}</td></tr>\n",
+            opt(budget[i]),
+            opt(proj[i]),
+            over[i].unwrap_or(0.0),
+            opt(over[i]),
+            opt(lo[i]),
+            opt(hi[i]),
+            escape(
+                &NaiveDate::parse_from_str(&run_out[i], "%Y-%m-%d")
+                    .map(|d| d.format("%m/%Y").to_string())
+                    .unwrap_or_default()
+            ),
+            c = escape(&code[i]),
+        ));
+    }
+    let gcode = strs(&g, "code");
+    let mut growth = String::new();
+    let cols = [
+        "base_vnd",
+        "forecast_vnd",
+        "volume_vnd",
+        "price_vnd",
+        "case_mix_vnd",
+        "known_changes_vnd",
+        "other_vnd",
+        "out_of_province_vnd",
+    ];
+    let gv: Vec<Vec<Option<f64>>> = cols.iter().map(|c| nums(&g, c)).collect();
+    for i in 0..g.height() {
+        if !crate::forecast::is_province(&gcode[i]) {
+            continue;
+        }
+        let cells: String = gv
+            .iter()
+            .map(|v| format!("<td class=\"num\">{}</td>", opt(v[i])))
+            .collect();
+        let chart_file = dir
+            .join("charts")
+            .join(format!("{}.svg", gcode[i].replace(':', "-")));
+        let svg = std::fs::read_to_string(&chart_file).unwrap_or_default();
+        growth.push_str(&format!(
+            "<tr><td>{}</td>{cells}</tr><tr><td colspan=\"9\"><div class=\"chart\">{svg}</div></td></tr>",
+            escape(&gcode[i])
+        ));
+    }
+    let title = t(
+        "Dự toán chi khám chữa bệnh BHYT — dự báo và nguy cơ vượt",
+        "Health insurance budget — forecast and overrun risk",
+    );
+    let gh: String = [
+        t("Tỉnh", "Province"),
+        t("Năm gốc", "Base year"),
+        t("Dự báo năm sau", "Next year forecast"),
+        t("Số lượt", "Volume"),
+        t("Giá", "Price"),
+        t("Cơ cấu bệnh", "Case mix"),
+        t("Thay đổi đã biết", "Known changes"),
+        t("Khác", "Other"),
+        t("Người bệnh ngoại tỉnh", "Out-of-province patients"),
+    ]
+    .iter()
+    .map(|h| format!("<th>{}</th>", escape(h)))
+    .collect();
+    let ph: String = [
+        t("Mã", "Code"),
+        t("Dự toán (đồng)", "Budget (VND)"),
+        t("Dự kiến chi cả năm", "Projected year-end"),
+        t("Vượt (+) / dư (−)", "Overrun (+) / surplus (−)"),
+        t("Khoảng 90 %", "90 % interval"),
+        t("Hết dự toán vào", "Budget runs out in"),
+    ]
+    .iter()
+    .map(|h| format!("<th data-sort>{}</th>", escape(h)))
+    .collect();
+    let body = format!(
+        "<h1>{}</h1><h2>{}</h2><table><thead><tr>{gh}</tr></thead><tbody>{growth}</tbody></table>\
+         <h2>{}</h2><div class=\"filters\"><label>{} <input data-filter=\"facility\" size=\"12\"></label></div>\
+         <table><thead><tr>{ph}</tr></thead><tbody>{rows}</tbody></table>",
+        escape(title),
+        t("Tăng trưởng năm sau, phân tích theo nguyên nhân (đồng)", "Next year's growth by cause (VND)"),
+        t("Dự kiến cuối năm so với dự toán", "Projected year-end against the budget"),
+        t("Cơ sở", "Facility"),
+    );
+    crate::store::write_atomic(
+        &o.out.join("planner.html"),
+        page(title, lang, &body).as_bytes(),
+    )?;
+    Ok(())
+}
