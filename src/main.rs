@@ -230,6 +230,12 @@ struct ReportArgs {
     /// Output folder of `bhyt forecast` (the planner's page), if any.
     #[arg(long, default_value = "out/forecast")]
     forecast_dir: PathBuf,
+    /// Claims store (top claims and services on the audit plan's evidence pages).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Audits the inspection team can do.
+    #[arg(long, default_value_t = 10)]
+    capacity: usize,
     #[arg(long, default_value = "out/report")]
     out: PathBuf,
     #[arg(long, value_enum, default_value = "vi")]
@@ -628,6 +634,8 @@ fn cmd_report(a: ReportArgs) -> Result<()> {
         features: a.features,
         model: Some(a.model),
         forecast_dir: Some(a.forecast_dir),
+        data_dir: a.data_dir,
+        capacity: a.capacity,
         out: a.out,
         lang: a.lang,
     })?;
@@ -799,6 +807,8 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
         features: out.join("facility_period.parquet"),
         model: Some(a.out.join("models/detector.json")),
         forecast_dir: Some(fdir),
+        data_dir: Some(data_dir.clone()),
+        capacity: 10,
         out: a.out.join("report"),
         lang: a.lang,
     })?;

@@ -133,6 +133,8 @@ fn weekly_runs_raise_continue_and_resolve_an_alert() {
         features: d.join("features.parquet"),
         model: Some(d.join("models/detector.json")),
         forecast_dir: None,
+        data_dir: None,
+        capacity: 3,
         out: d.join("report"),
         lang: Lang::Vi,
     })
@@ -147,6 +149,14 @@ fn weekly_runs_raise_continue_and_resolve_an_alert() {
         "chart drawn"
     );
     rendered_in_chromium(&d.join("report/alerts.html"), 1);
+    // The audit plan ranks the riser first and plans it within capacity.
+    let audit = std::fs::read_to_string(d.join("report/audit.html")).unwrap();
+    let first_row = audit.find("<tr class=\"row").unwrap();
+    assert!(audit[first_row..].starts_with("<tr class=\"row high\" data-id=\"93003\""));
+    assert!(
+        audit.contains("id=\"f93003\""),
+        "evidence page of the planned facility"
+    );
     // Self-contained: nothing loaded from elsewhere.
     assert!(
         !html.contains("src=\"http") && !html.contains("href=\"http") && !html.contains("<link")
