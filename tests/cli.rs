@@ -16,7 +16,8 @@ fn every_subcommand_has_help() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for sub in [
-        "ingest", "generate", "features", "detect", "evaluate", "status", "demo",
+        "ingest", "generate", "features", "detect", "evaluate", "forecast", "report", "review",
+        "status", "demo",
     ] {
         assert!(text.contains(sub), "{sub} missing from --help");
         let o = bhyt().args([sub, "--help"]).output().unwrap();
