@@ -171,6 +171,19 @@ fn weekly_runs_raise_continue_and_resolve_an_alert() {
     alerts::run(&options(d, Some(week(first)))).unwrap();
     assert_eq!(std::fs::read(d.join("out/alerts.xlsx")).unwrap(), xlsx);
     assert!(read_reviews(&d.join("out/alerts.xlsx")).unwrap().is_empty());
+    // A reviewer fills the decision in the engine's workbook: read it back,
+    // write the same sheet with the decision, and the store imports it.
+    let reviewed = decide_in_workbook(
+        &d.join("out/alerts.xlsx"),
+        "dismissed",
+        "số liệu đã kiểm tra",
+    );
+    let rows = read_reviews(&reviewed).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].alert_id.as_str(), rows[0].decision),
+        (id.as_str(), Decision::Dismissed)
+    );
     let next = alerts::run(&options(d, Some(week(first + 1)))).unwrap();
     assert_eq!(next.list[0].alert_id, id);
     assert_eq!(next.list[0].state, "continuing");
@@ -561,4 +574,44 @@ fn rendered_in_chromium(page: &Path, rows: usize) {
     let png = std::fs::read(&shot).unwrap();
     // A blank page is a few kilobytes; text, table and chart make it larger.
     assert!(png.len() > 20_000, "screenshot of {} bytes", png.len());
+}
+
+/// Copies the engine's alerts.xlsx cell by cell (calamine → rust_xlsxwriter)
+/// with `decision` and `comment` filled in on every row, as a reviewer would.
+fn decide_in_workbook(path: &Path, decision: &str, comment: &str) -> std::path::PathBuf {
+    use calamine::{open_workbook, Data, Reader, Xlsx};
+    let mut wb: Xlsx<_> = open_workbook(path).unwrap();
+    let sheet = wb.sheet_names()[0].clone();
+    let range = wb.worksheet_range(&sheet).unwrap();
+    let header: Vec<String> = range
+        .rows()
+        .next()
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let dcol = header.iter().position(|h| h == "decision").unwrap();
+    let ccol = header.iter().position(|h| h == "comment").unwrap();
+    let mut out = rust_xlsxwriter::Workbook::new();
+    let ws = out.add_worksheet();
+    for (r, row) in range.rows().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            let (r32, c16) = (r as u32, c as u16);
+            if r > 0 && c == dcol {
+                ws.write_string(r32, c16, decision).unwrap();
+            } else if r > 0 && c == ccol {
+                ws.write_string(r32, c16, comment).unwrap();
+            } else {
+                match cell {
+                    Data::Float(v) => ws.write_number(r32, c16, *v).unwrap(),
+                    Data::Int(v) => ws.write_number(r32, c16, *v as f64).unwrap(),
+                    Data::Empty => ws,
+                    other => ws.write_string(r32, c16, other.to_string()).unwrap(),
+                };
+            }
+        }
+    }
+    let reviewed = path.with_file_name("alerts-reviewed.xlsx");
+    out.save(&reviewed).unwrap();
+    reviewed
 }

@@ -649,7 +649,8 @@ fn write_alerts(list: &[Alert], o: &RunOptions, as_of: NaiveDate) -> Result<(), 
     Ok(())
 }
 
-/// The reviewers' sheet: the alerts with a drop-down for the decision.
+/// The reviewers' sheet: the alerts with a drop-down for the decision,
+/// frozen header, filters, number formats.
 /// The document date is the run's week, so a rerun writes the same bytes.
 fn alerts_xlsx(df: &DataFrame, as_of: NaiveDate) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
     use chrono::Datelike;
@@ -661,15 +662,31 @@ fn alerts_xlsx(df: &DataFrame, as_of: NaiveDate) -> Result<Vec<u8>, rust_xlsxwri
     let ws = wb.add_worksheet();
     ws.set_name("alerts")?;
     let bold = Format::new().set_bold();
+    // Amounts in whole đồng with grouping (Excel shows the reader's
+    // separator), severities and ratios with two decimals.
+    let money = Format::new().set_num_format("#,##0");
+    let ratio = Format::new().set_num_format("0.00");
     for (c, col) in df.columns().iter().enumerate() {
         let c = c as u16;
         ws.write_string_with_format(0, c, col.name().as_str(), &bold)?;
+        let fmt = if col.name().ends_with("_vnd") {
+            &money
+        } else {
+            &ratio
+        };
+        let width = match col.name().as_str() {
+            "reason" | "reason_vi" | "reason_en" => 80.0,
+            n if n.starts_with("top_") => 50.0,
+            "alert_id" | "facility_name" => 28.0,
+            _ => 14.0,
+        };
+        ws.set_column_width(c, width)?;
         let s = col.as_materialized_series();
         for r in 0..df.height() {
             let row = r as u32 + 1;
             match s.get(r) {
                 Ok(AnyValue::Float64(v)) => {
-                    ws.write_number(row, c, v)?;
+                    ws.write_number_with_format(row, c, v, fmt)?;
                 }
                 Ok(AnyValue::Boolean(v)) => {
                     ws.write_string(row, c, if v { "true" } else { "false" })?;
@@ -696,5 +713,8 @@ fn alerts_xlsx(df: &DataFrame, as_of: NaiveDate) -> Result<Vec<u8>, rust_xlsxwri
         )?;
     }
     ws.set_freeze_panes(1, 0)?;
+    if df.width() > 0 {
+        ws.autofilter(0, 0, df.height() as u32, df.width() as u16 - 1)?;
+    }
     wb.save_to_buffer()
 }
