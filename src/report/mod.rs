@@ -109,22 +109,69 @@ fn chart_signal(cause: &str) -> &str {
 }
 
 /// One facility's indicator over time against its peer band and its
-/// control limits (SVG).
-#[allow(clippy::too_many_arguments)]
-pub fn alert_chart(
-    title: &str,
-    series: &[(NaiveDate, f64)],
-    band: &[(NaiveDate, f64, f64, f64)],
-    control: Option<(f64, f64)>,
-    onset: Option<NaiveDate>,
-    signal: &str,
-    lang: Lang,
-) -> Result<String, ReportError> {
-    crate::forecast::chart::register_font();
-    let err = |e: String| ReportError::Chart(format!("{title}: {e}"));
+/// control limits.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertChart<'a> {
+    pub title: &'a str,
+    pub series: &'a [(NaiveDate, f64)],
+    pub band: &'a [(NaiveDate, f64, f64, f64)],
+    pub control: Option<(f64, f64)>,
+    pub onset: Option<NaiveDate>,
+    pub signal: &'a str,
+    pub lang: Lang,
+}
+
+impl AlertChart<'_> {
+    /// As SVG (for the HTML pages).
+    pub fn svg(&self) -> Result<String, ReportError> {
+        crate::forecast::chart::register_font();
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (640, 240)).into_drawing_area();
+            draw_alert(&root, self)
+                .map_err(|e| ReportError::Chart(format!("{}: {e}", self.title)))?;
+        }
+        Ok(svg)
+    }
+
+    /// As PNG (for slides), written atomically.
+    pub fn png(&self, path: &Path) -> Result<(), ReportError> {
+        crate::forecast::chart::register_font();
+        let err = |e: String| ReportError::Chart(format!("{}: {e}", path.display()));
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        let tmp = dir.join(format!(
+            ".{}.tmp.png",
+            path.file_stem().and_then(|s| s.to_str()).unwrap_or("chart")
+        ));
+        {
+            let root = BitMapBackend::new(&tmp, (1280, 480)).into_drawing_area();
+            draw_alert(&root, self).map_err(err)?;
+        }
+        std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+    }
+}
+
+fn draw_alert<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    c: &AlertChart,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let AlertChart {
+        title: _,
+        series,
+        band,
+        control,
+        onset,
+        signal,
+        lang,
+    } = *c;
+    let err = |e: String| e;
     let tx = |v: f64| if signal == "visits" { v.exp() } else { v };
     let (Some(first), Some(last)) = (series.first(), series.last()) else {
-        return Ok(String::new());
+        return Ok(());
     };
     let x0 = first.0;
     let day = |d: NaiveDate| (d - x0).num_days() as f64;
@@ -143,7 +190,7 @@ pub fn alert_chart(
         hi = hi.max(tx(m + 3.0 * sd));
     }
     if !(lo.is_finite() && hi.is_finite()) {
-        return Ok(String::new());
+        return Ok(());
     }
     let pad = ((hi - lo) * 0.08).max(1e-6);
     let (lo, hi) = ((lo - pad).max(0.0), hi + pad);
@@ -161,82 +208,78 @@ pub fn alert_chart(
             "baseline",
         ),
     };
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (640, 240)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let mut ch = ChartBuilder::on(&root)
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(52)
-            .build_cartesian_2d(0f64..day(last.0).max(1.0), lo..hi)
-            .map_err(|e| err(e.to_string()))?;
-        let fmt_x = |x: &f64| {
-            (x0 + chrono::Duration::days(*x as i64))
-                .format("%m/%y")
-                .to_string()
-        };
-        let fmt_y = |y: &f64| show(signal, if signal == "visits" { y.ln() } else { *y }, lang);
-        ch.configure_mesh()
-            .x_labels(8)
-            .y_labels(5)
-            .x_label_formatter(&fmt_x)
-            .y_label_formatter(&fmt_y)
-            .label_style(("sans-serif", 11))
-            .light_line_style(WHITE)
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
-        if !band.is_empty() {
-            let mut pts: Vec<(f64, f64)> = band.iter().map(|b| (day(b.0), b.3)).collect();
-            pts.extend(band.iter().rev().map(|b| (day(b.0), b.2)));
-            let c = RGBColor(120, 150, 200).mix(0.25);
-            ch.draw_series(std::iter::once(Polygon::new(pts, c.filled())))
-                .map_err(|e| err(e.to_string()))?
-                .label(peers)
-                .legend(move |(x, y)| Rectangle::new([(x, y - 4), (x + 14, y + 4)], c.filled()));
-            ch.draw_series(LineSeries::new(
-                band.iter().map(|b| (day(b.0), b.1)),
-                RGBColor(90, 120, 180).stroke_width(1),
-            ))
-            .map_err(|e| err(e.to_string()))?;
-        }
-        if let Some((m, sd)) = control {
-            let (x1, x2) = (0.0, day(last.0));
-            ch.draw_series(LineSeries::new([(x1, tx(m)), (x2, tx(m))], BLACK.mix(0.5)))
-                .map_err(|e| err(e.to_string()))?
-                .label(base)
-                .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.mix(0.5)));
-            ch.draw_series(LineSeries::new(
-                [(x1, tx(m + 3.0 * sd)), (x2, tx(m + 3.0 * sd))],
-                RED.mix(0.7),
-            ))
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let mut ch = ChartBuilder::on(root)
+        .margin(8)
+        .x_label_area_size(28)
+        .y_label_area_size(52)
+        .build_cartesian_2d(0f64..day(last.0).max(1.0), lo..hi)
+        .map_err(|e| err(e.to_string()))?;
+    let fmt_x = |x: &f64| {
+        (x0 + chrono::Duration::days(*x as i64))
+            .format("%m/%y")
+            .to_string()
+    };
+    let fmt_y = |y: &f64| show(signal, if signal == "visits" { y.ln() } else { *y }, lang);
+    ch.configure_mesh()
+        .x_labels(8)
+        .y_labels(5)
+        .x_label_formatter(&fmt_x)
+        .y_label_formatter(&fmt_y)
+        .label_style(("sans-serif", 11))
+        .light_line_style(WHITE)
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    if !band.is_empty() {
+        let mut pts: Vec<(f64, f64)> = band.iter().map(|b| (day(b.0), b.3)).collect();
+        pts.extend(band.iter().rev().map(|b| (day(b.0), b.2)));
+        let c = RGBColor(120, 150, 200).mix(0.25);
+        ch.draw_series(std::iter::once(Polygon::new(pts, c.filled())))
             .map_err(|e| err(e.to_string()))?
-            .label(limit)
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], RED.mix(0.7)));
-        }
+            .label(peers)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 4), (x + 14, y + 4)], c.filled()));
         ch.draw_series(LineSeries::new(
-            series.iter().map(|s| (day(s.0), s.1)),
-            BLACK.stroke_width(2),
+            band.iter().map(|b| (day(b.0), b.1)),
+            RGBColor(90, 120, 180).stroke_width(1),
+        ))
+        .map_err(|e| err(e.to_string()))?;
+    }
+    if let Some((m, sd)) = control {
+        let (x1, x2) = (0.0, day(last.0));
+        ch.draw_series(LineSeries::new([(x1, tx(m)), (x2, tx(m))], BLACK.mix(0.5)))
+            .map_err(|e| err(e.to_string()))?
+            .label(base)
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.mix(0.5)));
+        ch.draw_series(LineSeries::new(
+            [(x1, tx(m + 3.0 * sd)), (x2, tx(m + 3.0 * sd))],
+            RED.mix(0.7),
         ))
         .map_err(|e| err(e.to_string()))?
-        .label(you)
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.stroke_width(2)));
-        if let Some(o) = onset.filter(|o| *o >= x0) {
-            ch.draw_series(std::iter::once(PathElement::new(
-                [(day(o), lo), (day(o), hi)],
-                RED.mix(0.4),
-            )))
-            .map_err(|e| err(e.to_string()))?;
-        }
-        ch.configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .label_font(("sans-serif", 10))
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
-        root.present().map_err(|e| err(e.to_string()))?;
+        .label(limit)
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], RED.mix(0.7)));
     }
-    Ok(svg)
+    ch.draw_series(LineSeries::new(
+        series.iter().map(|s| (day(s.0), s.1)),
+        BLACK.stroke_width(2),
+    ))
+    .map_err(|e| err(e.to_string()))?
+    .label(you)
+    .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.stroke_width(2)));
+    if let Some(o) = onset.filter(|o| *o >= x0) {
+        ch.draw_series(std::iter::once(PathElement::new(
+            [(day(o), lo), (day(o), hi)],
+            RED.mix(0.4),
+        )))
+        .map_err(|e| err(e.to_string()))?;
+    }
+    ch.configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .label_font(("sans-serif", 10))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    root.present().map_err(|e| err(e.to_string()))?;
+    Ok(())
 }
 
 /// Writes the pages. Missing inputs skip their page.
@@ -322,12 +365,22 @@ fn alert_page(o: &ReportOptions, alerts_path: &Path) -> Result<usize, ReportErro
         "top_prescribers",
     ]
     .map(|c| strs(&a, c));
+    // Province of a facility: the first two digits of MA_CSKCB are its
+    // province code (standard numbering), shown as the current province.
+    let reference = crate::reference::Reference::builtin();
+    let province_of = |code: &str| -> String {
+        code.get(..2)
+            .and_then(|p| reference.province(p))
+            .map(|p| p.current_name.clone())
+            .unwrap_or_default()
+    };
     let mut rows = String::new();
     let mut shown = 0;
     for i in 0..a.height() {
         if suppressed[i] {
             continue;
         }
+        let province = province_of(&codes[i]);
         shown += 1;
         let signal = chart_signal(&causes[i]).to_string();
         if !cols.contains_key(&signal) {
@@ -374,7 +427,22 @@ fn alert_page(o: &ReportOptions, alerts_path: &Path) -> Result<usize, ReportErro
             .and_then(|m| m.control(&codes[i], &signal, typical_volume));
         let onset = NaiveDate::parse_from_str(&onsets[i], "%Y-%m-%d").ok();
         let title = format!("{} {}", codes[i], label(&signal, lang));
-        let svg = alert_chart(&title, &series, &band, control, onset, &signal, lang)?;
+        let chart = AlertChart {
+            title: &title,
+            series: &series,
+            band: &band,
+            control,
+            onset,
+            signal: &signal,
+            lang,
+        };
+        let svg = chart.svg()?;
+        // PNG for slides.
+        chart.png(
+            &o.out
+                .join("png")
+                .join(format!("{}.png", ids[i].replace(':', "-"))),
+        )?;
         let sev_i = sev[i].unwrap_or(0.0);
         let ex = excess[i].unwrap_or(0.0);
         let class = if levels[i] == "high" {
@@ -384,11 +452,12 @@ fn alert_page(o: &ReportOptions, alerts_path: &Path) -> Result<usize, ReportErro
         };
         rows.push_str(&format!(
             "<tr class=\"{class}\" data-id=\"{id}\" data-facility=\"{fcode} {fname}\" data-level=\"{lvl}\" \
-             data-indicator=\"{cause}\" data-status=\"{state}\" data-severity=\"{sev:.2}\" data-group=\"{grp}\">\
-             <td>{fcode}<br><span class=\"muted\">{fname}</span></td><td>{grp}</td><td>{week}</td>\
+             data-indicator=\"{cause}\" data-status=\"{state}\" data-severity=\"{sev:.2}\" data-group=\"{grp}\" data-province=\"{prov}\">\
+             <td>{fcode}<br><span class=\"muted\">{fname}<br>{prov}</span></td><td>{grp}</td><td>{week}</td>\
              <td>{cause_l}</td><td class=\"num\" data-v=\"{sev:.2}\">{sev_s}</td>\
              <td class=\"num\" data-v=\"{ex:.0}\">{ex_s}</td><td>{state_l}</td><td>{reason}</td></tr>\n",
             id = escape(&ids[i]),
+            prov = escape(&province),
             fcode = escape(&codes[i]),
             fname = escape(&names[i]),
             lvl = escape(&levels[i]),
@@ -440,12 +509,14 @@ fn alert_page(o: &ReportOptions, alerts_path: &Path) -> Result<usize, ReportErro
         .collect();
     let filters = format!(
         "<div class=\"filters\">\
+         <label>{} <input data-filter=\"province\" size=\"10\"></label>\
          <label>{} <input data-filter=\"facility\" size=\"12\"></label>\
          <label>{} <input data-filter=\"group\" size=\"14\"></label>\
          <label>{} <input data-filter=\"level\" size=\"6\"></label>\
          <label>{} <input data-filter=\"indicator\" size=\"14\"></label>\
          <label>{} <input data-filter=\"status\" size=\"10\"></label>\
          <label>{} ≥ <input data-filter=\"severity\" data-min size=\"4\"></label></div>",
+        t("Tỉnh", "Province"),
         t("Cơ sở", "Facility"),
         t("Nhóm/tuyến", "Group/level"),
         t("Mức", "Level"),
@@ -839,7 +910,16 @@ fn audit_plan(o: &ReportOptions) -> Result<(), ReportError> {
             })
             .filter_map(|i| sv[i].map(|x| (period[i], x)))
             .collect();
-        let svg = alert_chart(&r.facility_code, &series, &[], None, r.onset, &signal, lang)?;
+        let svg = AlertChart {
+            title: &r.facility_code,
+            series: &series,
+            band: &[],
+            control: None,
+            onset: r.onset,
+            signal: &signal,
+            lang,
+        }
+        .svg()?;
         let k = contrib.get(&r.facility_code).cloned().unwrap_or_default();
         let list = |v: &[(String, f64)]| {
             v.iter()
