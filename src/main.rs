@@ -733,6 +733,14 @@ fn cmd_status(a: StatusArgs) -> Result<()> {
     Ok(())
 }
 
+/// A spinner for a step without its own progress bar.
+fn spinner(step: &str) -> indicatif::ProgressBar {
+    let b = indicatif::ProgressBar::new_spinner();
+    b.set_message(step.to_string());
+    b.enable_steady_tick(std::time::Duration::from_millis(120));
+    b
+}
+
 fn cmd_demo(a: DemoArgs) -> Result<()> {
     let sample = &a.sample;
     anyhow::ensure!(
@@ -763,7 +771,9 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
         period: Period::Week,
         ..Default::default()
     };
+    let spin = spinner("features");
     let rows = write_features(&store, &cfg, &out)?;
+    spin.finish_and_clear();
     println!(
         "[2/5] features: {rows} facility-week rows in {:.2} s → {}",
         t.elapsed().as_secs_f64(),
@@ -788,11 +798,13 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
     print_detect_report(&r, t.elapsed().as_secs_f64(), &opts);
     // Forecasting needs 13+ months of history; the bundled sample may be shorter.
     let t = Instant::now();
+    let spin = spinner("forecast");
     let fdir = a.out.join("forecast");
     let forecast = bhyt::forecast::history(&store, None).and_then(|h| {
         let (f, mut tables) = bhyt::forecast::run(&h, &Default::default())?;
         bhyt::forecast::write(&h, &f, &mut tables, &fdir, a.lang)
     });
+    spin.finish_and_clear();
     match forecast {
         Ok(n) => println!(
             "[4/5] forecast: {n} series in {:.2} s → {}",
@@ -802,6 +814,7 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
         Err(e) => println!("[4/5] forecast skipped: {e}"),
     }
     let t = Instant::now();
+    let spin = spinner("report");
     let rep = bhyt::report::run(&bhyt::report::ReportOptions {
         detect_dir: a.out.join("detect"),
         features: out.join("facility_period.parquet"),
@@ -812,6 +825,7 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
         out: a.out.join("report"),
         lang: a.lang,
     })?;
+    spin.finish_and_clear();
     println!(
         "[5/5] report: {} alerts listed in {:.2} s",
         rep.alerts,

@@ -1,9 +1,11 @@
-//! What the users read: the weekly alert list for reviewers and the
-//! planner's page, as self-contained HTML (inline SVG charts, inline
+//! What the users read: the weekly alert list for reviewers, the audit
+//! plan for inspection teams and the planner's page, as self-contained HTML (inline SVG charts, inline
 //! script for sorting and filtering, nothing fetched from the network).
 //!
-//! Work in progress (issue 7): the audit plan, PNG export for slides, the
-//! browser test, the notebooks and the full demo are still to come.
+//! Three pages: `alerts.html` (reviewers' weekly list), `audit.html`
+//! (inspection plan with an evidence page per planned facility) and
+//! `planner.html` (growth by cause, fan charts, projection against the
+//! budget); `png/` holds every alert chart as PNG for slides.
 
 pub mod html;
 
@@ -572,6 +574,21 @@ fn planner_page(o: &ReportOptions, dir: &Path) -> Result<(), ReportError> {
         )
     });
     let mut rows = String::new();
+    let mut charts = String::new();
+    let mut embedded = 0;
+    for &i in &order {
+        // Fan charts of the facilities most likely to overrun.
+        if !crate::forecast::is_province(&code[i]) && over[i].unwrap_or(0.0) > 0.0 && embedded < 15
+        {
+            let file = dir
+                .join("charts")
+                .join(format!("{}.svg", code[i].replace(':', "-")));
+            if let Ok(svg) = std::fs::read_to_string(&file) {
+                charts.push_str(&format!("<div class=\"chart\">{svg}</div>"));
+                embedded += 1;
+            }
+        }
+    }
     for i in order {
         rows.push_str(&format!(
             "<tr class=\"row\" data-id=\"{c}\" data-facility=\"{c}\"><td>{c}</td><td class=\"num\">{}</td>\
@@ -652,11 +669,17 @@ fn planner_page(o: &ReportOptions, dir: &Path) -> Result<(), ReportError> {
     let body = format!(
         "<h1>{}</h1><h2>{}</h2><table><thead><tr>{gh}</tr></thead><tbody>{growth}</tbody></table>\
          <h2>{}</h2><div class=\"filters\"><label>{} <input data-filter=\"facility\" size=\"12\"></label></div>\
-         <table><thead><tr>{ph}</tr></thead><tbody>{rows}</tbody></table>",
+         <table><thead><tr>{ph}</tr></thead><tbody>{rows}</tbody></table><h2>{}</h2>{charts}\
+         <p class=\"muted\">{}</p>",
         escape(title),
         t("Tăng trưởng năm sau, phân tích theo nguyên nhân (đồng)", "Next year's growth by cause (VND)"),
         t("Dự kiến cuối năm so với dự toán", "Projected year-end against the budget"),
         t("Cơ sở", "Facility"),
+        t("Cơ sở có nguy cơ vượt dự toán: dự báo và khoảng tin cậy", "Facilities likely to overrun: forecast and intervals"),
+        t(
+            "Biểu đồ của mọi cơ sở: thư mục charts/ của bhyt forecast.",
+            "Charts of every facility: the charts/ folder of bhyt forecast.",
+        ),
     );
     crate::store::write_atomic(
         &o.out.join("planner.html"),
@@ -891,12 +914,28 @@ fn audit_plan(o: &ReportOptions) -> Result<(), ReportError> {
                     show(c, x, lang)
                 }
             };
+            let name = match (c, lang) {
+                ("avg_cost_outpatient", Lang::Vi) => "chi bình quân lượt ngoại trú (đồng)",
+                ("avg_cost_outpatient", Lang::En) => "average cost per outpatient visit (VND)",
+                ("avg_cost_inpatient", Lang::Vi) => "chi bình quân đợt nội trú (đồng)",
+                ("avg_cost_inpatient", Lang::En) => "average cost per inpatient stay (VND)",
+                ("alos", Lang::Vi) => "ngày điều trị bình quân",
+                ("alos", Lang::En) => "average length of stay (days)",
+                ("admission_rate", Lang::Vi) => "tỷ lệ nhập viện",
+                ("admission_rate", Lang::En) => "admission rate",
+                _ => label(c, lang),
+            };
             ind_rows.push_str(&format!(
                 "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-                escape(c),
+                escape(name),
                 fmt(m),
                 fmt(med),
-                if med.abs() > 0.0 { format!("{:.2}", m / med) } else { "–".into() }
+                if med.abs() > 0.0 {
+                    let r = format!("{:.2}", m / med);
+                    if lang == Lang::Vi { r.replace('.', ",") } else { r }
+                } else {
+                    "–".into()
+                }
             ));
         }
         // Trend: the driving indicator over up to three years, weekly.
