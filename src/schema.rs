@@ -443,6 +443,22 @@ pub fn render_dictionary() -> String {
     s
 }
 
+/// A date column (Date or days since 1970) as chrono dates; nulls stay `None`.
+pub fn date_column(
+    df: &polars::prelude::DataFrame,
+    c: &str,
+) -> polars::prelude::PolarsResult<Vec<Option<chrono::NaiveDate>>> {
+    use polars::prelude::DataType;
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    Ok(df
+        .column(c)?
+        .cast(&DataType::Int32)?
+        .i32()?
+        .iter()
+        .map(|v| v.map(|d| epoch + chrono::Duration::days(d as i64)))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -426,7 +426,7 @@ fn reviewed_sheets_import_from_csv_and_xlsx() {
 /// every alert names claims and services.
 #[test]
 fn generated_claims_run_through_detection() {
-    use bhyt::generate::{generate, GenConfig};
+    use bhyt::generate::GenConfig;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let cfg = GenConfig {
@@ -436,21 +436,8 @@ fn generated_claims_run_through_detection() {
         start: NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
         ..Default::default()
     };
-    generate(&cfg, &d.join("gen"), false).unwrap();
-    let store = bhyt::store::Store::open(d.join("data")).unwrap();
-    let opts = bhyt::ingest::IngestOptions {
-        inputs: vec![d.join("gen/claims")],
-        registry: Some(d.join("gen/facilities.csv")),
-        budgets: Some(d.join("gen/budgets.csv")),
-        ..Default::default()
-    };
-    bhyt::ingest::run(&store, &opts, &common::key()).unwrap();
-    let fcfg = bhyt::features::FeatureConfig {
-        period: bhyt::features::Period::Week,
-        ..Default::default()
-    };
-    let mut t = bhyt::features::compute(&store, &fcfg).unwrap();
-    bhyt::features::write(&mut t, &d.join("features")).unwrap();
+    let store = common::generate_and_ingest(d, &cfg);
+    common::weekly_features(&store, &d.join("features"));
     let mut o = options(d, None);
     o.features = d.join("features/facility_period.parquet");
     o.data_dir = Some(d.join("data"));

@@ -8,7 +8,7 @@ mod common;
 use bhyt::alerts::{self, RunOptions};
 use bhyt::detect::{DetectConfig, Lang};
 use bhyt::evaluate::{evaluate, read_labels, read_scores};
-use bhyt::generate::{generate, GenConfig};
+use bhyt::generate::GenConfig;
 use chrono::NaiveDate;
 
 #[test]
@@ -22,22 +22,9 @@ fn detection_on_generated_years_meets_the_targets() {
         start: NaiveDate::from_ymd_opt(2023, 1, 1).unwrap(),
         ..Default::default()
     };
-    generate(&cfg, &d.join("gen"), false).unwrap();
-    let store = bhyt::store::Store::open(d.join("data")).unwrap();
-    let opts = bhyt::ingest::IngestOptions {
-        inputs: vec![d.join("gen/claims")],
-        registry: Some(d.join("gen/facilities.csv")),
-        budgets: Some(d.join("gen/budgets.csv")),
-        ..Default::default()
-    };
-    bhyt::ingest::run(&store, &opts, &common::key()).unwrap();
+    let store = common::generate_and_ingest(d, &cfg);
     std::fs::remove_dir_all(d.join("gen/claims")).unwrap();
-    let fcfg = bhyt::features::FeatureConfig {
-        period: bhyt::features::Period::Week,
-        ..Default::default()
-    };
-    let mut t = bhyt::features::compute(&store, &fcfg).unwrap();
-    bhyt::features::write(&mut t, &d.join("features")).unwrap();
+    common::weekly_features(&store, &d.join("features"));
     let o = RunOptions {
         features: d.join("features/facility_period.parquet"),
         data_dir: Some(d.join("data")),

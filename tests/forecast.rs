@@ -13,7 +13,7 @@ fn f64s(df: &DataFrame, c: &str) -> Vec<Option<f64>> {
 
 #[test]
 fn forecasts_add_up_nest_explain_and_move_with_known_changes() {
-    use bhyt::generate::{generate, GenConfig};
+    use bhyt::generate::GenConfig;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let cfg = GenConfig {
@@ -24,15 +24,7 @@ fn forecasts_add_up_nest_explain_and_move_with_known_changes() {
         anomalies: false,
         ..Default::default()
     };
-    generate(&cfg, &d.join("gen"), false).unwrap();
-    let store = bhyt::store::Store::open(d.join("data")).unwrap();
-    let opts = bhyt::ingest::IngestOptions {
-        inputs: vec![d.join("gen/claims")],
-        registry: Some(d.join("gen/facilities.csv")),
-        budgets: Some(d.join("gen/budgets.csv")),
-        ..Default::default()
-    };
-    bhyt::ingest::run(&store, &opts, &common::key()).unwrap();
+    let store = common::generate_and_ingest(d, &cfg);
 
     // Mid-year: the projection of 2024 against its budget.
     let as_of = NaiveDate::from_ymd_opt(2024, 8, 31).unwrap();

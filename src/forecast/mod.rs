@@ -147,12 +147,9 @@ fn f64_col(df: &DataFrame, c: &str) -> Result<Vec<f64>, ForecastError> {
 
 fn date_col(df: &DataFrame, c: &str) -> Result<Vec<NaiveDate>, ForecastError> {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
-    Ok(df
-        .column(c)?
-        .cast(&DataType::Int32)?
-        .i32()?
-        .iter()
-        .map(|v| epoch + chrono::Duration::days(v.unwrap_or(0) as i64))
+    Ok(crate::schema::date_column(df, c)?
+        .into_iter()
+        .map(|d| d.unwrap_or(epoch))
         .collect())
 }
 

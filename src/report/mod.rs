@@ -74,6 +74,15 @@ fn read(path: &Path) -> Result<DataFrame, ReportError> {
     })
 }
 
+/// Period starts of a features table (a missing date reads as 1970-01-01).
+fn periods(f: &DataFrame) -> Result<Vec<NaiveDate>, ReportError> {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    Ok(crate::schema::date_column(f, "period_start")?
+        .into_iter()
+        .map(|d| d.unwrap_or(epoch))
+        .collect())
+}
+
 fn strs(df: &DataFrame, c: &str) -> Vec<String> {
     df.column(c)
         .and_then(|c| c.cast(&DataType::String))
@@ -321,14 +330,7 @@ fn alert_page(o: &ReportOptions, alerts_path: &Path) -> Result<usize, ReportErro
     // Features by facility and by peer group.
     let fac = strs(&f, "facility_code");
     let group = strs(&f, "peer_group");
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
-    let period: Vec<NaiveDate> = f
-        .column("period_start")?
-        .cast(&DataType::Int32)?
-        .i32()?
-        .iter()
-        .map(|v| epoch + chrono::Duration::days(v.unwrap_or(0) as i64))
-        .collect();
+    let period = periods(&f)?;
     let visits = nums(&f, "visits");
     let mut cols: HashMap<String, Vec<Option<f64>>> = HashMap::new();
     let ids = strs(&a, "alert_id");
@@ -718,15 +720,7 @@ pub fn audit_ranking(scores: &DataFrame) -> Result<Vec<AuditRow>, ReportError> {
     let sev = nums(scores, "severity");
     let exc = nums(scores, "excess_vnd");
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
-    let days = |c: &str| -> Result<Vec<Option<NaiveDate>>, ReportError> {
-        Ok(scores
-            .column(c)?
-            .cast(&DataType::Int32)?
-            .i32()?
-            .iter()
-            .map(|v| v.map(|d| epoch + chrono::Duration::days(d as i64)))
-            .collect())
-    };
+    let days = |c: &str| crate::schema::date_column(scores, c);
     let period = days("period_start")?;
     let onset = days("onset")?;
     let last = period.iter().flatten().max().copied().unwrap_or(epoch);
@@ -824,14 +818,7 @@ fn audit_plan(o: &ReportOptions) -> Result<(), ReportError> {
     };
     let fac = strs(&f, "facility_code");
     let group = strs(&f, "peer_group");
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
-    let period: Vec<NaiveDate> = f
-        .column("period_start")?
-        .cast(&DataType::Int32)?
-        .i32()?
-        .iter()
-        .map(|v| epoch + chrono::Duration::days(v.unwrap_or(0) as i64))
-        .collect();
+    let period = periods(&f)?;
     let indicators = [
         "avg_cost_outpatient",
         "avg_cost_inpatient",

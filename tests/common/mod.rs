@@ -201,3 +201,29 @@ pub fn lines_of(env: &Env, ma_lk: &str) -> usize {
             .filter(col("ma_lk").eq(lit(ma_lk))),
     )
 }
+
+/// Generates claims with `cfg` under `dir/gen` and ingests them into a
+/// store at `dir/data` (registry and budgets included).
+pub fn generate_and_ingest(dir: &Path, cfg: &bhyt::generate::GenConfig) -> Store {
+    bhyt::generate::generate(cfg, &dir.join("gen"), false).unwrap();
+    let store = Store::open(dir.join("data")).unwrap();
+    let opts = IngestOptions {
+        inputs: vec![dir.join("gen/claims")],
+        registry: Some(dir.join("gen/facilities.csv")),
+        budgets: Some(dir.join("gen/budgets.csv")),
+        ..Default::default()
+    };
+    let r = ingest::run(&store, &opts, &key()).unwrap();
+    assert!(r.visits.balanced() && r.lines.balanced());
+    store
+}
+
+/// Writes the weekly features table of a store under `dir`.
+pub fn weekly_features(store: &Store, dir: &Path) {
+    let cfg = bhyt::features::FeatureConfig {
+        period: bhyt::features::Period::Week,
+        ..Default::default()
+    };
+    let mut t = bhyt::features::compute(store, &cfg).unwrap();
+    bhyt::features::write(&mut t, dir).unwrap();
+}
