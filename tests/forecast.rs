@@ -99,6 +99,34 @@ fn forecasts_add_up_nest_explain_and_move_with_known_changes() {
     for f in ["forecast_monthly", "forecast_growth", "budget_projection"] {
         assert!(d.join(format!("out/{f}.parquet")).exists());
     }
+    // The planner's page: growth by cause, the province fan chart, one
+    // projection row per facility and province, names from the registry.
+    let rep = bhyt::report::run(&bhyt::report::ReportOptions {
+        detect_dir: d.join("no-detect"),
+        features: d.join("no-features.parquet"),
+        model: None,
+        forecast_dir: Some(d.join("out")),
+        data_dir: Some(d.join("data")),
+        capacity: 5,
+        out: d.join("report"),
+        lang: bhyt::detect::Lang::Vi,
+    })
+    .unwrap();
+    assert_eq!(rep.pages, vec![d.join("report/planner.html")]);
+    let html = std::fs::read_to_string(d.join("report/planner.html")).unwrap();
+    assert!(html.contains("Toàn tỉnh") && html.contains("<polygon"));
+    assert!(
+        html.contains("Năm gốc (2023)") && html.contains("Dự báo (2024)"),
+        "years in the headers"
+    );
+    assert_eq!(
+        html.matches("<tr class=\"row\"").count(),
+        t.projection.height()
+    );
+    assert!(
+        html.contains("Trạm Y tế"),
+        "facility names from the registry"
+    );
 
     // A known price change for every grade-III facility from 2025: +20 %
     // on their 2025 months, nothing before; the province moves by their share.

@@ -558,6 +558,21 @@ fn planner_page(o: &ReportOptions, dir: &Path) -> Result<(), ReportError> {
     let p = read(&dir.join("budget_projection.parquet"))?;
     let g = read(&dir.join("forecast_growth.parquet"))?;
     let code = strs(&p, "code");
+    let names: HashMap<String, String> = match &o.data_dir {
+        Some(d) => {
+            let st = crate::store::Store::open(d)?;
+            if st.facilities_path().exists() {
+                let r = st.facilities()?.collect()?;
+                strs(&r, "facility_code")
+                    .into_iter()
+                    .zip(strs(&r, "name"))
+                    .collect()
+            } else {
+                HashMap::new()
+            }
+        }
+        None => HashMap::new(),
+    };
     let budget = nums(&p, "budget_vnd");
     let proj = nums(&p, "projected_vnd");
     let over = nums(&p, "overrun_vnd");
@@ -593,7 +608,7 @@ fn planner_page(o: &ReportOptions, dir: &Path) -> Result<(), ReportError> {
     }
     for i in order {
         rows.push_str(&format!(
-            "<tr class=\"row\" data-id=\"{c}\" data-facility=\"{c}\"><td>{c}</td><td class=\"num\">{}</td>\
+            "<tr class=\"row\" data-id=\"{c}\" data-facility=\"{c} {n}\"><td>{c}<br><span class=\"muted\">{n}</span></td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num\" data-v=\"{:.0}\">{}</td><td class=\"num\">{} … {}</td><td>{}</td></tr>\n",
             opt(budget[i]),
             opt(proj[i]),
@@ -607,6 +622,7 @@ fn planner_page(o: &ReportOptions, dir: &Path) -> Result<(), ReportError> {
                     .unwrap_or_default()
             ),
             c = escape(&code[i]),
+            n = escape(names.get(&code[i]).map(String::as_str).unwrap_or("")),
         ));
     }
     let gcode = strs(&g, "code");
@@ -643,19 +659,26 @@ fn planner_page(o: &ReportOptions, dir: &Path) -> Result<(), ReportError> {
         "Dự toán chi khám chữa bệnh BHYT — dự báo và nguy cơ vượt",
         "Health insurance budget — forecast and overrun risk",
     );
+    let years = |c: &str| {
+        g.column(c)
+            .ok()
+            .and_then(|c| c.i32().ok().and_then(|v| v.get(0)))
+            .map(|y| format!(" ({y})"))
+            .unwrap_or_default()
+    };
     let gh: String = [
-        t("Tỉnh", "Province"),
-        t("Năm gốc", "Base year"),
-        t("Dự báo năm sau", "Next year forecast"),
-        t("Số lượt", "Volume"),
-        t("Giá", "Price"),
-        t("Cơ cấu bệnh", "Case mix"),
-        t("Thay đổi đã biết", "Known changes"),
-        t("Khác", "Other"),
-        t("Người bệnh ngoại tỉnh", "Out-of-province patients"),
+        t("Tỉnh", "Province").to_string(),
+        format!("{}{}", t("Năm gốc", "Base year"), years("base_year")),
+        format!("{}{}", t("Dự báo", "Forecast"), years("forecast_year")),
+        t("Số lượt", "Volume").to_string(),
+        t("Giá", "Price").to_string(),
+        t("Cơ cấu bệnh", "Case mix").to_string(),
+        t("Thay đổi đã biết", "Known changes").to_string(),
+        t("Khác", "Other").to_string(),
+        t("Người bệnh ngoại tỉnh", "Out-of-province patients").to_string(),
     ]
     .iter()
-    .map(|h| format!("<th>{}</th>", escape(h)))
+    .map(|h| format!("<th>{}</th>", escape(h.as_ref())))
     .collect();
     let ph: String = [
         t("Mã", "Code"),
