@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::signals::{excess_vnd, row_getter, RowValues};
-use super::Panel;
+use super::{median, Panel};
 
 /// One monitored signal: a column of the features table where a rise is
 /// the bad direction.
@@ -102,16 +102,6 @@ pub struct Baseline {
     pub var: f64,
     pub volume: f64,
     pub n: u32,
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 /// Baselines per facility (in signal order), from rows before `train_end`

@@ -122,14 +122,7 @@ pub fn flag_claims(
             col("dx3").shift(lit(1)).over(by_card)?.alias("_prev_dx3"),
         ])
         .with_column(
-            col("_prev_discharge")
-                .is_not_null()
-                .and(
-                    col("admit_time")
-                        .dt()
-                        .date()
-                        .lt_eq(col("_prev_discharge").dt().date()),
-                )
+            crate::features::overlaps(col("_prev_discharge"))
                 .and(col("dx3").eq(col("_prev_dx3")))
                 .fill_null(lit(false))
                 .alias("duplicate"),

@@ -259,17 +259,19 @@ impl Panel {
         }
         by.into_iter()
             .filter(|(_, v)| v.len() >= min)
-            .map(|(k, mut v)| {
-                v.sort_by(f64::total_cmp);
-                let n = v.len();
-                let m = if n % 2 == 1 {
-                    v[n / 2]
-                } else {
-                    (v[n / 2 - 1] + v[n / 2]) / 2.0
-                };
-                (k, m)
-            })
+            .map(|(k, mut v)| (k, median(&mut v)))
             .collect()
+    }
+}
+
+/// Median of a non-empty slice (sorted in place).
+pub(crate) fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::change::Signal;
 use super::signals::{excess_vnd, row_getter, RowValues};
-use super::Panel;
+use super::{median, Panel};
 
 /// Settings of the peer comparison.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,16 +58,6 @@ pub(crate) struct PeerOut {
     pub window_mean: Vec<Vec<Option<f64>>>,
     pub median: Vec<Vec<Option<f64>>>,
     pub excess: Vec<Vec<f64>>,
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 pub(crate) fn run(p: &Panel, cfg: &PeerConfig, signals: &[&Signal]) -> PeerOut {

@@ -368,6 +368,18 @@ pub const GROWTH_INDICATORS: &[&str] = &[
     "oe_cost",
 ];
 
+/// A visit admitted on or before `prev_discharge` (the previous visit of
+/// the same card at the same facility) overlaps it: a duplicate or an
+/// overlapping claim. Null previous → false.
+pub(crate) fn overlaps(prev_discharge: Expr) -> Expr {
+    prev_discharge.clone().is_not_null().and(
+        col("admit_time")
+            .dt()
+            .date()
+            .lt_eq(prev_discharge.dt().date()),
+    )
+}
+
 /// Visits of the store within the configured date range, with their line
 /// totals, case-mix expectations and period.
 fn enriched_visits(store: &Store, cfg: &FeatureConfig) -> Result<LazyFrame, FeatureError> {
@@ -389,17 +401,7 @@ fn enriched_visits(store: &Store, cfg: &FeatureConfig) -> Result<LazyFrame, Feat
                 .over(by_card)?
                 .alias("_prev_discharge"),
         )
-        .with_column(
-            col("_prev_discharge")
-                .is_not_null()
-                .and(
-                    col("admit_time")
-                        .dt()
-                        .date()
-                        .lt_eq(col("_prev_discharge").dt().date()),
-                )
-                .alias("overlaps_previous"),
-        );
+        .with_column(overlaps(col("_prev_discharge")).alias("overlaps_previous"));
     // Only what the indicators need: the case-mix steps materialise the frame.
     let visits = visits.select([
         col("facility_code"),

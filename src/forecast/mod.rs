@@ -1041,13 +1041,10 @@ pub fn backtest(h: &History, cfg: &ForecastConfig) -> Result<Backtest, ForecastE
         .values()
         .map(|v| v.iter().sum::<f64>() / v.len() as f64)
         .collect();
-    fac.sort_by(f64::total_cmp);
     let median = if fac.is_empty() {
         f64::NAN
-    } else if fac.len() % 2 == 1 {
-        fac[fac.len() / 2]
     } else {
-        (fac[fac.len() / 2 - 1] + fac[fac.len() / 2]) / 2.0
+        crate::detect::median(&mut fac)
     };
     let province_error = province_errors.iter().map(|e| e.2.abs()).sum::<f64>()
         / province_errors.len().max(1) as f64;

@@ -83,6 +83,22 @@ fn periods(f: &DataFrame) -> Result<Vec<NaiveDate>, ReportError> {
         .collect())
 }
 
+/// Facility code → name from the store's registry (empty without one).
+fn facility_names(data_dir: Option<&Path>) -> Result<HashMap<String, String>, ReportError> {
+    let Some(d) = data_dir else {
+        return Ok(HashMap::new());
+    };
+    let st = crate::store::Store::open(d)?;
+    if !st.facilities_path().exists() {
+        return Ok(HashMap::new());
+    }
+    let r = st.facilities()?.collect()?;
+    Ok(strs(&r, "facility_code")
+        .into_iter()
+        .zip(strs(&r, "name"))
+        .collect())
+}
+
 fn strs(df: &DataFrame, c: &str) -> Vec<String> {
     df.column(c)
         .and_then(|c| c.cast(&DataType::String))
@@ -558,21 +574,7 @@ fn planner_page(o: &ReportOptions, dir: &Path) -> Result<(), ReportError> {
     let p = read(&dir.join("budget_projection.parquet"))?;
     let g = read(&dir.join("forecast_growth.parquet"))?;
     let code = strs(&p, "code");
-    let names: HashMap<String, String> = match &o.data_dir {
-        Some(d) => {
-            let st = crate::store::Store::open(d)?;
-            if st.facilities_path().exists() {
-                let r = st.facilities()?.collect()?;
-                strs(&r, "facility_code")
-                    .into_iter()
-                    .zip(strs(&r, "name"))
-                    .collect()
-            } else {
-                HashMap::new()
-            }
-        }
-        None => HashMap::new(),
-    };
+    let names = facility_names(o.data_dir.as_deref())?;
     let budget = nums(&p, "budget_vnd");
     let proj = nums(&p, "projected_vnd");
     let over = nums(&p, "overrun_vnd");
@@ -797,21 +799,7 @@ fn audit_plan(o: &ReportOptions) -> Result<(), ReportError> {
     let scores = read(&o.detect_dir.join("scores.parquet"))?;
     let rows = audit_ranking(&scores)?;
     let f = read(&o.features)?;
-    let names: HashMap<String, String> = match &o.data_dir {
-        Some(d) => {
-            let st = crate::store::Store::open(d)?;
-            if st.facilities_path().exists() {
-                let r = st.facilities()?.collect()?;
-                strs(&r, "facility_code")
-                    .into_iter()
-                    .zip(strs(&r, "name"))
-                    .collect()
-            } else {
-                HashMap::new()
-            }
-        }
-        None => HashMap::new(),
-    };
+    let names = facility_names(o.data_dir.as_deref())?;
     let planned: Vec<&AuditRow> = rows
         .iter()
         .filter(|r| r.expected_recoverable_vnd > 0.0)
