@@ -1,27 +1,37 @@
-//! Forecasting one monthly series (48 months of seasonal growth with
-//! noise, 12 months ahead, three interval levels) and the self-check that
-//! calibrates the intervals: what `bhyt forecast` does per facility.
-//! Reports series/s; it does not assert.
+//! Forecasting speed: the engine on a whole generated province (93
+//! facilities, 48 months → 12, with its inner calibration), one backtest
+//! origin of it beside the naive rules, and the ETS baseline on one series
+//! (the previous engine's series model). Reports times; it does not assert.
 
-use bhyt::forecast::model::{forecast, self_check};
+use bhyt::forecast::baselines::Baseline;
+use bhyt::forecast::{forecast_from, scenarios, ForecastConfig};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rand::{Rng, SeedableRng};
 
 fn bench(c: &mut Criterion) {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(130);
-    let y: Vec<f64> = (0..48)
-        .map(|t| {
-            let season = 1.0 + 0.12 * ((t % 12) as f64 / 12.0 * std::f64::consts::TAU).cos();
-            5.0e7 * 1.09f64.powf(t as f64 / 12.0) * season * rng.gen_range(0.92..1.08)
-        })
+    let family = scenarios::family(0.05, 130);
+    let smooth = family.iter().find(|s| s.name == "smooth").expect("smooth");
+    let h = scenarios::history_of(smooth).expect("simulated");
+    let cfg = ForecastConfig::default();
+    let y: Vec<f64> = h
+        .series
+        .values()
+        .next()
+        .expect("a facility")
+        .iter()
+        .map(|v| v[0])
         .collect();
     let mut g = c.benchmark_group("forecast");
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("one series, 48 months → 12, MSTL+ETS", |b| {
-        b.iter(|| forecast(&y, 12, 1.0, None))
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(h.series.len() as u64));
+    g.bench_function("engine: province of 93 facilities, 36 months → 12", |b| {
+        b.iter(|| forecast_from(&h, 36, 12, &cfg))
     });
-    g.bench_function("self-check of one series (4 refits)", |b| {
-        b.iter(|| self_check(&y, None))
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("ETS baseline: one series, 36 months → 12", |b| {
+        b.iter(|| Baseline::Ets.forecast(&y[..36], 12))
+    });
+    g.bench_function("last year × growth: one series", |b| {
+        b.iter(|| Baseline::LastYearGrowth.forecast(&y[..36], 12))
     });
     g.finish();
 }

@@ -14,6 +14,8 @@ use bhyt::ingest::{self, IngestOptions, IngestReport};
 use bhyt::privacy::Pseudonymizer;
 use bhyt::store::Store;
 
+mod cmd;
+
 /// mimalloc: the ingest allocates many small strings on several threads,
 /// where glibc malloc spends a quarter of the time in lock contention.
 #[global_allocator]
@@ -43,7 +45,7 @@ enum Command {
     /// Compare a facility ranking with a labels file: ROC-AUC, average precision, precision at k.
     Evaluate(EvaluateArgs),
     /// Forecast next year's spending per facility and province with intervals, project this year against the budget, backtest.
-    Forecast(ForecastArgs),
+    Forecast(cmd::forecast::ForecastArgs),
     /// Write the users' pages (HTML): the weekly alert list and the planner's page.
     Report(ReportArgs),
     /// Record reviewer decisions on alerts (confirmed, explained, dismissed), or import a reviewed alerts.csv/.xlsx.
@@ -196,27 +198,6 @@ struct EvaluateArgs {
 }
 
 #[derive(Args)]
-struct ForecastArgs {
-    #[arg(long, default_value = "data")]
-    data_dir: PathBuf,
-    /// Use the data up to this day only (default: all of it).
-    #[arg(long)]
-    as_of: Option<chrono::NaiveDate>,
-    /// TOML configuration with known changes (ForecastConfig; see models/forecast.toml).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Output folder: forecast_monthly, forecast_growth, budget_projection .parquet, charts/.
-    #[arg(long, default_value = "out/forecast")]
-    out: PathBuf,
-    /// Also run the rolling-origin backtest (backtest.parquet).
-    #[arg(long)]
-    backtest: bool,
-    /// Language of the charts.
-    #[arg(long, value_enum, default_value = "vi")]
-    lang: bhyt::detect::Lang,
-}
-
-#[derive(Args)]
 struct ReportArgs {
     /// Output folder of `bhyt detect`.
     #[arg(long, default_value = "out/detect")]
@@ -301,7 +282,7 @@ fn main() -> Result<()> {
         Command::Features(a) => cmd_features(a),
         Command::Detect(a) => cmd_detect(a),
         Command::Evaluate(a) => cmd_evaluate(a),
-        Command::Forecast(a) => cmd_forecast(a),
+        Command::Forecast(a) => cmd::forecast::run(a),
         Command::Report(a) => cmd_report(a),
         Command::Review(a) => cmd_review(a),
         Command::Status(a) => cmd_status(a),
@@ -389,7 +370,7 @@ fn print_report(r: &IngestReport, secs: f64, dir: &std::path::Path) {
 }
 
 /// A typed configuration from a TOML file, or its defaults without one.
-fn load_config<T: serde::de::DeserializeOwned + Default>(
+pub(crate) fn load_config<T: serde::de::DeserializeOwned + Default>(
     path: Option<&std::path::Path>,
 ) -> Result<T> {
     let Some(p) = path else {
@@ -522,107 +503,6 @@ fn cmd_evaluate(a: EvaluateArgs) -> Result<()> {
     if let Some(p) = a.json {
         let json = serde_json::to_string_pretty(&e)?;
         bhyt::store::write_atomic(&p, json.as_bytes())?;
-    }
-    Ok(())
-}
-
-fn cmd_forecast(a: ForecastArgs) -> Result<()> {
-    use bhyt::forecast::{self, is_province, ForecastConfig};
-    let cfg: ForecastConfig = load_config(a.config.as_deref())?;
-    let store = Store::open(&a.data_dir)?;
-    let t = Instant::now();
-    let h = forecast::history(&store, a.as_of)?;
-    let (f, mut tables) = forecast::run(&h, &cfg)?;
-    let charts = forecast::write(&h, &f, &mut tables, &a.out, a.lang)?;
-    println!(
-        "history {} … {} ({} facilities); forecast from {} → {} ({} charts) in {:.2} s",
-        h.months[0],
-        h.last_day,
-        h.series.len(),
-        f.start,
-        a.out.display(),
-        charts,
-        t.elapsed().as_secs_f64()
-    );
-    let g = &tables.growth;
-    let gcodes = g.column("code")?.str()?.clone();
-    for i in 0..g.height() {
-        let Some(code) = gcodes.get(i).filter(|c| is_province(c)) else {
-            continue;
-        };
-        let v = |c: &str| -> Result<f64> { Ok(g.column(c)?.f64()?.get(i).unwrap_or(f64::NAN)) };
-        println!(
-            "{code} {}: {} VND (growth {:+.1} %: volume {}, price {}, case mix {}, known changes {}, other {}; out-of-province patients {})",
-            g.column("forecast_year")?.i32()?.get(i).unwrap_or(0),
-            group_vi(v("forecast_vnd")?.round() as i64),
-            100.0 * v("growth")?,
-            group_vi(v("volume_vnd")?.round() as i64),
-            group_vi(v("price_vnd")?.round() as i64),
-            group_vi(v("case_mix_vnd")?.round() as i64),
-            group_vi(v("known_changes_vnd")?.round() as i64),
-            group_vi(v("other_vnd")?.round() as i64),
-            group_vi(v("out_of_province_vnd")?.round() as i64),
-        );
-    }
-    let p = &tables.projection;
-    let codes = p.column("code")?.str()?.clone();
-    let over = p.column("overrun_vnd")?.f64()?.clone();
-    let run_out = p.column("runs_out_in")?.date()?.clone();
-    let mut rows: Vec<(String, f64, Option<i32>)> = (0..p.height())
-        .filter_map(|i| Some((codes.get(i)?.to_string(), over.get(i)?, run_out.phys.get(i))))
-        .collect();
-    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
-    println!(
-        "projection {}: expected overrun (+) or surplus (−), VND:",
-        p.column("year")?.i32()?.get(0).unwrap_or(0)
-    );
-    for (c, o, r) in rows
-        .iter()
-        .filter(|r| is_province(&r.0))
-        .chain(rows.iter().filter(|r| !is_province(&r.0)).take(8))
-    {
-        let month = r.map(|d| {
-            (chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()
-                + chrono::Duration::days(d as i64))
-            .format("%m/%Y")
-            .to_string()
-        });
-        println!(
-            "  {c:<10} {:>20}{}",
-            group_vi(o.round() as i64),
-            month
-                .map(|m| format!("  budget runs out in {m}"))
-                .unwrap_or_default()
-        );
-    }
-    if a.backtest {
-        let t = Instant::now();
-        let mut b = forecast::backtest(&h, &cfg)?;
-        bhyt::store::write_parquet_atomic(&mut b.per_origin, &a.out.join("backtest.parquet"))?;
-        println!(
-            "backtest ({:.2} s, origins every {} months, 12 months ahead):",
-            t.elapsed().as_secs_f64(),
-            cfg.backtest_step
-        );
-        println!("| measure | value |\n|---|---|");
-        println!(
-            "| median facility MAPE (monthly) | {:.1} % |",
-            100.0 * b.median_facility_mape
-        );
-        println!(
-            "| province 12-month total, mean absolute error | {:.2} % |",
-            100.0 * b.province_error
-        );
-        for (p, o, e) in &b.province_errors {
-            println!("| {p}: error from origin {o} | {:+.2} % |", 100.0 * e);
-        }
-        for (l, name) in ["80 %", "90 %", "95 %"].iter().enumerate() {
-            println!(
-                "| coverage of {name} intervals, facility-months / province-months | {:.1} % / {:.1} % |",
-                100.0 * b.coverage[l],
-                100.0 * b.province_coverage[l]
-            );
-        }
     }
     Ok(())
 }

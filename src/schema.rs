@@ -428,6 +428,7 @@ pub fn render_dictionary() -> String {
         | `level` | str? | central, provincial, district, commune |\n\
         | `grade` | str? | special, I, II, III, IV, unranked |\n\
         | `ownership` | str? | public, private |\n| `kind` | str? | general, specialist, clinic |\n\
+        | `previous_code` | str? | the code the facility claimed under before a merger or re-coding (`previous_code`, `ma_cskcb_cu`); forecasts join the two series |\n\
         \n## registry/budgets.parquet\n\n| column | type | meaning |\n|---|---|---|\n\
         | `facility_code` | str | MA_CSKCB |\n| `year` | i32 | budget year |\n| `budget_vnd` | f64 | yearly budget (*dự toán*), VND |\n");
     s.push_str("\n## Quarantine rules\n\n| rule | meaning |\n|---|---|\n");

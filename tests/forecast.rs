@@ -7,6 +7,16 @@ use bhyt::forecast::{self, is_province, ForecastConfig, KnownChange};
 use chrono::NaiveDate;
 use polars::prelude::*;
 
+fn strings(df: &DataFrame, c: &str) -> Vec<String> {
+    df.column(c)
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap().to_string())
+        .collect()
+}
+
 fn f64s(df: &DataFrame, c: &str) -> Vec<Option<f64>> {
     df.column(c).unwrap().f64().unwrap().iter().collect()
 }
@@ -71,14 +81,7 @@ fn forecasts_add_up_nest_explain_and_move_with_known_changes() {
         assert!((base[i].unwrap() + s - fc[i].unwrap()).abs() < 1.0);
     }
     // The generator grows prices by 5 % a year: the measured price part is positive.
-    let codes: Vec<String> = g
-        .column("code")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .map(|c| c.unwrap().to_string())
-        .collect();
+    let codes = strings(g, "code");
     let pi = codes.iter().position(|c| c == province).unwrap();
     let price = f64s(g, "price_vnd")[pi].unwrap() / base[pi].unwrap();
     assert!((0.02..0.09).contains(&price), "price part {price}");
@@ -119,9 +122,15 @@ fn forecasts_add_up_nest_explain_and_move_with_known_changes() {
         html.contains("Năm gốc (2023)") && html.contains("Dự báo (2024)"),
         "years in the headers"
     );
+    // One row per facility and province in the projection, and one per
+    // code and year in the yearly totals.
     assert_eq!(
         html.matches("<tr class=\"row\"").count(),
-        t.projection.height()
+        t.projection.height() + t.yearly.height()
+    );
+    assert!(
+        html.contains("Cần Thơ") && html.contains("Khoảng 90 %"),
+        "province named, yearly intervals shown"
     );
     assert!(
         html.contains("Trạm Y tế"),
@@ -158,10 +167,96 @@ fn forecasts_add_up_nest_explain_and_move_with_known_changes() {
     assert!(f2.by_code[province].point[5] > f.by_code[province].point[5]);
     assert!(f2.known[c][5] > 0.0 && f2.known[c][0] == 0.0);
 
-    // Backtest on the full three years: it runs and reports sane figures.
+    // Backtest on the full three years: it runs, every baseline is scored
+    // beside the engine, and the figures are sane.
     let full = forecast::history(&store, None).unwrap();
     let b = forecast::backtest(&full, &ForecastConfig::default()).unwrap();
     assert!(!b.province_errors.is_empty());
-    assert!(b.province_error < 0.25, "{}", b.province_error);
-    assert!(b.coverage[2] >= b.coverage[0]);
+    assert_eq!(b.methods.len(), 5);
+    assert_eq!(b.methods[0].method, "engine");
+    assert!(b.engine().province_error < 0.25, "{:?}", b.engine());
+    assert!(b.coverage_year.rate[2] >= b.coverage_year.rate[0]);
+    let table = forecast::backtest::markdown(&[("store".into(), &b)]);
+    assert!(table.contains("last year × growth") && table.contains("| store |"));
+}
+
+/// Yearly totals carry intervals of the yearly sum (narrower than the
+/// months' bounds added up), provinces are named, and a facility re-coded
+/// after a merger keeps its history under its new code (registry
+/// `previous_code`).
+#[test]
+fn yearly_intervals_names_and_recoded_facilities() {
+    use bhyt::generate::GenConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let merger = NaiveDate::from_ymd_opt(2023, 7, 1).unwrap();
+    let cfg = GenConfig {
+        provinces: 2,
+        province_codes: vec!["93".into(), "94".into()],
+        scale: 0.004,
+        days: 790,
+        start: NaiveDate::from_ymd_opt(2022, 1, 1).unwrap(),
+        anomalies: false,
+        merger: Some(merger),
+        ..Default::default()
+    };
+    let store = common::generate_and_ingest(d, &cfg);
+    let h = forecast::history(&store, None).unwrap();
+    // Every facility claims under a new code of the merged province
+    // (Cần Thơ, 92) from July 2023; the old codes are joined into the new.
+    assert!(
+        h.series.keys().all(|c| c.starts_with("92")),
+        "{:?}",
+        h.series.keys().take(3).collect::<Vec<_>>()
+    );
+    let before = h
+        .months
+        .iter()
+        .position(|m| *m == NaiveDate::from_ymd_opt(2023, 1, 1).unwrap())
+        .unwrap();
+    let province_before: f64 = h.series.values().map(|s| s[before][0]).sum();
+    assert!(province_before > 0.0, "history before the merger kept");
+    assert_eq!(h.display_name("province:92"), "Cần Thơ");
+
+    let (f, mut t) = forecast::run(&h, &ForecastConfig::default()).unwrap();
+    forecast::write(&h, &f, &mut t, &d.join("out"), bhyt::detect::Lang::Vi).unwrap();
+    let y = polars::prelude::LazyFrame::scan_parquet(
+        d.join("out/forecast_yearly.parquet")
+            .to_str()
+            .unwrap()
+            .into(),
+        Default::default(),
+    )
+    .unwrap()
+    .collect()
+    .unwrap();
+    let codes = strings(&y, "code");
+    let names = strings(&y, "name");
+    let i = codes.iter().position(|c| c == "province:92").unwrap();
+    assert_eq!(names[i], "Cần Thơ");
+    let (p, lo80, hi80, lo95, hi95) = (
+        f64s(&y, "forecast_vnd")[i].unwrap(),
+        f64s(&y, "lo80")[i].unwrap(),
+        f64s(&y, "hi80")[i].unwrap(),
+        f64s(&y, "lo95")[i].unwrap(),
+        f64s(&y, "hi95")[i].unwrap(),
+    );
+    assert!(lo95 < lo80 && lo80 < p && p < hi80 && hi80 < hi95);
+    // The yearly sum's 90 % interval is narrower than the months' 90 %
+    // bounds added up (those assume every month errs the same way).
+    let year = y.column("year").unwrap().i32().unwrap().get(i).unwrap();
+    let fc = &f.by_code["province:92"];
+    let (mut lo_sum, mut hi_sum) = (0.0, 0.0);
+    for k in 0..fc.point.len() {
+        let month = f
+            .start
+            .checked_add_months(chrono::Months::new(k as u32))
+            .unwrap();
+        if chrono::Datelike::year(&month) == year {
+            lo_sum += fc.bounds[1].0[k];
+            hi_sum += fc.bounds[1].1[k];
+        }
+    }
+    let width = f64s(&y, "hi90")[i].unwrap() - f64s(&y, "lo90")[i].unwrap();
+    assert!(width < hi_sum - lo_sum, "{width} vs {}", hi_sum - lo_sum);
 }

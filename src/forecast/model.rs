@@ -39,7 +39,7 @@ impl SeriesForecast {
     }
 }
 
-fn z(level: f64) -> f64 {
+pub(crate) fn z(level: f64) -> f64 {
     use statrs::distribution::{ContinuousCDF, Normal};
     Normal::standard().inverse_cdf(0.5 + level / 2.0)
 }

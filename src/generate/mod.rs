@@ -24,6 +24,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::qd130::{write_envelope, Hoso, Record, Style};
 
+mod anomalies;
+mod clinical;
+mod growth;
+mod network;
+
+pub use anomalies::AnomalyKind;
+use anomalies::*;
+use clinical::*;
+pub use growth::GrowthBreak;
+use growth::*;
+pub use network::Facility;
+use network::*;
+
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
     #[error("{path}: {source}")]
@@ -55,6 +68,21 @@ pub struct GenConfig {
     pub volume_growth: f64,
     /// Yearly growth of prices.
     pub price_growth: f64,
+    /// Prices change in one step each 1 January, as price decisions do
+    /// (default), or continuously through the year (`false`).
+    pub price_steps: bool,
+    /// Growth rates that change from a day on (a trend break).
+    pub growth_break: Option<GrowthBreak>,
+    /// A new private hospital opens on this day (first province) and ramps
+    /// up over six months.
+    pub opens: Option<NaiveDate>,
+    /// The first province's second private hospital closes on this day.
+    pub closes: Option<NaiveDate>,
+    /// Provinces merge on this day: each facility of a province whose
+    /// current province differs (`datasets/reference/provinces.csv`) claims
+    /// under a new code of the current province from then on; the registry
+    /// lists the old code of each (`previous_code`).
+    pub merger: Option<NaiveDate>,
     /// Inject the labelled anomalies and benign look-alikes.
     pub anomalies: bool,
     /// Write the envelopes gzip-compressed (`.xml.gz`, which `ingest` reads):
@@ -76,651 +104,43 @@ impl Default for GenConfig {
             days: 365,
             volume_growth: 0.04,
             price_growth: 0.05,
+            price_steps: true,
+            growth_break: None,
+            opens: None,
+            closes: None,
+            merger: None,
             anomalies: true,
             compress: false,
         }
     }
 }
 
-/// Kind of facility in the seed network, with its volume and case profile.
-#[derive(Debug, Clone, Copy)]
-struct Profile {
-    level: &'static str,
-    grade: &'static str,
-    ownership: &'static str,
-    kind: &'static str,
-    name: &'static str,
-    /// Mean visits per day at scale 1.
-    daily: f64,
-    /// Share of visits that are inpatient.
-    inpatient: f64,
-    /// Share of patients with another province's card.
-    out_of_province: f64,
+/// The registry rows of the generated facilities (`facilities.csv`):
+/// code, name, province code, level, grade, ownership, kind, previous code
+/// (after a merger, each new code with the old one it replaces).
+pub fn registry_rows(cfg: &GenConfig) -> Vec<[String; 8]> {
+    registry(&facilities(cfg))
 }
 
-fn network() -> Vec<(u32, Profile)> {
-    let p = |level, grade, ownership, kind, name, daily, inpatient, oop| Profile {
-        level,
-        grade,
-        ownership,
-        kind,
-        name,
-        daily,
-        inpatient,
-        out_of_province: oop,
-    };
-    let mut v = vec![
-        (
-            1,
-            p(
-                "provincial",
-                "I",
-                "public",
-                "general",
-                "Bệnh viện Đa khoa tỉnh",
-                900.0,
-                0.15,
-                0.08,
-            ),
-        ),
-        (
-            2,
-            p(
-                "provincial",
-                "II",
-                "public",
-                "general",
-                "Bệnh viện Đa khoa khu vực",
-                600.0,
-                0.15,
-                0.06,
-            ),
-        ),
-        (
-            3,
-            p(
-                "provincial",
-                "II",
-                "public",
-                "specialist",
-                "Bệnh viện Sản Nhi",
-                250.0,
-                0.17,
-                0.07,
-            ),
-        ),
-        (
-            4,
-            p(
-                "provincial",
-                "II",
-                "public",
-                "specialist",
-                "Bệnh viện Lao và Bệnh phổi",
-                250.0,
-                0.16,
-                0.05,
-            ),
-        ),
-    ];
-    for i in 0..7 {
-        v.push((
-            11 + i,
-            p(
-                "district",
-                "III",
-                "public",
-                "general",
-                "Trung tâm Y tế huyện",
-                220.0,
-                0.10,
-                0.03,
-            ),
-        ));
-    }
-    for i in 0..75 {
-        v.push((
-            101 + i,
-            p(
-                "commune",
-                "IV",
-                "public",
-                "general",
-                "Trạm Y tế xã",
-                6.0,
-                0.02,
-                0.01,
-            ),
-        ));
-    }
-    for i in 0..2 {
-        v.push((
-            201 + i,
-            p(
-                "provincial",
-                "III",
-                "private",
-                "general",
-                "Bệnh viện tư nhân",
-                60.0,
-                0.12,
-                0.10,
-            ),
-        ));
-    }
-    for i in 0..3 {
-        v.push((
-            301 + i,
-            p(
-                "district",
-                "unranked",
-                "private",
-                "clinic",
-                "Phòng khám đa khoa tư nhân",
-                25.0,
-                0.0,
-                0.05,
-            ),
-        ));
-    }
-    v.push((
-        401,
-        p(
-            "commune",
-            "unranked",
-            "private",
-            "clinic",
-            "Phòng khám công ty",
-            10.0,
-            0.0,
-            0.02,
-        ),
-    ));
-    v
-}
-
-/// A diagnosis with its own cost, length-of-stay and admission profile.
-#[derive(Debug, Clone, Copy)]
-struct Dx {
-    code: &'static str,
-    weight: f64,
-    admit: f64,
-    cost: f64,
-    los: f64,
-    season: Season,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Season {
-    None,
-    Respiratory,
-    Dengue,
-}
-
-const DIAGNOSES: &[Dx] = &[
-    Dx {
-        code: "J06",
-        weight: 14.0,
-        admit: 0.03,
-        cost: 0.6,
-        los: 3.0,
-        season: Season::Respiratory,
-    },
-    Dx {
-        code: "J18",
-        weight: 3.0,
-        admit: 0.45,
-        cost: 1.4,
-        los: 6.0,
-        season: Season::Respiratory,
-    },
-    Dx {
-        code: "J44",
-        weight: 2.5,
-        admit: 0.25,
-        cost: 1.3,
-        los: 7.0,
-        season: Season::Respiratory,
-    },
-    Dx {
-        code: "J20",
-        weight: 6.0,
-        admit: 0.08,
-        cost: 0.7,
-        los: 4.0,
-        season: Season::Respiratory,
-    },
-    Dx {
-        code: "A90",
-        weight: 1.5,
-        admit: 0.35,
-        cost: 1.0,
-        los: 5.0,
-        season: Season::Dengue,
-    },
-    Dx {
-        code: "I10",
-        weight: 16.0,
-        admit: 0.03,
-        cost: 0.9,
-        los: 5.0,
-        season: Season::None,
-    },
-    Dx {
-        code: "E11",
-        weight: 9.0,
-        admit: 0.05,
-        cost: 1.2,
-        los: 7.0,
-        season: Season::None,
-    },
-    Dx {
-        code: "K29",
-        weight: 8.0,
-        admit: 0.05,
-        cost: 0.7,
-        los: 4.0,
-        season: Season::None,
-    },
-    Dx {
-        code: "M54",
-        weight: 6.0,
-        admit: 0.04,
-        cost: 0.7,
-        los: 6.0,
-        season: Season::None,
-    },
-    Dx {
-        code: "A09",
-        weight: 4.0,
-        admit: 0.15,
-        cost: 0.7,
-        los: 3.0,
-        season: Season::None,
-    },
-    Dx {
-        code: "N39",
-        weight: 3.0,
-        admit: 0.12,
-        cost: 0.8,
-        los: 4.0,
-        season: Season::None,
-    },
-    Dx {
-        code: "I63",
-        weight: 1.0,
-        admit: 0.85,
-        cost: 3.0,
-        los: 10.0,
-        season: Season::None,
-    },
-    Dx {
-        code: "I20",
-        weight: 2.0,
-        admit: 0.35,
-        cost: 2.2,
-        los: 6.0,
-        season: Season::None,
-    },
-    Dx {
-        code: "I50",
-        weight: 1.2,
-        admit: 0.55,
-        cost: 2.0,
-        los: 8.0,
-        season: Season::None,
-    },
-    Dx {
-        code: "K35",
-        weight: 0.6,
-        admit: 0.95,
-        cost: 3.5,
-        los: 5.0,
-        season: Season::None,
-    },
-    Dx {
-        code: "S52",
-        weight: 1.0,
-        admit: 0.40,
-        cost: 2.5,
-        los: 5.0,
-        season: Season::None,
-    },
-    Dx {
-        code: "O80",
-        weight: 1.2,
-        admit: 0.98,
-        cost: 2.0,
-        los: 3.0,
-        season: Season::None,
-    },
-    Dx {
-        code: "C34",
-        weight: 0.4,
-        admit: 0.60,
-        cost: 5.0,
-        los: 9.0,
-        season: Season::None,
-    },
-    Dx {
-        code: "H10",
-        weight: 3.0,
-        admit: 0.0,
-        cost: 0.4,
-        los: 1.0,
-        season: Season::None,
-    },
-    Dx {
-        code: "L03",
-        weight: 1.5,
-        admit: 0.15,
-        cost: 0.8,
-        los: 5.0,
-        season: Season::None,
-    },
-    Dx {
-        code: "Z00",
-        weight: 3.0,
-        admit: 0.0,
-        cost: 0.3,
-        los: 1.0,
-        season: Season::None,
-    },
-];
-
-/// Seasonal multiplier of a diagnosis on a day of the year.
-fn season_factor(s: Season, day_of_year: u32) -> f64 {
-    let t = day_of_year as f64 / 365.25 * std::f64::consts::TAU;
-    match s {
-        Season::None => 1.0,
-        // Peaks around mid-January.
-        Season::Respiratory => 1.0 + 0.45 * (t - 0.25).cos(),
-        // Rainy-season dengue: peaks in August.
-        Season::Dengue => (1.0 + 1.6 * (t - 3.85).cos()).max(0.15),
-    }
-}
-
-/// Diagnosis a visit is upcoded to: a costlier code of the same complaint.
-fn upcode(code: &str) -> &'static str {
-    match code {
-        "J06" | "J20" => "J18",
-        "I10" => "I20",
-        "K29" => "K35",
-        "M54" => "S52",
-        "A09" => "A90",
-        "H10" | "Z00" => "L03",
-        "N39" => "I50",
-        "E11" => "I63",
-        _ => "J44",
-    }
-}
-
-fn dx_by_code(code: &str) -> &'static Dx {
-    DIAGNOSES
-        .iter()
-        .find(|d| d.code == code)
-        .unwrap_or(&DIAGNOSES[0])
-}
-
-/// Overall price level, calibrated so that one province-year at scale 1
-/// costs ≈ 780 billion VND (checked by a test).
-const PRICE_LEVEL: f64 = 0.746;
-/// Overall volume level, calibrated to ≈ 1.53 M visits per province-year.
-const VOLUME_LEVEL: f64 = 1.03;
-
-/// The price list: one price per item code, the same for every facility of
-/// a grade (services) or of the province (drugs and supplies, by tender).
-struct PriceList {
-    labs: Vec<(String, f64)>,
-    imaging: Vec<(String, f64)>,
-    ct: Vec<(String, f64)>,
-    drugs: Vec<(String, f64)>,
-    supplies: Vec<(String, f64)>,
-    procedures: Vec<(String, f64)>,
-}
-
-const EXAM: (&str, f64) = ("02.1896", 38_700.0);
-/// Specialist examination: the upcoding target of a plain examination.
-const EXAM_SPECIALIST: (&str, f64) = ("02.1900", 69_700.0);
-const BED: (&str, f64) = ("K03.1930", 240_000.0);
-
-impl PriceList {
-    fn new(seed: u64) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(seed, "prices", 0));
-        let mut list = |n: usize,
-                        code: &dyn Fn(usize) -> String,
-                        lo: f64,
-                        hi: f64,
-                        pow: i32|
-         -> Vec<(String, f64)> {
-            (0..n)
-                .map(|i| {
-                    (
-                        code(i),
-                        (lo + (hi - lo) * rng.gen::<f64>().powi(pow)).round(),
-                    )
-                })
-                .collect()
+fn registry(facs: &[Facility]) -> Vec<[String; 8]> {
+    let mut out = Vec::new();
+    for f in facs {
+        let p = f.profile;
+        let row = |code: &str, province: &str, previous: &str| {
+            [
+                code.to_string(),
+                format!("{} {}", p.name, &f.code[2..]),
+                province.to_string(),
+                p.level.to_string(),
+                p.grade.to_string(),
+                p.ownership.to_string(),
+                p.kind.to_string(),
+                previous.to_string(),
+            ]
         };
-        PriceList {
-            labs: list(40, &|i| format!("22.{:04}", 100 + i), 22_000.0, 95_000.0, 1),
-            imaging: list(30, &|i| format!("18.{:04}", 1 + i), 60_000.0, 140_000.0, 1),
-            ct: list(
-                10,
-                &|i| format!("18.{:04}", 100 + i),
-                500_000.0,
-                900_000.0,
-                1,
-            ),
-            drugs: list(900, &|i| format!("40.{}", 1 + i), 900.0, 9_000.0, 2),
-            supplies: list(60, &|i| format!("N03.{:02}", 1 + i), 18_000.0, 48_000.0, 1),
-            procedures: list(
-                200,
-                &|i| format!("10.{:04}", 1 + i),
-                600_000.0,
-                3_000_000.0,
-                2,
-            ),
-        }
-    }
-}
-
-/// Price factor of a grade for technical services (higher grades are paid more).
-fn grade_factor(grade: &str) -> f64 {
-    match grade {
-        "special" => 1.15,
-        "I" => 1.08,
-        "II" => 1.0,
-        "III" => 0.93,
-        "IV" => 0.85,
-        _ => 1.0,
-    }
-}
-
-/// A generated facility.
-#[derive(Debug, Clone)]
-pub struct Facility {
-    pub code: String,
-    pub province_code: String,
-    profile: Profile,
-}
-
-fn facilities(cfg: &GenConfig) -> Vec<Facility> {
-    let mut out = Vec::new();
-    for prov in cfg.province_codes.iter().take(cfg.provinces.max(1)) {
-        for (n, p) in network() {
-            out.push(Facility {
-                code: format!("{prov}{n:03}"),
-                province_code: prov.clone(),
-                profile: p,
-            });
-        }
-    }
-    out
-}
-
-/// Kinds of injected anomalies, and the benign look-alikes a good engine
-/// must not flag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AnomalyKind {
-    UnjustifiedAdmission,
-    ProlongedStay,
-    LabImagingOveruse,
-    Upcoding,
-    PriceInflation,
-    PhantomOutOfProvince,
-    DuplicateClaims,
-    BudgetOverrun,
-    /// Benign: a new intensive-care unit makes the case mix heavier.
-    CaseMixShift,
-    /// Benign: a price change for every facility of a grade on one date.
-    GradePriceChange,
-    /// Benign: a seasonal epidemic across the province.
-    SeasonalEpidemic,
-}
-
-impl AnomalyKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            AnomalyKind::UnjustifiedAdmission => "unjustified_admission",
-            AnomalyKind::ProlongedStay => "prolonged_stay",
-            AnomalyKind::LabImagingOveruse => "lab_imaging_overuse",
-            AnomalyKind::Upcoding => "upcoding",
-            AnomalyKind::PriceInflation => "price_inflation",
-            AnomalyKind::PhantomOutOfProvince => "phantom_out_of_province",
-            AnomalyKind::DuplicateClaims => "duplicate_claims",
-            AnomalyKind::BudgetOverrun => "budget_overrun",
-            AnomalyKind::CaseMixShift => "case_mix_shift",
-            AnomalyKind::GradePriceChange => "grade_price_change",
-            AnomalyKind::SeasonalEpidemic => "seasonal_epidemic",
-        }
-    }
-
-    pub fn benign(self) -> bool {
-        matches!(
-            self,
-            AnomalyKind::CaseMixShift
-                | AnomalyKind::GradePriceChange
-                | AnomalyKind::SeasonalEpidemic
-        )
-    }
-
-    const FRAUD: [AnomalyKind; 8] = [
-        AnomalyKind::UnjustifiedAdmission,
-        AnomalyKind::ProlongedStay,
-        AnomalyKind::LabImagingOveruse,
-        AnomalyKind::Upcoding,
-        AnomalyKind::PriceInflation,
-        AnomalyKind::PhantomOutOfProvince,
-        AnomalyKind::DuplicateClaims,
-        AnomalyKind::BudgetOverrun,
-    ];
-}
-
-/// One injected anomaly at one facility over a date range.
-#[derive(Debug, Clone)]
-struct Planned {
-    facility: usize,
-    kind: AnomalyKind,
-    start: NaiveDate,
-    /// Exclusive end.
-    end: NaiveDate,
-}
-
-impl Planned {
-    fn active(&self, day: NaiveDate) -> bool {
-        day >= self.start && day < self.end
-    }
-}
-
-/// Chooses the anomalies of a run: per province, each fraud type at a
-/// different hospital or clinic, a heavier case mix at another, a price
-/// change for one grade, and an epidemic across the province. Windows open
-/// after the first third of the run, so every facility has a baseline.
-fn plan(cfg: &GenConfig, facs: &[Facility]) -> Vec<Planned> {
-    if !cfg.anomalies {
-        return Vec::new();
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(cfg.seed, "plan", 0));
-    let len = cfg.days as i64;
-    let window = |rng: &mut ChaCha8Rng, min_len: i64| -> (NaiveDate, NaiveDate) {
-        let start = cfg.start + Duration::days((len as f64 * rng.gen_range(0.35..0.6)) as i64);
-        let dur = ((len as f64 * rng.gen_range(0.3..0.45)) as i64).max(min_len);
-        (
-            start,
-            (start + Duration::days(dur)).min(cfg.start + Duration::days(len)),
-        )
-    };
-    let mut out = Vec::new();
-    for prov in cfg.province_codes.iter().take(cfg.provinces.max(1)) {
-        let idx: Vec<usize> = (0..facs.len())
-            .filter(|&i| &facs[i].province_code == prov)
-            .collect();
-        let mut hospitals: Vec<usize> = idx
-            .iter()
-            .copied()
-            .filter(|&i| facs[i].profile.inpatient > 0.05)
-            .collect();
-        hospitals.shuffle(&mut rng);
-        let mut clinics: Vec<usize> = idx
-            .iter()
-            .copied()
-            .filter(|&i| facs[i].profile.kind == "clinic")
-            .collect();
-        clinics.shuffle(&mut rng);
-        for kind in AnomalyKind::FRAUD {
-            // Clinics have no beds: they take the outpatient frauds first.
-            let needs_beds = matches!(
-                kind,
-                AnomalyKind::UnjustifiedAdmission | AnomalyKind::ProlongedStay
-            );
-            let f = if !needs_beds
-                && matches!(
-                    kind,
-                    AnomalyKind::PhantomOutOfProvince | AnomalyKind::DuplicateClaims
-                ) {
-                clinics.pop().or_else(|| hospitals.pop())
-            } else {
-                hospitals.pop()
-            };
-            if let Some(f) = f {
-                let (start, end) = window(&mut rng, 21);
-                out.push(Planned {
-                    facility: f,
-                    kind,
-                    start,
-                    end,
-                });
-            }
-        }
-        if let Some(f) = hospitals.pop() {
-            let (start, _) = window(&mut rng, 21);
-            out.push(Planned {
-                facility: f,
-                kind: AnomalyKind::CaseMixShift,
-                start,
-                end: cfg.start + Duration::days(len),
-            });
-        }
-        let (start, _) = window(&mut rng, 21);
-        for &i in idx.iter().filter(|&&i| facs[i].profile.grade == "III") {
-            out.push(Planned {
-                facility: i,
-                kind: AnomalyKind::GradePriceChange,
-                start,
-                end: cfg.start + Duration::days(len),
-            });
-        }
-        let (start, end) = window(&mut rng, 28);
-        let end = end.min(start + Duration::days(75));
-        for &i in &idx {
-            out.push(Planned {
-                facility: i,
-                kind: AnomalyKind::SeasonalEpidemic,
-                start,
-                end,
-            });
+        out.push(row(&f.code, &f.province_code, ""));
+        if let Some((_, code, province)) = &f.renamed {
+            out.push(row(code, province, &f.code));
         }
     }
     out
@@ -739,6 +159,11 @@ pub struct GenSummary {
     /// Labelled anomalies (one row per facility), fraud and benign.
     pub labels: Vec<Label>,
     pub true_excess_vnd: f64,
+    /// Spending and visits per (facility code, discharge month): what the
+    /// claims add up to (the forecasting benchmark reads it instead of
+    /// writing and ingesting years of envelopes).
+    #[serde(skip)]
+    pub monthly: std::collections::BTreeMap<(String, NaiveDate), (f64, u64)>,
 }
 
 /// One row of `labels.csv`.
@@ -799,20 +224,12 @@ fn run(cfg: &GenConfig, out: Option<&Path>, progress: bool) -> Result<GenSummary
     let planned = plan(cfg, &facs);
     if let Some(out) = out {
         let reg_path = out.join("facilities.csv");
-        let mut reg = String::from("facility_code,name,province_code,level,grade,ownership,kind\n");
-        for f in &facs {
-            let p = f.profile;
-            reg.push_str(&format!(
-                "{},{} {},{},{},{},{},{}\n",
-                f.code,
-                p.name,
-                &f.code[2..],
-                f.province_code,
-                p.level,
-                p.grade,
-                p.ownership,
-                p.kind
-            ));
+        let mut reg = String::from(
+            "facility_code,name,province_code,level,grade,ownership,kind,previous_code\n",
+        );
+        for r in registry(&facs) {
+            reg.push_str(&r.join(","));
+            reg.push('\n');
         }
         std::fs::write(&reg_path, reg).map_err(io(&reg_path))?;
     }
@@ -822,7 +239,11 @@ fn run(cfg: &GenConfig, out: Option<&Path>, progress: bool) -> Result<GenSummary
     let mut d = cfg.start;
     let end = cfg.start + Duration::days(cfg.days as i64);
     while d < end {
-        let next = (d + Duration::days(7 - d.weekday().num_days_from_monday() as i64)).min(end);
+        let mut next = (d + Duration::days(7 - d.weekday().num_days_from_monday() as i64)).min(end);
+        // A merger day starts a new unit: the codes change that day.
+        if let Some(m) = cfg.merger.filter(|m| d < *m && *m < next) {
+            next = m;
+        }
         weeks.push((d, (next - d).num_days() as u32));
         d = next;
     }
@@ -876,6 +297,11 @@ fn run(cfg: &GenConfig, out: Option<&Path>, progress: bool) -> Result<GenSummary
             s.files += 1;
         }
         s.bytes += w.bytes;
+        for (m, c, v) in &w.months {
+            let e = s.monthly.entry((w.facility.clone(), *m)).or_default();
+            e.0 += c;
+            e.1 += v;
+        }
         let e = planned_spend.entry((w.facility, w.year)).or_default();
         e.0 += w.cost - w.excess.iter().map(|(_, x)| x).sum::<f64>();
         e.1 += w.days;
@@ -945,38 +371,8 @@ struct WeekOut {
     bytes: u64,
     /// (planned anomaly index, excess VND)
     excess: Vec<(usize, f64)>,
-}
-
-fn pick_dx(
-    rng: &mut ChaCha8Rng,
-    day_of_year: u32,
-    inpatient: bool,
-    epidemic: bool,
-    heavy: bool,
-) -> &'static Dx {
-    let w = |d: &Dx| {
-        let mut base = d.weight * season_factor(d.season, day_of_year);
-        if epidemic && d.season == Season::Dengue {
-            base *= 8.0;
-        }
-        if heavy && d.cost >= 2.0 {
-            base *= 4.0;
-        }
-        if inpatient {
-            base * d.admit
-        } else {
-            base * (1.0 - d.admit)
-        }
-    };
-    let total: f64 = DIAGNOSES.iter().map(w).sum();
-    let mut x = rng.gen::<f64>() * total;
-    for d in DIAGNOSES {
-        x -= w(d);
-        if x <= 0.0 {
-            return d;
-        }
-    }
-    &DIAGNOSES[0]
+    /// (month, spending, visits) of the week's days.
+    months: Vec<(NaiveDate, f64, u64)>,
 }
 
 const GROUPS: &[(&str, f64, char)] = &[
@@ -1033,39 +429,6 @@ fn card_for(rng: &mut ChaCha8Rng, ctx: &Ctx, f: &Facility, oop: bool) -> String 
     )
 }
 
-/// How a visit departs from the normal one.
-#[derive(Debug, Clone, Copy)]
-struct Mods {
-    los_factor: f64,
-    force_inpatient_los: Option<i64>,
-    extra_labs: u32,
-    extra_imaging: u32,
-    upcode: bool,
-    drug_supply_price: f64,
-    service_price: f64,
-}
-
-impl Default for Mods {
-    fn default() -> Self {
-        Mods {
-            los_factor: 1.0,
-            force_inpatient_los: None,
-            extra_labs: 0,
-            extra_imaging: 0,
-            upcode: false,
-            drug_supply_price: 1.0,
-            service_price: 1.0,
-        }
-    }
-}
-
-fn total_of(h: &Hoso) -> f64 {
-    h.xml1
-        .get("T_TONGCHI_BV")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 fn gen_week(
     ctx: &Ctx,
     fi: usize,
@@ -1074,7 +437,9 @@ fn gen_week(
     out: Option<&Path>,
 ) -> Result<WeekOut, GenerateError> {
     let cfg = ctx.cfg;
-    let f = &ctx.facs[fi];
+    let fac = &ctx.facs[fi];
+    // After a merger the facility claims under its new code.
+    let f = &*as_of(fac, start);
     let p = f.profile;
     let iso = start.iso_week();
     let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(
@@ -1099,6 +464,7 @@ fn gen_week(
         cost: 0.0,
         bytes: 0,
         excess: Vec::new(),
+        months: Vec::new(),
     };
     let mut excess: std::collections::BTreeMap<usize, f64> = Default::default();
     let noise = LogNormal::new(0.0, 0.35).expect("valid");
@@ -1109,11 +475,9 @@ fn gen_week(
                 .find(|(_, a)| a.kind == k && a.active(day))
                 .map(|(i, _)| *i)
         };
-        let years_in = (day.year() - cfg.start.year()) as f64;
-        let vol_growth =
-            (1.0 + cfg.volume_growth).powf((day - cfg.start).num_days() as f64 / 365.25);
-        // Prices change on 1 January, as price decisions do.
-        let price_growth = (1.0 + cfg.price_growth).powf(years_in);
+        let vol_growth = volume_factor(cfg, day) * activity(fac, day);
+        let price_growth = price_factor(cfg, day);
+        let (cost_before, visits_before) = (w.cost, w.visits);
         let doy = day.ordinal();
         let weekday = match day.weekday().num_days_from_monday() {
             5 => 0.55,
@@ -1284,6 +648,16 @@ fn gen_week(
             }
             push(&mut w, &mut hosos, h);
         }
+        // Spending by discharge month (every visit is discharged on `day`).
+        let month = NaiveDate::from_ymd_opt(day.year(), day.month(), 1).expect("valid date");
+        let (dc, dv) = (w.cost - cost_before, w.visits - visits_before);
+        match w.months.last_mut() {
+            Some(m) if m.0 == month => {
+                m.1 += dc;
+                m.2 += dv;
+            }
+            _ => w.months.push((month, dc, dv)),
+        }
     }
     w.excess = excess.into_iter().collect();
     if hosos.is_empty() {
@@ -1329,285 +703,4 @@ fn push(w: &mut WeekOut, hosos: &mut Vec<Hoso>, h: Hoso) {
     w.lines += (h.xml2.len() + h.xml3.len()) as u64;
     w.cost += total_of(&h);
     hosos.push(h);
-}
-
-/// Drug names: a few of the list are the classes reviewers watch.
-fn drug_name(idx: usize) -> String {
-    if idx.is_multiple_of(20) {
-        format!("Vitamin B{} 100mg", idx % 12 + 1)
-    } else if idx.is_multiple_of(35) {
-        "Glutathion 600mg".to_string()
-    } else if idx.is_multiple_of(45) {
-        "Citicolin 500mg".to_string()
-    } else if idx.is_multiple_of(50) {
-        format!("Thuốc {idx} (biệt dược gốc)")
-    } else {
-        format!("Thuốc {idx}")
-    }
-}
-
-fn vnd(x: f64) -> String {
-    format!("{}", x.round() as i64)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn make_visit(
-    rng: &mut ChaCha8Rng,
-    ctx: &Ctx,
-    ma_lk: &str,
-    f: &Facility,
-    day: NaiveDate,
-    inpatient: bool,
-    dx: &Dx,
-    card: &str,
-    price: f64,
-    noise: &LogNormal<f64>,
-    mods: &Mods,
-) -> Hoso {
-    let prices = ctx.prices;
-    let inpatient = inpatient || mods.force_inpatient_los.is_some();
-    let mut xml2 = Vec::new();
-    let mut xml3 = Vec::new();
-    let mut stt = 0u32;
-    let dept = if inpatient { "K03" } else { "K01" };
-    let doctor = format!("BS{}{:03}", &f.code, rng.gen_range(0..40));
-    let hour = rng.gen_range(7..17);
-    let minute = rng.gen_range(0..60);
-    let commune = f.profile.level == "commune";
-    let los = if let Some(l) = mods.force_inpatient_los {
-        l
-    } else if inpatient {
-        let l = (dx.los * noise.sample(rng) * if commune { 0.4 } else { 1.0 }).round();
-        ((l * mods.los_factor).round() as i64).clamp(1, 60)
-    } else {
-        0
-    };
-    let admit = day - Duration::days(los);
-    let ts = |d: NaiveDate| format!("{}{hour:02}{minute:02}", d.format("%Y%m%d"));
-    let service = price * grade_factor(f.profile.grade) * mods.service_price;
-    let goods = price * mods.drug_supply_price;
-    let line3 = |stt: &mut u32, nhom: u32, code: &str, name: &str, qty: f64, unit: f64| {
-        *stt += 1;
-        let amount = qty * unit;
-        let mut r = Record::default();
-        r.set("MA_LK", ma_lk)
-            .set("STT", stt.to_string())
-            .set("MA_DICH_VU", code)
-            .set("MA_NHOM", nhom.to_string())
-            .set("TEN_DICH_VU", name)
-            .set("DON_VI_TINH", "Lần")
-            .set("SO_LUONG", crate::format::plain_number(qty))
-            .set("DON_GIA_BV", vnd(unit))
-            .set("DON_GIA_BH", vnd(unit))
-            .set("TYLE_TT_DV", "100")
-            .set("TYLE_TT_BH", "100")
-            .set("THANH_TIEN_BV", vnd(amount))
-            .set("THANH_TIEN_BH", vnd(amount))
-            .set("MA_KHOA", dept)
-            .set("MA_BAC_SI", &doctor)
-            .set("NGAY_YL", ts(admit));
-        r
-    };
-    let pick = |rng: &mut ChaCha8Rng, list: &[(String, f64)]| -> (String, f64) {
-        let (c, p) = &list[rng.gen_range(0..list.len())];
-        (c.clone(), *p)
-    };
-    let exam = if mods.upcode { EXAM_SPECIALIST } else { EXAM };
-    xml3.push(line3(
-        &mut stt,
-        13,
-        exam.0,
-        "Khám bệnh",
-        1.0,
-        (exam.1 * service).round(),
-    ));
-    let n_lab = if inpatient {
-        rng.gen_range(3..9)
-    } else {
-        rng.gen_range(0..3)
-    } + mods.extra_labs;
-    for _ in 0..n_lab {
-        let (code, unit) = pick(rng, &prices.labs);
-        xml3.push(line3(
-            &mut stt,
-            1,
-            &code,
-            "Xét nghiệm",
-            1.0,
-            (unit * service).round(),
-        ));
-    }
-    let n_img = if inpatient {
-        rng.gen_range(1..3)
-    } else {
-        (rng.gen::<f64>() < 0.25 * dx.cost.min(2.0)) as u32
-    } + mods.extra_imaging;
-    for _ in 0..n_img {
-        let list = if mods.upcode {
-            &prices.ct
-        } else {
-            &prices.imaging
-        };
-        let (code, unit) = pick(rng, list);
-        xml3.push(line3(
-            &mut stt,
-            2,
-            &code,
-            "Chẩn đoán hình ảnh",
-            1.0,
-            (unit * service).round(),
-        ));
-    }
-    if inpatient {
-        let bed = (BED.1 * service * if commune { 0.4 } else { 1.0 }).round();
-        xml3.push(line3(
-            &mut stt,
-            15,
-            BED.0,
-            "Giường bệnh nội trú",
-            los as f64,
-            bed,
-        ));
-        if dx.cost > 2.0 {
-            let (code, unit) = pick(rng, &prices.procedures);
-            xml3.push(line3(
-                &mut stt,
-                8,
-                &code,
-                "Phẫu thuật, thủ thuật",
-                1.0,
-                (unit * service * dx.cost / 2.0).round(),
-            ));
-        }
-        let n_sup = rng.gen_range(1..4);
-        for _ in 0..n_sup {
-            let (code, unit) = pick(rng, &prices.supplies);
-            let qty = rng.gen_range(1..6) as f64;
-            xml3.push(line3(
-                &mut stt,
-                10,
-                &code,
-                "Vật tư y tế",
-                qty,
-                (unit * goods).round(),
-            ));
-        }
-    }
-    let n_drug = if inpatient {
-        rng.gen_range(4..11)
-    } else {
-        rng.gen_range(1..5)
-    };
-    let days_of_drugs = if inpatient {
-        los.max(1) as f64
-    } else {
-        rng.gen_range(5..31) as f64
-    };
-    for _ in 0..n_drug {
-        stt += 1;
-        let idx = rng.gen_range(0..prices.drugs.len());
-        let (code, unit) = prices.drugs[idx].clone();
-        // A drug has one price; heavier diagnoses use more of it.
-        let unit = (unit * goods).round();
-        let qty = (days_of_drugs * rng.gen_range(1..3) as f64 * dx.cost.sqrt())
-            .round()
-            .max(1.0);
-        let amount = qty * unit;
-        let mut r = Record::default();
-        r.set("MA_LK", ma_lk)
-            .set("STT", stt.to_string())
-            .set("MA_THUOC", code)
-            .set("MA_NHOM", "4")
-            .set("TEN_THUOC", drug_name(idx))
-            .set("DON_VI_TINH", "Viên")
-            .set("SO_LUONG", crate::format::plain_number(qty))
-            .set("DON_GIA", vnd(unit))
-            .set("THANH_TIEN_BV", vnd(amount))
-            .set("THANH_TIEN_BH", vnd(amount))
-            .set("TYLE_TT_BH", "100")
-            .set("MA_KHOA", dept)
-            .set("MA_BAC_SI", &doctor)
-            .set("NGAY_YL", ts(admit));
-        xml2.push(r);
-    }
-    let sum = |rows: &[Record]| -> f64 {
-        rows.iter()
-            .filter_map(|r| r.get("THANH_TIEN_BV").and_then(|v| v.parse::<f64>().ok()))
-            .sum()
-    };
-    let total = sum(&xml2) + sum(&xml3);
-    let drugs = sum(&xml2);
-    let supplies: f64 = xml3
-        .iter()
-        .filter(|r| r.get("MA_NHOM") == Some("10"))
-        .filter_map(|r| r.get("THANH_TIEN_BV").and_then(|v| v.parse::<f64>().ok()))
-        .sum();
-    let benefit = match card.as_bytes().get(2) {
-        Some(b'1') | Some(b'2') => 1.0,
-        Some(b'3') => 0.95,
-        _ => 0.8,
-    };
-    let fund = (total * benefit).round();
-    let age_years = match dx.code {
-        "O80" => rng.gen_range(18..42),
-        "I63" | "I50" | "C34" | "J44" => rng.gen_range(50..92),
-        _ => rng.gen_range(0..90),
-    };
-    let birth = NaiveDate::from_ymd_opt(
-        day.year() - age_years,
-        rng.gen_range(1..13),
-        rng.gen_range(1..29),
-    )
-    .expect("valid");
-    let mut x1 = Record::default();
-    x1.set("MA_LK", ma_lk)
-        .set("STT", "1")
-        .set("MA_BN", format!("BN{}", &card[5..]))
-        .set("HO_TEN", "Người bệnh tổng hợp")
-        .set("SO_CCCD", format!("0{}", &card[3..]))
-        .set("NGAY_SINH", format!("{}0000", birth.format("%Y%m%d")))
-        .set(
-            "GIOI_TINH",
-            if dx.code == "O80" {
-                "2".to_string()
-            } else {
-                rng.gen_range(1..3).to_string()
-            },
-        )
-        .set("DIA_CHI", "Địa chỉ tổng hợp")
-        .set("MA_THE_BHYT", card)
-        .set("MA_DKBD", &f.code)
-        .set("MA_BENH_CHINH", dx.code)
-        .set("MA_BENH_KT", "")
-        .set("MA_DOITUONG_KCB", "1")
-        .set("NGAY_VAO", ts(admit))
-        .set("NGAY_RA", ts(day))
-        .set("SO_NGAY_DTRI", los.to_string())
-        .set("KET_QUA_DTRI", "1")
-        .set("MA_LOAI_RV", "1")
-        .set("T_THUOC", vnd(drugs))
-        .set("T_VTYT", vnd(supplies))
-        .set("T_TONGCHI_BV", vnd(total))
-        .set("T_TONGCHI_BH", vnd(total))
-        .set("T_BNTT", "0")
-        .set("T_BNCCT", vnd(total - fund))
-        .set("T_BHTT", vnd(fund))
-        .set("T_NGUONKHAC", "0")
-        .set("NAM_QT", day.year().to_string())
-        .set("THANG_QT", day.month().to_string())
-        .set(
-            "MA_LOAI_KCB",
-            match (inpatient, commune) {
-                (true, true) => "06",
-                (true, false) => "03",
-                (false, _) => "01",
-            },
-        )
-        .set("MA_KHOA", dept)
-        .set("MA_CSKCB", &f.code);
-    Hoso {
-        xml1: x1,
-        xml2,
-        xml3,
-    }
 }

@@ -102,11 +102,14 @@ pub fn load_facilities(
     let i_grade = header_index(&h, &["grade", "hang"]);
     let i_own = header_index(&h, &["ownership"]);
     let i_kind = header_index(&h, &["kind", "loai"]);
+    // After a merger or a re-coding, the code a facility claimed under
+    // before: forecasts join the two series.
+    let i_prev = header_index(&h, &["previous_code", "ma_cskcb_cu", "ma_cu"]);
     let ctx = SourceCtx::new(&path.display().to_string(), 0);
     let mut counts = Counts::default();
     let mut q = Vec::new();
     let mut seen = HashSet::new();
-    let mut cols: [Vec<Option<String>>; 8] = Default::default();
+    let mut cols: [Vec<Option<String>>; 9] = Default::default();
     for (n, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| csv_error(path, e))?;
         counts.read += 1;
@@ -117,7 +120,7 @@ pub fn load_facilities(
                 .filter(|s| !s.is_empty())
         };
         let code = get(Some(i_code));
-        let result = (|| -> Result<[Option<String>; 8], Issue> {
+        let result = (|| -> Result<[Option<String>; 9], Issue> {
             let code = code.ok_or_else(|| {
                 Issue::new(
                     Rule::MissingField,
@@ -170,6 +173,7 @@ pub fn load_facilities(
                 norm(i_grade, "grade", grade)?,
                 norm(i_own, "ownership", ownership)?,
                 norm(i_kind, "kind", kind)?,
+                get(i_prev).filter(|p| *p != code).map(str::to_string),
             ])
         })();
         match result {
@@ -194,6 +198,7 @@ pub fn load_facilities(
         "grade",
         "ownership",
         "kind",
+        "previous_code",
     ];
     let columns: Vec<Column> = names
         .iter()

@@ -574,7 +574,13 @@ fn planner_page(o: &ReportOptions, dir: &Path) -> Result<(), ReportError> {
     let p = read(&dir.join("budget_projection.parquet"))?;
     let g = read(&dir.join("forecast_growth.parquet"))?;
     let code = strs(&p, "code");
-    let names = facility_names(o.data_dir.as_deref())?;
+    let mut names = facility_names(o.data_dir.as_deref())?;
+    // Province totals are named in the forecast's own tables.
+    for (c, n) in strs(&p, "code").into_iter().zip(strs(&p, "name")) {
+        if !n.is_empty() {
+            names.entry(c).or_insert(n);
+        }
+    }
     let budget = nums(&p, "budget_vnd");
     let proj = nums(&p, "projected_vnd");
     let over = nums(&p, "overrun_vnd");
@@ -653,10 +659,74 @@ fn planner_page(o: &ReportOptions, dir: &Path) -> Result<(), ReportError> {
             .join(format!("{}.svg", gcode[i].replace(':', "-")));
         let svg = std::fs::read_to_string(&chart_file).unwrap_or_default();
         growth.push_str(&format!(
-            "<tr><td>{}</td>{cells}</tr><tr><td colspan=\"9\"><div class=\"chart\">{svg}</div></td></tr>",
+            "<tr><td>{}<br><span class=\"muted\">{}</span></td>{cells}</tr><tr><td colspan=\"9\"><div class=\"chart\">{svg}</div></td></tr>",
+            escape(names.get(&gcode[i]).map(String::as_str).unwrap_or(&gcode[i])),
             escape(&gcode[i])
         ));
     }
+    // Yearly totals with the intervals of the yearly sum: provinces first.
+    let mut yearly = String::new();
+    let yf = dir.join("forecast_yearly.parquet");
+    if yf.exists() {
+        let y = read(&yf)?;
+        let ycode = strs(&y, "code");
+        let yname = strs(&y, "name");
+        let yyear: Vec<Option<i32>> = y
+            .column("year")
+            .ok()
+            .and_then(|c| c.i32().ok().map(|v| v.iter().collect()))
+            .unwrap_or_default();
+        let v: Vec<Vec<Option<f64>>> = [
+            "forecast_vnd",
+            "lo80",
+            "hi80",
+            "lo90",
+            "hi90",
+            "lo95",
+            "hi95",
+            "growth",
+        ]
+        .iter()
+        .map(|c| nums(&y, c))
+        .collect();
+        let mut order: Vec<usize> = (0..y.height()).collect();
+        order.sort_by_key(|i| {
+            (
+                !crate::forecast::is_province(&ycode[*i]),
+                ycode[*i].clone(),
+                yyear.get(*i).copied().flatten(),
+            )
+        });
+        for i in order {
+            yearly.push_str(&format!(
+                "<tr class=\"row\" data-id=\"{c}-{yr}\" data-facility=\"{c} {n}\"><td>{c}<br><span class=\"muted\">{n}</span></td><td>{yr}</td>\
+                 <td class=\"num\">{}</td><td class=\"num\">{} … {}</td><td class=\"num\">{} … {}</td><td class=\"num\">{} … {}</td><td class=\"num\">{}</td></tr>\n",
+                opt(v[0][i]),
+                opt(v[1][i]),
+                opt(v[2][i]),
+                opt(v[3][i]),
+                opt(v[4][i]),
+                opt(v[5][i]),
+                opt(v[6][i]),
+                v[7][i].map(|g| format!("{:+.1} %", 100.0 * g)).unwrap_or_else(|| "–".into()),
+                c = escape(&ycode[i]),
+                n = escape(&yname[i]),
+                yr = yyear.get(i).copied().flatten().map(|y| y.to_string()).unwrap_or_default(),
+            ));
+        }
+    }
+    let yh: String = [
+        t("Mã", "Code"),
+        t("Năm", "Year"),
+        t("Dự báo cả năm (đồng)", "Year total forecast (VND)"),
+        t("Khoảng 80 %", "80 % interval"),
+        t("Khoảng 90 %", "90 % interval"),
+        t("Khoảng 95 %", "95 % interval"),
+        t("Tăng so với năm trước", "Growth on the year before"),
+    ]
+    .iter()
+    .map(|h| format!("<th data-sort>{}</th>", escape(h)))
+    .collect();
     let title = t(
         "Dự toán chi khám chữa bệnh BHYT — dự báo và nguy cơ vượt",
         "Health insurance budget — forecast and overrun risk",
@@ -695,11 +765,16 @@ fn planner_page(o: &ReportOptions, dir: &Path) -> Result<(), ReportError> {
     .collect();
     let body = format!(
         "<h1>{}</h1><h2>{}</h2><table><thead><tr>{gh}</tr></thead><tbody>{growth}</tbody></table>\
+         <h2>{}</h2><table><thead><tr>{yh}</tr></thead><tbody>{yearly}</tbody></table>\
          <h2>{}</h2><div class=\"filters\"><label>{} <input data-filter=\"facility\" size=\"12\"></label></div>\
          <table><thead><tr>{ph}</tr></thead><tbody>{rows}</tbody></table><h2>{}</h2>{charts}\
          <p class=\"muted\">{}</p>",
         escape(title),
         t("Tăng trưởng năm sau, phân tích theo nguyên nhân (đồng)", "Next year's growth by cause (VND)"),
+        t(
+            "Tổng chi cả năm: dự báo và khoảng tin cậy của tổng năm",
+            "Year totals: forecast and intervals of the yearly sum"
+        ),
         t("Dự kiến cuối năm so với dự toán", "Projected year-end against the budget"),
         t("Cơ sở", "Facility"),
         t("Cơ sở có nguy cơ vượt dự toán: dự báo và khoảng tin cậy", "Facilities likely to overrun: forecast and intervals"),

@@ -1,0 +1,795 @@
+//! The engine's forecast: next year's spending from this year's level and
+//! the yearly growth, the way budgets are planned — but estimated robustly
+//! and per facility with credibility.
+//!
+//! For each province:
+//! - **Season**: the province's log seasonal index of each calendar month
+//!   (classical decomposition: log ratio to the centred 12-month moving
+//!   average, median over the years). Facilities use the province's: their
+//!   own three or four Januaries are too few to estimate twelve indices.
+//! - **Growth**: the trimmed mean of the last `growth_window` year-on-year
+//!   log ratios of the province's continuing facilities (like for like: a
+//!   facility that opened or closed does not count as growth). A year-on-year
+//!   ratio compares a month with the same month a year before, so price
+//!   steps on 1 January, seasons and smooth growth all give the same yearly
+//!   rate; a spike (an epidemic of two months) is trimmed.
+//! - **Facilities**: the same estimate on each facility's own months, shrunk
+//!   toward the province's growth by credibility (empirical Bayes: the
+//!   facility estimate's sampling variance against the spread of true growth
+//!   between facilities). Level: the last 12 months with spikes replaced,
+//!   combined with the year before moved by the growth (`level_smoothing`).
+//!   A facility open for less than two years starts from its recent run
+//!   rate; one without spending for `closed_after` months is closed.
+//! - **Province total** = the sum of its facilities, so the parts add up and
+//!   openings and closings move the total by what they are.
+//! - **Intervals**: a log-scale error model per series (one month's noise,
+//!   the level's noise, the growth's uncertainty including next year's
+//!   change of growth), widened or narrowed by one factor each for
+//!   sums of months and single months, measured on the same engine's
+//!   forecasts from 12, 9, 6 and 3 months before the end of the history
+//!   (inner backtest).
+
+use super::*;
+use model::{SeriesForecast, LEVELS};
+
+/// What the engine knows of one series' forecast errors, on the log scale.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ErrorModel {
+    /// Variance of one month's own noise.
+    pub month_var: f64,
+    /// Variance of the level the forecast starts from.
+    pub level_var: f64,
+    /// Variance of the yearly log growth: its estimate and next year's change.
+    pub growth_var: f64,
+    /// Variance of a month's seasonal index (estimated from few years).
+    pub season_var: f64,
+    /// Calibration factor of yearly sums (inner backtest).
+    pub k_year: f64,
+    /// Calibration factor of months (inner backtest).
+    pub k_month: f64,
+}
+
+impl Default for ErrorModel {
+    fn default() -> Self {
+        ErrorModel {
+            month_var: 0.0,
+            level_var: 0.0,
+            growth_var: 0.0,
+            season_var: 0.0,
+            k_year: 1.0,
+            k_month: 1.0,
+        }
+    }
+}
+
+impl ErrorModel {
+    /// Log-scale standard deviation of the sum of the forecast months `ks`
+    /// (0 = the first forecast month). The growth error moves a month by
+    /// (k + 6.5)/12 of a year's growth: the level is centred 6.5 months
+    /// before the first forecast month.
+    pub fn sum_sd(&self, ks: &[usize]) -> f64 {
+        if ks.is_empty() {
+            return 0.0;
+        }
+        let n = ks.len() as f64;
+        let a = ks.iter().map(|k| (*k as f64 + 6.5) / 12.0).sum::<f64>() / n;
+        self.k_year * (self.level_var + a * a * self.growth_var + self.month_var / n).sqrt()
+    }
+
+    /// Log-scale standard deviation of forecast month `k`.
+    pub fn month_sd(&self, k: usize) -> f64 {
+        let a = (k as f64 + 6.5) / 12.0;
+        self.k_month
+            * (self.month_var + self.season_var + self.level_var + a * a * self.growth_var).sqrt()
+    }
+}
+
+/// One series' point forecast and error model, before calibration.
+#[derive(Debug, Clone)]
+pub(crate) struct Fit {
+    pub point: Vec<f64>,
+    pub err: ErrorModel,
+    pub model: &'static str,
+}
+
+fn median_of(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut w = v.to_vec();
+    crate::detect::median(&mut w)
+}
+
+/// Normal-consistent robust standard deviation (1.4826 × MAD).
+fn robust_sd(v: &[f64]) -> f64 {
+    if v.len() < 2 {
+        return 0.0;
+    }
+    let m = median_of(v);
+    let dev: Vec<f64> = v.iter().map(|x| (x - m).abs()).collect();
+    1.4826 * median_of(&dev)
+}
+
+/// Standard deviation with values beyond four robust standard deviations
+/// of the median pulled in: claims are heavy-tailed (a few long stays make
+/// a month), so the median absolute deviation alone understates the spread
+/// that intervals must cover, while one wild month should not set it.
+fn spread(v: &[f64]) -> f64 {
+    if v.len() < 2 {
+        return 0.0;
+    }
+    let m = median_of(v);
+    let cap = 4.0 * robust_sd(v);
+    let ss: f64 = v.iter().map(|x| (x - m).clamp(-cap, cap).powi(2)).sum();
+    (ss / (v.len() - 1) as f64).sqrt()
+}
+
+fn trimmed_mean(v: &[f64], trim: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut w = v.to_vec();
+    w.sort_by(f64::total_cmp);
+    let k = ((w.len() as f64 * trim).floor() as usize).min((w.len() - 1) / 2);
+    let kept = &w[k..w.len() - k];
+    kept.iter().sum::<f64>() / kept.len() as f64
+}
+
+/// Log seasonal index of each calendar month (mean 0), from the log ratio
+/// of each month to the centred 2×12 moving average, median over the
+/// years. Zeros when the series is shorter than two years or not positive.
+pub fn seasonal_indices(y: &[f64], month0: &[u32]) -> [f64; 12] {
+    let n = y.len();
+    let mut out = [0.0; 12];
+    if n < 24 || y.iter().any(|v| *v <= 0.0) {
+        return out;
+    }
+    let mut by_month: [Vec<f64>; 12] = Default::default();
+    for t in 6..n - 6 {
+        let ma = (0.5 * y[t - 6] + y[t - 5..t + 6].iter().sum::<f64>() + 0.5 * y[t + 6]) / 12.0;
+        by_month[month0[t] as usize].push((y[t] / ma).ln());
+    }
+    for (m, v) in by_month.iter().enumerate() {
+        if !v.is_empty() {
+            out[m] = median_of(v);
+        }
+    }
+    let mean = out.iter().sum::<f64>() / 12.0;
+    out.iter_mut().for_each(|v| *v -= mean);
+    out
+}
+
+/// Year-on-year log ratios of the months `from..upto` (each against the
+/// same month a year before), with an offset `c` that keeps empty months finite.
+fn yoy(y: &[f64], from: usize, upto: usize, c: f64) -> Vec<f64> {
+    (from.max(12)..upto)
+        .map(|m| ((y[m] + c) / (y[m - 12] + c)).ln())
+        .collect()
+}
+
+/// The spikes among the last `r.len()` months: year-on-year ratios and
+/// deseasonalised log levels (`level`) both more than `z` robust standard
+/// deviations above their medians, in runs of at most `max_run` months.
+fn spikes(r: &[f64], level: &[f64], z: f64, max_run: usize) -> Vec<bool> {
+    let med = median_of(r);
+    let sd = robust_sd(r).max(1e-3);
+    let lmed = median_of(level);
+    let lsd = robust_sd(level).max(1e-3);
+    // High against the same month a year before *and* against the year's
+    // own months: a month after an empty one is not a spike.
+    let high: Vec<bool> = r
+        .iter()
+        .zip(level)
+        .map(|(v, l)| (v - med) / sd > z && (l - lmed) / lsd > z)
+        .collect();
+    let mut out = vec![false; r.len()];
+    let mut i = 0;
+    while i < r.len() {
+        if high[i] {
+            let mut j = i;
+            while j < r.len() && high[j] {
+                j += 1;
+            }
+            if j - i <= max_run {
+                out[i..j].iter_mut().for_each(|v| *v = true);
+            }
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A step in a series' level found in its last two years.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Step {
+    /// First month at the new level.
+    pub at: usize,
+    /// Size of the step (log).
+    pub delta: f64,
+    /// Trend per month (log) on both sides of the step.
+    pub slope: f64,
+    /// Variance of that slope.
+    pub slope_var: f64,
+    /// Variance of a month around the fit.
+    pub resid_var: f64,
+}
+
+/// Solves a 3×3 symmetric system (Gaussian elimination); None if singular.
+fn solve3(mut a: [[f64; 3]; 3], mut b: [f64; 3]) -> Option<[f64; 3]> {
+    for i in 0..3 {
+        let p = (i..3).max_by(|x, y| a[*x][i].abs().total_cmp(&a[*y][i].abs()))?;
+        if a[p][i].abs() < 1e-12 {
+            return None;
+        }
+        a.swap(i, p);
+        b.swap(i, p);
+        let pivot = a[i];
+        for r in i + 1..3 {
+            let f = a[r][i] / pivot[i];
+            for (x, p) in a[r].iter_mut().zip(&pivot).skip(i) {
+                *x -= f * p;
+            }
+            b[r] -= f * b[i];
+        }
+    }
+    let mut x = [0.0; 3];
+    for i in (0..3).rev() {
+        x[i] = (b[i] - (i + 1..3).map(|c| a[i][c] * x[c]).sum::<f64>()) / a[i][i];
+    }
+    Some(x)
+}
+
+/// Searches `x[from..upto]` (deseasonalised logs) for one step in level on
+/// a common linear trend (least squares over every split with at least six
+/// months before and four after); keeps it when it is larger than
+/// `min_size` and its t statistic passes `t_min`. A case mix that got
+/// heavier, a ward that opened, a fraud that started: a year-on-year ratio
+/// straddling such a step measures the step, not the growth.
+pub(crate) fn find_step(
+    x: &[f64],
+    from: usize,
+    upto: usize,
+    t_min: f64,
+    min_size: f64,
+) -> Option<Step> {
+    let n = upto.checked_sub(from)?;
+    if n < 12 {
+        return None;
+    }
+    let mut best: Option<(f64, Step, f64)> = None;
+    for at in from + 6..=upto.saturating_sub(4) {
+        let mut xtx = [[0.0; 3]; 3];
+        let mut xty = [0.0; 3];
+        for (m, v) in x.iter().enumerate().take(upto).skip(from) {
+            let row = [1.0, (m - from) as f64, if m >= at { 1.0 } else { 0.0 }];
+            for i in 0..3 {
+                for j in 0..3 {
+                    xtx[i][j] += row[i] * row[j];
+                }
+                xty[i] += row[i] * v;
+            }
+        }
+        let Some(beta) = solve3(xtx, xty) else {
+            continue;
+        };
+        let sse: f64 = (from..upto)
+            .map(|m| {
+                let d = if m >= at { 1.0 } else { 0.0 };
+                let e = x[m] - beta[0] - beta[1] * (m - from) as f64 - beta[2] * d;
+                e * e
+            })
+            .sum();
+        let s2 = sse / (n - 3) as f64;
+        // Diagonal of (X'X)⁻¹ for the slope and the step.
+        let inv = |k: usize| {
+            let mut e = [0.0; 3];
+            e[k] = 1.0;
+            solve3(xtx, e).map_or(f64::INFINITY, |v| v[k])
+        };
+        let step = Step {
+            at,
+            delta: beta[2],
+            slope: beta[1],
+            slope_var: s2 * inv(1),
+            resid_var: s2,
+        };
+        let t = beta[2].abs() / (s2 * inv(2)).sqrt().max(1e-12);
+        if best.as_ref().is_none_or(|b| sse < b.0) {
+            best = Some((sse, step, t));
+        }
+    }
+    let (_, step, t) = best?;
+    (t >= t_min && step.delta.abs() >= min_size).then_some(step)
+}
+
+/// A series' growth estimate over the last year.
+pub(crate) struct Growth {
+    /// Yearly log growth: the trimmed mean of the last year-on-year log
+    /// ratios (spikes left out), or the trend around a recent step.
+    pub g: f64,
+    /// Variance of that estimate.
+    var: f64,
+    /// Variance of one month's own noise.
+    month_var: f64,
+    /// The last 12 months with spikes replaced by last year × growth.
+    clean: Vec<f64>,
+    /// Mean change of the year-on-year ratio against the same months a year
+    /// before (the change of growth this year), when the history allows.
+    shock: Option<f64>,
+    /// A step in level in the last two years.
+    step: Option<Step>,
+    /// Whether growth changed inside the year (the recent six ratios set `g`).
+    broke: bool,
+    /// The whole window's growth, whatever the recent six say.
+    g_year: f64,
+}
+
+/// Growth of a series `y` over the months before `upto`; `season` holds
+/// the log seasonal index of each of those months.
+pub(crate) fn growth_of(y: &[f64], upto: usize, season: &[f64], cfg: &ForecastConfig) -> Growth {
+    let mean = y[..upto].iter().sum::<f64>() / upto.max(1) as f64;
+    let c = 0.01 * mean.max(1.0);
+    let w = cfg.growth_window.clamp(3, 12);
+    let r12 = yoy(y, upto - 12, upto, c);
+    let level: Vec<f64> = (upto - 12..upto)
+        .map(|m| (y[m] + c).ln() - season[m])
+        .collect();
+    let spike = spikes(&r12, &level, cfg.spike_z, cfg.spike_months);
+    let kept: Vec<f64> = r12
+        .iter()
+        .zip(&spike)
+        .skip(12 - w)
+        .filter(|(_, s)| !**s)
+        .map(|(v, _)| *v)
+        .collect();
+    let mut g = trimmed_mean(&kept, cfg.growth_trim);
+    let g_year = g;
+    let sd = spread(&r12);
+    // A change of growth inside the year: the last six ratios against the
+    // six before. When they differ by more than `break_t` standard errors,
+    // the recent six are the growth (a slowdown shows in the year-on-year
+    // ratios only month by month).
+    let recent: Vec<f64> = r12[6..]
+        .iter()
+        .zip(&spike[6..])
+        .filter(|(_, s)| !**s)
+        .map(|(v, _)| *v)
+        .collect();
+    let older: Vec<f64> = r12[..6]
+        .iter()
+        .zip(&spike[..6])
+        .filter(|(_, s)| !**s)
+        .map(|(v, _)| *v)
+        .collect();
+    let mut broke = false;
+    if cfg.break_t > 0.0 && recent.len() >= 4 && older.len() >= 4 {
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let se = sd * (1.0 / recent.len() as f64 + 1.0 / older.len() as f64).sqrt();
+        if (mean(&recent) - mean(&older)).abs() > cfg.break_t * se.max(1e-6) {
+            g = trimmed_mean(&recent, cfg.growth_trim);
+            broke = true;
+        }
+    }
+    let mut month_var = sd * sd / 2.0;
+    let mut var = sd * sd / if broke { recent.len() } else { kept.len() }.max(1) as f64;
+    let clean: Vec<f64> = (upto - 12..upto)
+        .zip(&spike)
+        .map(|(m, s)| {
+            if *s {
+                ((y[m - 12] + c) * g.exp() - c).max(0.0)
+            } else {
+                y[m]
+            }
+        })
+        .collect();
+    let step = if upto >= 25 && cfg.step_t > 0.0 {
+        let x: Vec<f64> = (0..upto).map(|m| (y[m] + c).ln() - season[m]).collect();
+        find_step(&x, upto - 24, upto, cfg.step_t, cfg.step_min)
+    } else {
+        None
+    };
+    if let Some(st) = step.filter(|st| st.at + 24 > upto) {
+        // A year-on-year ratio of the last year straddles the step (it is
+        // within the last two years): the trend around it is the growth.
+        g = 12.0 * st.slope;
+        var = 144.0 * st.slope_var;
+        month_var = st.resid_var;
+    }
+    let shock = (upto >= 36).then(|| {
+        let prev = yoy(y, upto - 24, upto - 12, c);
+        let prev_g = trimmed_mean(&prev, cfg.growth_trim);
+        g - prev_g
+    });
+    Growth {
+        g,
+        var,
+        month_var,
+        clean,
+        shock,
+        step,
+        broke,
+        g_year,
+    }
+}
+
+/// The monthly path of a level and a growth: `base` is the deseasonalised
+/// monthly level at horizon step `k0` (fractional months from the first
+/// forecast month), growing at `g` a year.
+fn path(base: f64, k0: f64, g: f64, season: &[f64], horizon: usize) -> Vec<f64> {
+    (0..horizon)
+        .map(|k| base * (season[k] + g * (k as f64 - k0) / 12.0).exp())
+        .collect()
+}
+
+/// Points and error models of every facility and province total from
+/// month index `upto` on, before calibration.
+pub(crate) fn fit_all(
+    h: &History,
+    groups: &BTreeMap<String, Vec<String>>,
+    upto: usize,
+    horizon: usize,
+    cfg: &ForecastConfig,
+) -> BTreeMap<String, Fit> {
+    let month0: Vec<u32> = (0..upto + horizon)
+        .map(|i| add_months(h.months[0], i as i32).month0())
+        .collect();
+    let mut out = BTreeMap::new();
+    for (p, members) in groups {
+        let ys: Vec<Vec<f64>> = members
+            .iter()
+            .map(|c| h.series[c][..upto].iter().map(|v| v[0]).collect())
+            .collect();
+        let total: Vec<f64> = (0..upto).map(|i| ys.iter().map(|y| y[i]).sum()).collect();
+        let idx = seasonal_indices(&total, &month0[..upto]);
+        // Season of each forecast month and of each history month.
+        let fut: Vec<f64> = month0[upto..].iter().map(|m| idx[*m as usize]).collect();
+        let hist: Vec<f64> = month0[..upto].iter().map(|m| idx[*m as usize]).collect();
+        // Status of each facility.
+        #[derive(PartialEq, Clone, Copy)]
+        enum Status {
+            Empty,
+            Closed,
+            Young(usize),
+            Continuing,
+        }
+        let status: Vec<Status> = ys
+            .iter()
+            .map(|y| {
+                let Some(first) = y.iter().position(|v| *v > 0.0) else {
+                    return Status::Empty;
+                };
+                let last = y.iter().rposition(|v| *v > 0.0).unwrap_or(first);
+                if upto - 1 - last >= cfg.closed_after.max(1) {
+                    Status::Closed
+                } else if upto - first < 25 {
+                    // The first month may be partial: two whole years are needed.
+                    Status::Young(first)
+                } else {
+                    Status::Continuing
+                }
+            })
+            .collect();
+        // Province growth, like for like: the continuing facilities' total,
+        // or everything when they are less than half of the last year
+        // (a merger without a code table, a young network).
+        let cont: Vec<usize> = (0..ys.len())
+            .filter(|&i| status[i] == Status::Continuing)
+            .collect();
+        let last12 = |y: &[f64]| y[upto.saturating_sub(12)..].iter().sum::<f64>();
+        let cont_total: Vec<f64> = (0..upto)
+            .map(|i| cont.iter().map(|&k| ys[k][i]).sum())
+            .collect();
+        let like_for_like = last12(&cont_total) >= 0.5 * last12(&total);
+        let prov_series = if like_for_like { &cont_total } else { &total };
+        let pg = (upto >= 24).then(|| growth_of(prov_series, upto, &hist, cfg));
+        let g_p = pg.as_ref().map_or(0.0, |g| g.g);
+        // Next year's change of growth: the prior, with what this history shows.
+        let shock_var = {
+            let prior = cfg.growth_shock_sd * cfg.growth_shock_sd;
+            match pg.as_ref().and_then(|g| g.shock) {
+                Some(d) => (prior + d * d) / 2.0,
+                None => prior,
+            }
+        };
+        // Facilities' own growth, and the spread of true growth between them.
+        let own: Vec<Option<Growth>> = (0..ys.len())
+            .map(|i| (status[i] == Status::Continuing).then(|| growth_of(&ys[i], upto, &hist, cfg)))
+            .collect();
+        let gs: Vec<f64> = own.iter().flatten().map(|g| g.g).collect();
+        let vs: Vec<f64> = own.iter().flatten().map(|g| g.var).collect();
+        let tau2 = if gs.len() >= 5 {
+            let s = robust_sd(&gs);
+            (s * s - median_of(&vs)).max(0.0)
+        } else {
+            0.0
+        };
+        // The growth facilities are shrunk toward (and new ones take): the
+        // precision-weighted mean of the facilities' own growths
+        // (random effects), without those more than three standard
+        // deviations from the median — one big hospital's new ward or
+        // fraud does not move every commune station's forecast. With few
+        // facilities: the province series' own growth.
+        let (g_p, g_p_var) = if gs.len() >= 5 {
+            let med = median_of(&gs);
+            let (mut sw, mut swg) = (0.0, 0.0);
+            for (g, v) in gs.iter().zip(&vs) {
+                let w = 1.0 / (v + tau2).max(1e-9);
+                if (g - med).abs() * w.sqrt() <= 3.0 {
+                    sw += w;
+                    swg += w * g;
+                }
+            }
+            if sw > 0.0 {
+                (swg / sw, 1.0 / sw)
+            } else {
+                (g_p, pg.as_ref().map_or(0.0, |p| p.var))
+            }
+        } else {
+            (g_p, pg.as_ref().map_or(0.0, |p| p.var))
+        };
+        // A change of growth across the province (a slowdown, a speed-up)
+        // shows early in the total of its regular facilities (no step of
+        // their own, growth near the others'): it moves every facility.
+        let regular: Vec<usize> = (0..ys.len())
+            .filter(|&i| {
+                own[i].as_ref().is_some_and(|g| {
+                    g.step.is_none() && (g.g - g_p).abs() <= 3.0 * (g.var + tau2).sqrt().max(1e-6)
+                })
+            })
+            .collect();
+        let shift = if upto >= 24 && regular.len() >= 5 {
+            let tot: Vec<f64> = (0..upto)
+                .map(|m| regular.iter().map(|&k| ys[k][m]).sum())
+                .collect();
+            let gr = growth_of(&tot, upto, &hist, cfg);
+            if gr.broke {
+                gr.g - gr.g_year
+            } else {
+                0.0
+            }
+        } else {
+            0.0
+        };
+        let g_p = g_p + shift;
+        let month_vars: Vec<f64> = own.iter().flatten().map(|g| g.month_var).collect();
+        let typical_month_var = if month_vars.is_empty() {
+            0.01
+        } else {
+            median_of(&month_vars)
+        };
+        let mut prov_point = vec![0.0; horizon];
+        for (i, code) in members.iter().enumerate() {
+            let y = &ys[i];
+            let fit = match status[i] {
+                Status::Empty | Status::Closed => Fit {
+                    point: vec![0.0; horizon],
+                    err: ErrorModel::default(),
+                    model: if status[i] == Status::Closed {
+                        "closed"
+                    } else {
+                        "none"
+                    },
+                },
+                Status::Young(first) => {
+                    // Run rate of the last whole months (at most six),
+                    // deseasonalised, moved by the province's growth.
+                    let n = (upto - first).saturating_sub(1).clamp(1, 6);
+                    let months = upto - n..upto;
+                    let base = months.clone().map(|m| y[m]).sum::<f64>()
+                        / months.clone().map(|m| hist[m].exp()).sum::<f64>();
+                    let k0 = -(n as f64 + 1.0) / 2.0;
+                    let dev: Vec<f64> = months
+                        .clone()
+                        .filter(|m| y[*m] > 0.0)
+                        .map(|m| (y[m] / (base * hist[m].exp())).ln())
+                        .collect();
+                    let own_var = if dev.len() >= 3 {
+                        dev.iter().map(|d| d * d).sum::<f64>() / (dev.len() - 1) as f64
+                    } else {
+                        typical_month_var
+                    };
+                    let month_var = own_var.max(0.5 * typical_month_var);
+                    Fit {
+                        point: path(base, k0, g_p, &fut, horizon),
+                        err: ErrorModel {
+                            month_var,
+                            // A new facility's ramp-up makes its level and
+                            // growth uncertain beyond the sampling noise.
+                            level_var: month_var / n as f64 + 0.05 * 0.05,
+                            growth_var: shock_var + 0.1 * 0.1,
+                            ..Default::default()
+                        },
+                        model: "run-rate",
+                    }
+                }
+                Status::Continuing => {
+                    let gr = own[i]
+                        .as_ref()
+                        .expect("continuing facilities have a growth");
+                    let w = if tau2 + gr.var > 0.0 {
+                        tau2 / (tau2 + gr.var)
+                    } else {
+                        0.0
+                    };
+                    // Shrunk toward the province (which carries a
+                    // province-wide change of growth; a facility whose own
+                    // ratios show the change already counts it).
+                    let own_g = if gr.broke { gr.g } else { gr.g + shift };
+                    let g = g_p + w * (own_g - g_p);
+                    // Level: last 12 months (spikes replaced), combined with
+                    // the 12 before moved by a year of growth; after a step,
+                    // the months since the step.
+                    let centre = upto as f64 - 0.5;
+                    let (base, level_var, k0) = match gr.step.filter(|st| st.at + 24 > upto) {
+                        Some(st) => {
+                            let after = st.at..upto;
+                            let base = after.clone().map(|m| y[m]).sum::<f64>()
+                                / after
+                                    .clone()
+                                    .map(|m| (hist[m] + g * (m as f64 - centre) / 12.0).exp())
+                                    .sum::<f64>();
+                            (base, gr.month_var / (upto - st.at) as f64, -0.5)
+                        }
+                        None => {
+                            let l1: f64 = gr.clean.iter().sum();
+                            let l0: f64 = y[upto - 24..upto - 12].iter().sum::<f64>() * g.exp();
+                            let a = if l0 > 0.0 && gr.step.is_none() {
+                                cfg.level_smoothing.clamp(0.0, 1.0)
+                            } else {
+                                0.0
+                            };
+                            let level = (1.0 - a) * l1 + a * l0;
+                            let base = level
+                                / (upto - 12..upto)
+                                    .map(|m| (hist[m] + g * (m as f64 - centre) / 12.0).exp())
+                                    .sum::<f64>();
+                            (
+                                base,
+                                gr.month_var / 12.0 * ((1.0 - a).powi(2) + a * a),
+                                -0.5,
+                            )
+                        }
+                    };
+                    Fit {
+                        point: path(base, k0, g, &fut, horizon),
+                        err: ErrorModel {
+                            month_var: gr.month_var,
+                            level_var,
+                            growth_var: w * gr.var + (1.0 - w).powi(2) * g_p_var + shock_var,
+                            ..Default::default()
+                        },
+                        model: "growth",
+                    }
+                }
+            };
+            for (k, v) in fit.point.iter().enumerate() {
+                prov_point[k] += v;
+            }
+            out.insert(code.clone(), fit);
+        }
+        // The province: the sum of its facilities; its own noise and growth
+        // uncertainty.
+        let err = match &pg {
+            Some(g) => ErrorModel {
+                month_var: g.month_var,
+                level_var: g.month_var / 12.0,
+                growth_var: g.var + shock_var,
+                // Each index is the median of a few years' ratios.
+                season_var: g.month_var / ((upto / 12).max(1) as f64 - 1.0).max(1.0),
+                ..Default::default()
+            },
+            None => ErrorModel {
+                month_var: typical_month_var / members.len().max(1) as f64,
+                level_var: 0.0,
+                growth_var: shock_var + 0.05 * 0.05,
+                ..Default::default()
+            },
+        };
+        out.insert(
+            province_key(p),
+            Fit {
+                point: prov_point,
+                err,
+                model: "growth (sum of facilities)",
+            },
+        );
+    }
+    out
+}
+
+/// Robust scale of standardised errors (normal-consistent, from the median
+/// absolute value), kept within [0.9, 5]: the inner checks are shorter than a year and see less of the growth's error.
+fn scale_of(z: &[f64]) -> Option<f64> {
+    if z.len() < 8 {
+        return None;
+    }
+    let a: Vec<f64> = z.iter().map(|v| v.abs()).collect();
+    Some((median_of(&a) / 0.6745).clamp(0.9, 5.0))
+}
+
+/// Calibration factors (sums of months and months; facilities and
+/// provinces) from the engine's own forecasts made 12, 9, 6 and 3 months
+/// before `upto` (those with two years of history), checked on the months
+/// up to `upto`.
+pub(crate) fn calibrate(
+    h: &History,
+    groups: &BTreeMap<String, Vec<String>>,
+    upto: usize,
+    cfg: &ForecastConfig,
+) -> [f64; 4] {
+    let mut zy = (Vec::new(), Vec::new());
+    let mut zm = (Vec::new(), Vec::new());
+    // Origins 12, 9, 6 and 3 months back (each with two years of history
+    // before it), forecasting to the end of the history.
+    for back in [12usize, 9, 6, 3] {
+        if upto < back + 24 {
+            continue;
+        }
+        let o = upto - back;
+        let ks: Vec<usize> = (0..back).collect();
+        let fits = fit_all(h, groups, o, back, cfg);
+        for (code, fit) in &fits {
+            if fit.point.iter().all(|v| *v <= 0.0) {
+                continue;
+            }
+            let s = series_of(h, code);
+            let actual: Vec<f64> = (0..back).map(|k| s[o + k][0]).collect();
+            let c = 0.01 * fit.point.iter().sum::<f64>() / back as f64;
+            let ta: f64 = actual.iter().sum();
+            let tf: f64 = fit.point.iter().sum();
+            let (y, m) = if is_province(code) {
+                (&mut zy.1, &mut zm.1)
+            } else {
+                (&mut zy.0, &mut zm.0)
+            };
+            let sd = fit.err.sum_sd(&ks);
+            if sd > 0.0 && ta > 0.0 {
+                y.push((ta / tf).ln() / sd);
+            }
+            for (k, (a, p)) in actual.iter().zip(&fit.point).enumerate() {
+                let sd = fit.err.month_sd(k);
+                if sd > 0.0 {
+                    m.push(((a + c) / (p + c)).ln() / sd);
+                }
+            }
+        }
+    }
+    let fac_year = scale_of(&zy.0).unwrap_or(1.0);
+    let fac_month = scale_of(&zm.0).unwrap_or(1.0);
+    // A province has one yearly error per inner origin: too few for a
+    // factor of its own; its months have twelve each.
+    let prov_year = if zy.1.is_empty() {
+        fac_year
+    } else {
+        let ms = zy.1.iter().map(|v| v * v).sum::<f64>() / zy.1.len() as f64;
+        let n = zy.1.len() as f64;
+        ((n * ms + 4.0 * fac_year * fac_year) / (n + 4.0)).sqrt()
+    };
+    let prov_month = scale_of(&zm.1).unwrap_or(fac_month);
+    [fac_year, fac_month, prov_year, prov_month]
+}
+
+/// Monthly forecast with 80/90/95 % bounds from a point and an error model.
+pub(crate) fn with_bounds(point: Vec<f64>, err: &ErrorModel, model: &str) -> SeriesForecast {
+    let bounds = LEVELS.map(|l| {
+        let z = model::z(l);
+        let lo = point
+            .iter()
+            .enumerate()
+            .map(|(k, p)| p * (-z * err.month_sd(k)).exp())
+            .collect();
+        let hi = point
+            .iter()
+            .enumerate()
+            .map(|(k, p)| p * (z * err.month_sd(k)).exp())
+            .collect();
+        (lo, hi)
+    });
+    SeriesForecast {
+        point,
+        bounds,
+        model: model.to_string(),
+    }
+}
