@@ -322,26 +322,13 @@ pub(crate) struct Growth {
     step: Option<Step>,
     /// Whether growth changed inside the year (the recent six ratios set `g`).
     broke: bool,
-    /// Which of the last 12 months were spikes.
-    spike: Vec<bool>,
     /// The whole window's growth, whatever the recent six say.
     g_year: f64,
 }
 
 /// Growth of a series `y` over the months before `upto`; `season` holds
 /// the log seasonal index of each of those months.
-///
-/// `spike_months`: the last 12 months' spikes when they are known (a
-/// facility takes its province's: an epidemic is province-wide, while a
-/// small facility's expensive month is its ordinary heavy-tailed noise,
-/// which must stay in its level); `None` detects them on `y`.
-pub(crate) fn growth_of(
-    y: &[f64],
-    upto: usize,
-    season: &[f64],
-    spike_months: Option<&[bool]>,
-    cfg: &ForecastConfig,
-) -> Growth {
+pub(crate) fn growth_of(y: &[f64], upto: usize, season: &[f64], cfg: &ForecastConfig) -> Growth {
     let mean = y[..upto].iter().sum::<f64>() / upto.max(1) as f64;
     let c = 0.01 * mean.max(1.0);
     let w = cfg.growth_window.clamp(3, 12);
@@ -349,10 +336,7 @@ pub(crate) fn growth_of(
     let level: Vec<f64> = (upto - 12..upto)
         .map(|m| (y[m] + c).ln() - season[m])
         .collect();
-    let spike = match spike_months {
-        Some(s) if s.len() == r12.len() => s.to_vec(),
-        _ => spikes(&r12, &level, cfg.spike_z, cfg.spike_months),
-    };
+    let spike = spikes(&r12, &level, cfg.spike_z, cfg.spike_months);
     let kept: Vec<f64> = r12
         .iter()
         .zip(&spike)
@@ -427,7 +411,6 @@ pub(crate) fn growth_of(
         shock,
         step,
         broke,
-        spike,
         g_year,
     }
 }
@@ -502,8 +485,7 @@ pub(crate) fn fit_all(
             .collect();
         let like_for_like = last12(&cont_total) >= 0.5 * last12(&total);
         let prov_series = if like_for_like { &cont_total } else { &total };
-        let pg = (upto >= 24).then(|| growth_of(prov_series, upto, &hist, None, cfg));
-        let prov_spikes = pg.as_ref().map(|g| g.spike.clone());
+        let pg = (upto >= 24).then(|| growth_of(prov_series, upto, &hist, cfg));
         let g_p = pg.as_ref().map_or(0.0, |g| g.g);
         // Next year's change of growth: the prior, with what this history shows.
         let shock_var = {
@@ -515,10 +497,7 @@ pub(crate) fn fit_all(
         };
         // Facilities' own growth, and the spread of true growth between them.
         let own: Vec<Option<Growth>> = (0..ys.len())
-            .map(|i| {
-                (status[i] == Status::Continuing)
-                    .then(|| growth_of(&ys[i], upto, &hist, prov_spikes.as_deref(), cfg))
-            })
+            .map(|i| (status[i] == Status::Continuing).then(|| growth_of(&ys[i], upto, &hist, cfg)))
             .collect();
         let gs: Vec<f64> = own.iter().flatten().map(|g| g.g).collect();
         let vs: Vec<f64> = own.iter().flatten().map(|g| g.var).collect();
@@ -528,39 +507,21 @@ pub(crate) fn fit_all(
         } else {
             0.0
         };
-        // The growth facilities are shrunk toward (and new ones take): a
-        // random-effects mean of the facilities' own growths, weighted by
-        // 1 / (κ/size + τ²) — by size while sampling noise dominates (what
-        // the total grows by), capped by the spread of true growth so a
-        // few big hospitals do not set it alone — without those more than
-        // three standard deviations from the median: one hospital's new
-        // ward or fraud does not move every commune station's forecast.
-        // (Weighing by each facility's own variance estimate biased it 1–2
-        // points low: small facilities' noisy variances correlate with
-        // their estimates.) With few facilities: the province series' own
-        // growth.
+        // The growth facilities are shrunk toward (and new ones take): the
+        // precision-weighted mean of the facilities' own growths
+        // (random effects), without those more than three standard
+        // deviations from the median — one big hospital's new ward or
+        // fraud does not move every commune station's forecast. With few
+        // facilities: the province series' own growth.
         let (g_p, g_p_var) = if gs.len() >= 5 {
             let med = median_of(&gs);
-            let sizes: Vec<f64> = (0..ys.len())
-                .filter(|&i| own[i].is_some())
-                .map(|i| ys[i][upto - 12..upto].iter().sum::<f64>())
-                .collect();
-            // Sampling variance modelled as inversely proportional to size
-            // (a facility's own estimate of it is too noisy to weigh by).
-            let kappa = median_of(
-                &vs.iter()
-                    .zip(&sizes)
-                    .map(|(v, n)| v * n)
-                    .collect::<Vec<f64>>(),
-            );
             let (mut sw, mut swg) = (0.0, 0.0);
-            for ((g, v), size) in gs.iter().zip(&vs).zip(&sizes) {
-                if (g - med).abs() / (v + tau2).max(1e-12).sqrt() > 3.0 || *size <= 0.0 {
-                    continue;
+            for (g, v) in gs.iter().zip(&vs) {
+                let w = 1.0 / (v + tau2).max(1e-9);
+                if (g - med).abs() * w.sqrt() <= 3.0 {
+                    sw += w;
+                    swg += w * g;
                 }
-                let w = 1.0 / (kappa / size + tau2).max(1e-12);
-                sw += w;
-                swg += w * g;
             }
             if sw > 0.0 {
                 (swg / sw, 1.0 / sw)
@@ -584,7 +545,7 @@ pub(crate) fn fit_all(
             let tot: Vec<f64> = (0..upto)
                 .map(|m| regular.iter().map(|&k| ys[k][m]).sum())
                 .collect();
-            let gr = growth_of(&tot, upto, &hist, prov_spikes.as_deref(), cfg);
+            let gr = growth_of(&tot, upto, &hist, cfg);
             if gr.broke {
                 gr.g - gr.g_year
             } else {
