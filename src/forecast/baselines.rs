@@ -67,7 +67,7 @@ impl Baseline {
                     .map(|k| (last(k) + d * (1 + k / 12) as f64).max(0.0))
                     .collect()
             }
-            Baseline::Ets => model::forecast(y, h, 1.0, None).point,
+            Baseline::Ets => model::forecast(y, h).point,
         }
     }
 }

@@ -3,15 +3,14 @@
 //! projection against the budget; the growth explained; a rolling-origin
 //! backtest.
 //!
-//! Each facility's and the province's monthly spending (T_TONGCHI_BV by
-//! discharge month) is forecast by [`model::forecast`] (ETS in logs). The
-//! facility forecasts are then reconciled to the province total
-//! (proportional top-down: each month's facility points and bounds are
-//! scaled so the points sum to the province point), because the province
-//! series is smoother and better forecast than the sum of ninety noisy
-//! ones, and planners need the parts to add up. Known changes (a price
-//! decision for a grade or a service group, a coverage change) multiply the
-//! forecast from their date.
+//! Each facility's monthly spending (T_TONGCHI_BV by discharge month) is
+//! forecast by the growth engine ([`engine`]: this year's level × a yearly
+//! growth estimated robustly and shrunk toward the province's); a province
+//! is the sum of its facilities, so the parts add up. Known changes (a
+//! price decision for a grade or a service group, a coverage change)
+//! multiply the forecast from their date. [`backtest`] measures it beside
+//! the naive rules of [`baselines`]; [`scenarios`] over a family of
+//! generated growth shapes.
 
 pub mod backtest;
 pub mod baselines;

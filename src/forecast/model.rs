@@ -1,4 +1,6 @@
-//! One monthly series → point forecast and prediction intervals.
+//! The plain series model kept as the "ETS" baseline of the backtest (the
+//! engine before the growth model, `engine.rs`): one monthly series → point
+//! forecast and prediction intervals.
 //!
 //! The series is modelled in logs (spending grows by a share a year, and its
 //! seasonal swing grows with it): MSTL splits off the 12-month season
@@ -62,26 +64,11 @@ fn mean_forecast(y: &[f64], h: usize) -> SeriesForecast {
 /// Point and log-space intervals of one fit: (point, [(lo, hi)] per level), all in logs.
 type LogForecast = (Vec<f64>, [(Vec<f64>, Vec<f64>); 3]);
 
-/// `season`: when given, the log seasonal index of every month of the
-/// history and the horizon (length n + h); the series is deseasonalised by
-/// it and forecast without a season of its own.
-fn log_forecast(logs: &[f64], h: usize, season: Option<&[f64]>) -> Option<LogForecast> {
+fn log_forecast(logs: &[f64], h: usize) -> Option<LogForecast> {
     let n = logs.len();
     let run = || -> Option<LogForecast> {
         let mut out: LogForecast = (Vec::new(), Default::default());
-        if let Some(sea) = season {
-            let de: Vec<f64> = logs.iter().zip(sea).map(|(v, s)| v - s).collect();
-            let fitted = AutoETS::non_seasonal().fit(&de).ok()?;
-            for (k, level) in LEVELS.iter().enumerate() {
-                let f: Forecast = fitted.predict(h, *level).ok()?;
-                let iv = f.intervals?;
-                let add = |v: Vec<f64>| -> Vec<f64> {
-                    v.iter().enumerate().map(|(i, x)| x + sea[n + i]).collect()
-                };
-                out.0 = add(f.point);
-                out.1[k] = (add(iv.lower), add(iv.upper));
-            }
-        } else if n >= 24 {
+        if n >= 24 {
             let m = MSTLModel::new(vec![12], AutoETS::non_seasonal().into_trend_model());
             let fitted = m.fit(logs).ok()?;
             for (k, level) in LEVELS.iter().enumerate() {
@@ -106,29 +93,6 @@ fn log_forecast(logs: &[f64], h: usize, season: Option<&[f64]>) -> Option<LogFor
         .flatten()
 }
 
-/// The 12 log seasonal indices (by calendar month of the series' months,
-/// `month0[i]` = 0 for January) of a series with at least two years, from
-/// its MSTL decomposition: the last year of the seasonal component.
-pub fn seasonal_profile(y: &[f64], month0: &[u32]) -> Option<[f64; 12]> {
-    let (logs, _) = logs_of(y)?;
-    if logs.len() < 24 {
-        return None;
-    }
-    let run = || {
-        let m = MSTLModel::new(vec![12], AutoETS::non_seasonal().into_trend_model());
-        let fitted = m.fit(&logs).ok()?;
-        let comp = fitted.fit().seasonal().first()?.clone();
-        let mut prof = [0.0; 12];
-        for i in comp.len() - 12..comp.len() {
-            prof[month0[i] as usize] = comp[i] as f64;
-        }
-        Some(prof)
-    };
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
-        .ok()
-        .flatten()
-}
-
 fn logs_of(y: &[f64]) -> Option<(Vec<f64>, f64)> {
     let mean = y.iter().sum::<f64>() / y.len().max(1) as f64;
     if y.len() < 8 || mean <= 0.0 {
@@ -139,52 +103,8 @@ fn logs_of(y: &[f64]) -> Option<(Vec<f64>, f64)> {
     Some((y.iter().map(|v| (v.max(0.0) + c).ln()).collect(), c))
 }
 
-/// How the series' own recent past was forecast: errors of forecasts made
-/// 12, 9, 6 and 3 months before its end, in units of the model's stated
-/// standard deviation (log scale). Their root mean square above 1 says the
-/// model's intervals are too narrow (an STL season fitted on few years
-/// absorbs noise, and the season's own uncertainty is not in the interval).
-pub fn self_check(y: &[f64], season: Option<&[f64]>) -> Vec<f64> {
-    let Some((logs, _)) = logs_of(y) else {
-        return Vec::new();
-    };
-    let n = logs.len();
-    let z90 = z(0.9);
-    let mut out = Vec::new();
-    for back in [12usize, 9, 6, 3] {
-        if n < back + 24 {
-            continue;
-        }
-        let o = n - back;
-        let sea = season.map(|s| &s[..o + back]);
-        let Some((point, bounds)) = log_forecast(&logs[..o], back, sea) else {
-            continue;
-        };
-        for k in 0..back {
-            let sd = (bounds[1].1[k] - point[k]) / z90;
-            if sd > 0.0 {
-                out.push((logs[o + k] - point[k]) / sd);
-            }
-        }
-    }
-    out
-}
-
-/// Root mean square of standardised errors, at least 1: the factor the
-/// log-scale interval half-widths are multiplied by.
-pub fn inflation(errors: &[f64]) -> f64 {
-    if errors.len() < 6 {
-        return 1.0;
-    }
-    (errors.iter().map(|e| e * e).sum::<f64>() / errors.len() as f64)
-        .sqrt()
-        .max(1.0)
-}
-
-/// Forecasts `h` months after the series `y` (monthly, non-negative), with
-/// the log-scale interval half-widths multiplied by `inflate` (≥ 1; see
-/// [`self_check`]).
-pub fn forecast(y: &[f64], h: usize, inflate: f64, season: Option<&[f64]>) -> SeriesForecast {
+/// Forecasts `h` months after the series `y` (monthly, non-negative).
+pub fn forecast(y: &[f64], h: usize) -> SeriesForecast {
     if h == 0 {
         return SeriesForecast {
             point: vec![],
@@ -195,26 +115,19 @@ pub fn forecast(y: &[f64], h: usize, inflate: f64, season: Option<&[f64]>) -> Se
     let Some((logs, c)) = logs_of(y) else {
         return mean_forecast(y, h);
     };
-    let Some((point, bounds)) = log_forecast(&logs, h, season) else {
+    let Some((point, bounds)) = log_forecast(&logs, h) else {
         return mean_forecast(y, h);
     };
     let back = |v: f64| (v.exp() - c).max(0.0);
-    let k = inflate.max(1.0);
-    let widen = |b: &(Vec<f64>, Vec<f64>)| {
+    let to_vnd = |b: &(Vec<f64>, Vec<f64>)| {
         (
-            b.0.iter()
-                .zip(&point)
-                .map(|(l, p)| back(p - k * (p - l)))
-                .collect(),
-            b.1.iter()
-                .zip(&point)
-                .map(|(u, p)| back(p + k * (u - p)))
-                .collect(),
+            b.0.iter().map(|v| back(*v)).collect(),
+            b.1.iter().map(|v| back(*v)).collect(),
         )
     };
     SeriesForecast {
         point: point.iter().map(|v| back(*v)).collect(),
-        bounds: [widen(&bounds[0]), widen(&bounds[1]), widen(&bounds[2])],
+        bounds: [to_vnd(&bounds[0]), to_vnd(&bounds[1]), to_vnd(&bounds[2])],
         model: if logs.len() >= 24 {
             "MSTL(12)+ETS"
         } else {
@@ -238,7 +151,7 @@ mod tests {
                 100.0 * 1.09f64.powf(t as f64 / 12.0) * season * (1.0 + 0.01 * ((t * 7) % 5) as f64)
             })
             .collect();
-        let f = forecast(&y, 12, 1.0, None);
+        let f = forecast(&y, 12);
         assert_ne!(f.model, "mean");
         let next: f64 = f.point.iter().sum();
         let last: f64 = y[36..].iter().sum();
@@ -258,10 +171,10 @@ mod tests {
 
     #[test]
     fn short_or_empty_series_fall_back() {
-        let f = forecast(&[5.0, 7.0, 6.0], 3, 1.0, None);
+        let f = forecast(&[5.0, 7.0, 6.0], 3);
         assert_eq!(f.model, "mean");
         assert_eq!(f.point, vec![6.0; 3]);
-        let f = forecast(&[0.0; 30], 2, 1.0, None);
+        let f = forecast(&[0.0; 30], 2);
         assert_eq!(f.point, vec![0.0; 2]);
     }
 }
