@@ -3,6 +3,9 @@
 //! and per facility with credibility.
 //!
 //! For each province:
+//! - **Working days**: the effect of one Monday-to-Friday day on a month's
+//!   spending, measured on the province's total (`calendar.rs`), is taken
+//!   out of every series and the coming months' calendar put back.
 //! - **Season**: the province's log seasonal index of each calendar month
 //!   (classical decomposition: log ratio to the centred 12-month moving
 //!   average, median over the years). Facilities use the province's: their
@@ -12,7 +15,9 @@
 //!   facility that opened or closed does not count as growth). A year-on-year
 //!   ratio compares a month with the same month a year before, so price
 //!   steps on 1 January, seasons and smooth growth all give the same yearly
-//!   rate; a spike (an epidemic of two months) is trimmed.
+//!   rate; a spike (an epidemic of two months) is trimmed. When the line
+//!   through the ratios slopes (growth changed inside the year), the line
+//!   read at the last month.
 //! - **Facilities**: the same estimate on each facility's own months, shrunk
 //!   toward the province's growth by credibility (empirical Bayes: the
 //!   facility estimate's sampling variance against the spread of true growth
@@ -29,6 +34,7 @@
 //!   forecasts from 12, 9, 6 and 3 months before the end of the history
 //!   (inner backtest).
 
+use super::growth::{growth_of, median_of, robust_sd, seasonal_indices, Growth};
 use super::*;
 use model::{SeriesForecast, LEVELS};
 
@@ -92,329 +98,6 @@ pub(crate) struct Fit {
     pub model: &'static str,
 }
 
-fn median_of(v: &[f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mut w = v.to_vec();
-    crate::detect::median(&mut w)
-}
-
-/// Normal-consistent robust standard deviation (1.4826 × MAD).
-fn robust_sd(v: &[f64]) -> f64 {
-    if v.len() < 2 {
-        return 0.0;
-    }
-    let m = median_of(v);
-    let dev: Vec<f64> = v.iter().map(|x| (x - m).abs()).collect();
-    1.4826 * median_of(&dev)
-}
-
-/// Standard deviation with values beyond four robust standard deviations
-/// of the median pulled in: claims are heavy-tailed (a few long stays make
-/// a month), so the median absolute deviation alone understates the spread
-/// that intervals must cover, while one wild month should not set it.
-fn spread(v: &[f64]) -> f64 {
-    if v.len() < 2 {
-        return 0.0;
-    }
-    let m = median_of(v);
-    let cap = 4.0 * robust_sd(v);
-    let ss: f64 = v.iter().map(|x| (x - m).clamp(-cap, cap).powi(2)).sum();
-    (ss / (v.len() - 1) as f64).sqrt()
-}
-
-fn trimmed_mean(v: &[f64], trim: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    let mut w = v.to_vec();
-    w.sort_by(f64::total_cmp);
-    let k = ((w.len() as f64 * trim).floor() as usize).min((w.len() - 1) / 2);
-    let kept = &w[k..w.len() - k];
-    kept.iter().sum::<f64>() / kept.len() as f64
-}
-
-/// Log seasonal index of each calendar month (mean 0), from the log ratio
-/// of each month to the centred 2×12 moving average, median over the
-/// years. Zeros when the series is shorter than two years or not positive.
-pub fn seasonal_indices(y: &[f64], month0: &[u32]) -> [f64; 12] {
-    let n = y.len();
-    let mut out = [0.0; 12];
-    if n < 24 || y.iter().any(|v| *v <= 0.0) {
-        return out;
-    }
-    let mut by_month: [Vec<f64>; 12] = Default::default();
-    for t in 6..n - 6 {
-        let ma = (0.5 * y[t - 6] + y[t - 5..t + 6].iter().sum::<f64>() + 0.5 * y[t + 6]) / 12.0;
-        by_month[month0[t] as usize].push((y[t] / ma).ln());
-    }
-    for (m, v) in by_month.iter().enumerate() {
-        if !v.is_empty() {
-            out[m] = median_of(v);
-        }
-    }
-    let mean = out.iter().sum::<f64>() / 12.0;
-    out.iter_mut().for_each(|v| *v -= mean);
-    out
-}
-
-/// Year-on-year log ratios of the months `from..upto` (each against the
-/// same month a year before), with an offset `c` that keeps empty months finite.
-fn yoy(y: &[f64], from: usize, upto: usize, c: f64) -> Vec<f64> {
-    (from.max(12)..upto)
-        .map(|m| ((y[m] + c) / (y[m - 12] + c)).ln())
-        .collect()
-}
-
-/// The spikes among the last `r.len()` months: year-on-year ratios and
-/// deseasonalised log levels (`level`) both more than `z` robust standard
-/// deviations above their medians, in runs of at most `max_run` months.
-fn spikes(r: &[f64], level: &[f64], z: f64, max_run: usize) -> Vec<bool> {
-    let med = median_of(r);
-    let sd = robust_sd(r).max(1e-3);
-    let lmed = median_of(level);
-    let lsd = robust_sd(level).max(1e-3);
-    // High against the same month a year before *and* against the year's
-    // own months: a month after an empty one is not a spike.
-    let high: Vec<bool> = r
-        .iter()
-        .zip(level)
-        .map(|(v, l)| (v - med) / sd > z && (l - lmed) / lsd > z)
-        .collect();
-    let mut out = vec![false; r.len()];
-    let mut i = 0;
-    while i < r.len() {
-        if high[i] {
-            let mut j = i;
-            while j < r.len() && high[j] {
-                j += 1;
-            }
-            if j - i <= max_run {
-                out[i..j].iter_mut().for_each(|v| *v = true);
-            }
-            i = j;
-        } else {
-            i += 1;
-        }
-    }
-    out
-}
-
-/// A step in a series' level found in its last two years.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Step {
-    /// First month at the new level.
-    pub at: usize,
-    /// Size of the step (log).
-    pub delta: f64,
-    /// Trend per month (log) on both sides of the step.
-    pub slope: f64,
-    /// Variance of that slope.
-    pub slope_var: f64,
-    /// Variance of a month around the fit.
-    pub resid_var: f64,
-}
-
-/// Solves a 3×3 symmetric system (Gaussian elimination); None if singular.
-fn solve3(mut a: [[f64; 3]; 3], mut b: [f64; 3]) -> Option<[f64; 3]> {
-    for i in 0..3 {
-        let p = (i..3).max_by(|x, y| a[*x][i].abs().total_cmp(&a[*y][i].abs()))?;
-        if a[p][i].abs() < 1e-12 {
-            return None;
-        }
-        a.swap(i, p);
-        b.swap(i, p);
-        let pivot = a[i];
-        for r in i + 1..3 {
-            let f = a[r][i] / pivot[i];
-            for (x, p) in a[r].iter_mut().zip(&pivot).skip(i) {
-                *x -= f * p;
-            }
-            b[r] -= f * b[i];
-        }
-    }
-    let mut x = [0.0; 3];
-    for i in (0..3).rev() {
-        x[i] = (b[i] - (i + 1..3).map(|c| a[i][c] * x[c]).sum::<f64>()) / a[i][i];
-    }
-    Some(x)
-}
-
-/// Searches `x[from..upto]` (deseasonalised logs) for one step in level on
-/// a common linear trend (least squares over every split with at least six
-/// months before and four after); keeps it when it is larger than
-/// `min_size` and its t statistic passes `t_min`. A case mix that got
-/// heavier, a ward that opened, a fraud that started: a year-on-year ratio
-/// straddling such a step measures the step, not the growth.
-pub(crate) fn find_step(
-    x: &[f64],
-    from: usize,
-    upto: usize,
-    t_min: f64,
-    min_size: f64,
-) -> Option<Step> {
-    let n = upto.checked_sub(from)?;
-    if n < 12 {
-        return None;
-    }
-    let mut best: Option<(f64, Step, f64)> = None;
-    for at in from + 6..=upto.saturating_sub(4) {
-        let mut xtx = [[0.0; 3]; 3];
-        let mut xty = [0.0; 3];
-        for (m, v) in x.iter().enumerate().take(upto).skip(from) {
-            let row = [1.0, (m - from) as f64, if m >= at { 1.0 } else { 0.0 }];
-            for i in 0..3 {
-                for j in 0..3 {
-                    xtx[i][j] += row[i] * row[j];
-                }
-                xty[i] += row[i] * v;
-            }
-        }
-        let Some(beta) = solve3(xtx, xty) else {
-            continue;
-        };
-        let sse: f64 = (from..upto)
-            .map(|m| {
-                let d = if m >= at { 1.0 } else { 0.0 };
-                let e = x[m] - beta[0] - beta[1] * (m - from) as f64 - beta[2] * d;
-                e * e
-            })
-            .sum();
-        let s2 = sse / (n - 3) as f64;
-        // Diagonal of (X'X)⁻¹ for the slope and the step.
-        let inv = |k: usize| {
-            let mut e = [0.0; 3];
-            e[k] = 1.0;
-            solve3(xtx, e).map_or(f64::INFINITY, |v| v[k])
-        };
-        let step = Step {
-            at,
-            delta: beta[2],
-            slope: beta[1],
-            slope_var: s2 * inv(1),
-            resid_var: s2,
-        };
-        let t = beta[2].abs() / (s2 * inv(2)).sqrt().max(1e-12);
-        if best.as_ref().is_none_or(|b| sse < b.0) {
-            best = Some((sse, step, t));
-        }
-    }
-    let (_, step, t) = best?;
-    (t >= t_min && step.delta.abs() >= min_size).then_some(step)
-}
-
-/// A series' growth estimate over the last year.
-pub(crate) struct Growth {
-    /// Yearly log growth: the trimmed mean of the last year-on-year log
-    /// ratios (spikes left out), or the trend around a recent step.
-    pub g: f64,
-    /// Variance of that estimate.
-    var: f64,
-    /// Variance of one month's own noise.
-    month_var: f64,
-    /// The last 12 months with spikes replaced by last year × growth.
-    clean: Vec<f64>,
-    /// Mean change of the year-on-year ratio against the same months a year
-    /// before (the change of growth this year), when the history allows.
-    shock: Option<f64>,
-    /// A step in level in the last two years.
-    step: Option<Step>,
-    /// Whether growth changed inside the year (the recent six ratios set `g`).
-    broke: bool,
-    /// The whole window's growth, whatever the recent six say.
-    g_year: f64,
-}
-
-/// Growth of a series `y` over the months before `upto`; `season` holds
-/// the log seasonal index of each of those months.
-pub(crate) fn growth_of(y: &[f64], upto: usize, season: &[f64], cfg: &ForecastConfig) -> Growth {
-    let mean = y[..upto].iter().sum::<f64>() / upto.max(1) as f64;
-    let c = 0.01 * mean.max(1.0);
-    let w = cfg.growth_window.clamp(3, 12);
-    let r12 = yoy(y, upto - 12, upto, c);
-    let level: Vec<f64> = (upto - 12..upto)
-        .map(|m| (y[m] + c).ln() - season[m])
-        .collect();
-    let spike = spikes(&r12, &level, cfg.spike_z, cfg.spike_months);
-    let kept: Vec<f64> = r12
-        .iter()
-        .zip(&spike)
-        .skip(12 - w)
-        .filter(|(_, s)| !**s)
-        .map(|(v, _)| *v)
-        .collect();
-    let mut g = trimmed_mean(&kept, cfg.growth_trim);
-    let g_year = g;
-    let sd = spread(&r12);
-    // A change of growth inside the year: the last six ratios against the
-    // six before. When they differ by more than `break_t` standard errors,
-    // the recent six are the growth (a slowdown shows in the year-on-year
-    // ratios only month by month).
-    let half = r12.len() / 2;
-    let recent: Vec<f64> = r12[half..]
-        .iter()
-        .zip(&spike[half..])
-        .filter(|(_, s)| !**s)
-        .map(|(v, _)| *v)
-        .collect();
-    let older: Vec<f64> = r12[..half]
-        .iter()
-        .zip(&spike[..half])
-        .filter(|(_, s)| !**s)
-        .map(|(v, _)| *v)
-        .collect();
-    let mut broke = false;
-    if cfg.break_t > 0.0 && r12.len() == 12 && recent.len() >= 4 && older.len() >= 4 {
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        let se = sd * (1.0 / recent.len() as f64 + 1.0 / older.len() as f64).sqrt();
-        if (mean(&recent) - mean(&older)).abs() > cfg.break_t * se.max(1e-6) {
-            g = trimmed_mean(&recent, cfg.growth_trim);
-            broke = true;
-        }
-    }
-    let mut month_var = sd * sd / 2.0;
-    let mut var = sd * sd / if broke { recent.len() } else { kept.len() }.max(1) as f64;
-    let clean: Vec<f64> = (upto - 12..upto)
-        .zip(&spike)
-        .map(|(m, s)| {
-            if *s {
-                ((y[m - 12] + c) * g.exp() - c).max(0.0)
-            } else {
-                y[m]
-            }
-        })
-        .collect();
-    let step = if upto >= 25 && cfg.step_t > 0.0 {
-        let x: Vec<f64> = (0..upto).map(|m| (y[m] + c).ln() - season[m]).collect();
-        find_step(&x, upto - 24, upto, cfg.step_t, cfg.step_min)
-    } else {
-        None
-    };
-    if let Some(st) = step.filter(|st| st.at + 24 > upto) {
-        // A year-on-year ratio of the last year straddles the step (it is
-        // within the last two years): the trend around it is the growth.
-        g = 12.0 * st.slope;
-        var = 144.0 * st.slope_var;
-        month_var = st.resid_var;
-    }
-    let shock = (upto >= 36).then(|| {
-        let prev = yoy(y, upto - 24, upto - 12, c);
-        let prev_g = trimmed_mean(&prev, cfg.growth_trim);
-        g - prev_g
-    });
-    Growth {
-        g,
-        var,
-        month_var,
-        clean,
-        shock,
-        step,
-        broke,
-        g_year,
-    }
-}
-
 /// The monthly path of a level and a growth: `base` is the deseasonalised
 /// monthly level at horizon step `k0` (fractional months from the first
 /// forecast month), growing at `g` a year.
@@ -436,12 +119,24 @@ pub(crate) fn fit_all(
     let month0: Vec<u32> = (0..upto + horizon)
         .map(|i| add_months(h.months[0], i as i32).month0())
         .collect();
+    let wd: Vec<f64> = (0..upto + horizon)
+        .map(|i| calendar::working_days(add_months(h.months[0], i as i32)))
+        .collect();
     let mut out = BTreeMap::new();
     for (p, members) in groups {
-        let ys: Vec<Vec<f64>> = members
+        let raw: Vec<Vec<f64>> = members
             .iter()
             // Refunds can make a month negative: spending is at least 0.
             .map(|c| h.series[c][..upto].iter().map(|v| v[0].max(0.0)).collect())
+            .collect();
+        // Working days: measured on the province's total, taken out of
+        // every series here and put back into the forecast months.
+        let raw_total: Vec<f64> = (0..upto).map(|i| raw.iter().map(|y| y[i]).sum()).collect();
+        let td = calendar::working_day_effect(&raw_total, &wd[..upto]);
+        let cal: Vec<f64> = wd.iter().map(|d| (td * (d - 21.75)).exp()).collect();
+        let ys: Vec<Vec<f64>> = raw
+            .iter()
+            .map(|y| y.iter().zip(&cal).map(|(v, f)| v / f).collect())
             .collect();
         let total: Vec<f64> = (0..upto).map(|i| ys.iter().map(|y| y[i]).sum()).collect();
         let idx = seasonal_indices(&total, &month0[..upto]);
@@ -465,8 +160,9 @@ pub(crate) fn fit_all(
                 let last = y.iter().rposition(|v| *v > 0.0).unwrap_or(first);
                 if upto - 1 - last >= cfg.closed_after.max(1) {
                     Status::Closed
-                } else if upto - first < 25 {
-                    // The first month may be partial: two whole years are needed.
+                } else if upto - first - usize::from(first > 0) < 24 {
+                    // Two whole years are needed; a facility's first month
+                    // is partial unless it is the first of the history.
                     Status::Young(first)
                 } else {
                     Status::Continuing
@@ -666,6 +362,10 @@ pub(crate) fn fit_all(
                     }
                 }
             };
+            let mut fit = fit;
+            for (v, f) in fit.point.iter_mut().zip(&cal[upto..]) {
+                *v *= f;
+            }
             for (k, v) in fit.point.iter().enumerate() {
                 prov_point[k] += v;
             }
@@ -702,13 +402,15 @@ pub(crate) fn fit_all(
 }
 
 /// Robust scale of standardised errors (normal-consistent, from the median
-/// absolute value), kept within [0.9, 5]: the inner checks are shorter than a year and see less of the growth's error.
-fn scale_of(z: &[f64]) -> Option<f64> {
+/// absolute value), kept within [`min`, 5]. Sums of months keep at least
+/// 0.9: the inner checks are shorter than a year and see less of the
+/// growth's error; single months (0.5) see their noise whole.
+fn scale_of(z: &[f64], min: f64) -> Option<f64> {
     if z.len() < 8 {
         return None;
     }
     let a: Vec<f64> = z.iter().map(|v| v.abs()).collect();
-    Some((median_of(&a) / 0.6745).clamp(0.9, 5.0))
+    Some((median_of(&a) / 0.6745).clamp(min, 5.0))
 }
 
 /// Calibration factors (sums of months and months; facilities and
@@ -758,8 +460,8 @@ pub(crate) fn calibrate(
             }
         }
     }
-    let fac_year = scale_of(&zy.0).unwrap_or(1.0);
-    let fac_month = scale_of(&zm.0).unwrap_or(1.0);
+    let fac_year = scale_of(&zy.0, 0.9).unwrap_or(1.0);
+    let fac_month = scale_of(&zm.0, 0.5).unwrap_or(1.0);
     // A province has one yearly error per inner origin: too few for a
     // factor of its own; its months have twelve each.
     let prov_year = if zy.1.is_empty() {
@@ -769,7 +471,7 @@ pub(crate) fn calibrate(
         let n = zy.1.len() as f64;
         ((n * ms + 4.0 * fac_year * fac_year) / (n + 4.0)).sqrt()
     };
-    let prov_month = scale_of(&zm.1).unwrap_or(fac_month);
+    let prov_month = scale_of(&zm.1, 0.5).unwrap_or(fac_month);
     [fac_year, fac_month, prov_year, prov_month]
 }
 

@@ -14,8 +14,10 @@
 
 pub mod backtest;
 pub mod baselines;
+mod calendar;
 pub mod chart;
 pub mod engine;
+mod growth;
 mod history;
 pub mod model;
 pub mod scenarios;

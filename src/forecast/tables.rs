@@ -169,7 +169,7 @@ fn growth_table(
                 step_t: 0.0,
                 ..cfg.clone()
             };
-            engine::growth_of(&y, upto, &vec![0.0; upto], &plain).g
+            growth::growth_of(&y, upto, &vec![0.0; upto], &plain).g
         };
         let vol = rate(1);
         // Case mix: growth of the expected cost (diagnosis × visit type at
