@@ -68,7 +68,7 @@ fn output_is_deterministic_and_labelled() {
     assert!(la == lb, "same seed, same bytes");
     // Every fraud type and every benign look-alike is labelled, per province.
     let kinds: BTreeSet<AnomalyKind> = sa.labels.iter().map(|l| l.kind).collect();
-    assert_eq!(kinds.len(), 11, "{kinds:?}");
+    assert_eq!(kinds.len(), 12, "{kinds:?}");
     assert!(sa.labels.iter().all(|l| l.benign == l.kind.benign()));
     assert!(sa
         .labels

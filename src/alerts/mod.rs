@@ -103,6 +103,8 @@ pub struct RunReport {
 pub fn cause_of(s: &RowScore) -> String {
     match s.detector.as_str() {
         "forest" | "mixture" => "multivariate".into(),
+        // One doctor's explained rise is not another's.
+        "prescriber" => format!("prescriber:{}", s.prescriber.as_deref().unwrap_or("?")),
         _ => s.signal.clone(),
     }
 }
@@ -238,6 +240,14 @@ pub fn reason(s: &RowScore, lang: Lang, period: &str) -> String {
             s.expected.map(|e| format!("{e:.1}")).unwrap_or_else(|| "–".into()),
             sev, amount
         ),
+        ("prescriber", Lang::Vi) => format!(
+            "Bác sĩ {}: chi phí bình quân mỗi hồ sơ bằng {} lần mức của các đồng nghiệp cùng cơ sở với cùng chẩn đoán và loại hình khám, trong {} gần nhất (từ {}); mức độ {}; chi vượt ước tính {}.",
+            s.prescriber.as_deref().unwrap_or("?"), v(s.observed), window, onset, sev, amount
+        ),
+        ("prescriber", Lang::En) => format!(
+            "Doctor {}: cost per claim {} times that of colleagues at the same facility for the same diagnoses and visit types, over {} (from {}); severity {}; estimated excess {}.",
+            s.prescriber.as_deref().unwrap_or("?"), v(s.observed), window, onset, sev, amount
+        ),
         (_, Lang::Vi) => format!(
             "Nhiều chỉ số cùng lệch khỏi các tuần thông thường của cơ sở (mô hình đa biến); lệch nhiều nhất: {} ở mức {} so với dự kiến {}; mức độ {}; chi vượt ước tính {}.",
             lab, v(s.observed), v(s.expected), sev, amount
@@ -336,6 +346,24 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
             period_name
         )));
     }
+    // The prescriber comparison needs the model's training range.
+    let table = match &store {
+        Some(s) => {
+            let b = bar("comparing prescribers");
+            let ps = detect::prescriber::prescriber_stats(
+                s,
+                period_of(&period_name),
+                model.meta.training_to,
+                model.config.peer.window,
+                &model.config.prescriber,
+            )?;
+            if let Some(b) = b {
+                b.finish_and_clear();
+            }
+            detect::with_prescribers(&table, &ps)?
+        }
+        None => table,
+    };
     let scores = model.score(&table, counts)?;
     let mut sf = detect::scores_frame(&scores, &model.config.alert)?;
     crate::store::write_parquet_atomic(&mut sf, &o.out.join("scores.parquet"))?;
@@ -359,9 +387,14 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
         .iter()
         .filter(|s| s.period_start == as_of && s.alert)
         .collect();
+    // High alerts first, then by money: severity says how sure, the excess
+    // how much it matters (severity saturates near 8 for clear cases).
+    let high = model.config.alert.high_severity;
     week.sort_by(|a, b| {
-        b.severity
-            .total_cmp(&a.severity)
+        (b.severity >= high)
+            .cmp(&(a.severity >= high))
+            .then(b.excess_vnd.total_cmp(&a.excess_vnd))
+            .then(b.severity.total_cmp(&a.severity))
             .then(a.facility_code.cmp(&b.facility_code))
     });
     let candidates: Vec<Candidate> = week

@@ -55,7 +55,7 @@ pub struct ClaimFlags {
     pub flagged: DataFrame,
 }
 
-fn period_start(period: Period) -> Expr {
+pub(crate) fn period_start(period: Period) -> Expr {
     let every = match period {
         Period::Week => "1w",
         Period::Month => "1mo",

@@ -29,6 +29,7 @@ pub mod claims;
 pub mod forest;
 pub mod mixture;
 pub mod peer;
+pub mod prescriber;
 pub mod signals;
 
 use std::collections::{BTreeMap, HashMap};
@@ -45,6 +46,7 @@ pub use claims::ClaimConfig;
 pub use forest::{IsolationForest, IsolationForestParams};
 pub use mixture::{Mixture, MixtureConfig};
 pub use peer::PeerConfig;
+pub use prescriber::PrescriberConfig;
 pub use signals::Lang;
 
 use calibrate::{cusum_p, empirical_p, p_of_severity, poisson_tail, severity_of_p, sidak};
@@ -73,6 +75,11 @@ pub struct AlertConfig {
     pub alert_severity: f64,
     /// Severity of a "high" alert. Default 6.0.
     pub high_severity: f64,
+    /// Materiality: a facility-period alerts only when the episode's
+    /// estimated excess reaches this many VND, so a tiny facility's
+    /// statistically clear but cheap deviation stays off the weekly list
+    /// (its severity is still recorded). Default 2,000,000 VND.
+    pub min_excess_vnd: f64,
     /// An alert dismissed or explained by a reviewer is raised again for the
     /// same cause only if the indicator's relative excess (observed /
     /// expected − 1) grows by this share over its value at the decision
@@ -85,6 +92,7 @@ impl Default for AlertConfig {
         AlertConfig {
             alert_severity: 4.0,
             high_severity: 6.0,
+            min_excess_vnd: 2.0e6,
             worsen_share: 0.5,
         }
     }
@@ -103,6 +111,7 @@ pub struct DetectConfig {
     /// (one odd week is not a finding). Default 4.
     pub multivariate_window: usize,
     pub claims: ClaimConfig,
+    pub prescriber: PrescriberConfig,
     pub alert: AlertConfig,
 }
 
@@ -115,6 +124,7 @@ impl Default for DetectConfig {
             mixture: MixtureConfig::default(),
             multivariate_window: 4,
             claims: ClaimConfig::default(),
+            prescriber: PrescriberConfig::default(),
             alert: AlertConfig::default(),
         }
     }
@@ -359,11 +369,31 @@ fn rolling(p: &Panel, v: &[f64], w: usize) -> Vec<f64> {
     out
 }
 
-fn date_of(days: i32) -> chrono::NaiveDate {
+/// The doctor of the prescriber comparison per facility and period
+/// (days since 1970), when the table carries it.
+fn doctors_of(table: &DataFrame) -> Result<HashMap<(String, i32), String>, DetectError> {
+    let Ok(code) = table.column("prescriber_code") else {
+        return Ok(HashMap::new());
+    };
+    let code = code.str()?;
+    let fac = table.column("facility_code")?.str()?;
+    let per = table.column("period_start")?.cast(&DataType::Int32)?;
+    let per = per.i32()?;
+    Ok((0..table.height())
+        .filter_map(|i| {
+            Some((
+                (fac.get(i)?.to_string(), per.get(i)?),
+                code.get(i)?.to_string(),
+            ))
+        })
+        .collect())
+}
+
+pub(crate) fn date_of(days: i32) -> chrono::NaiveDate {
     chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::Duration::days(days as i64)
 }
 
-fn days_of(d: chrono::NaiveDate) -> i32 {
+pub(crate) fn days_of(d: chrono::NaiveDate) -> i32 {
     (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32
 }
 
@@ -461,6 +491,12 @@ fn multivariate_raw(
     (rolling(p, &fs, w), rolling(p, &ms, w))
 }
 
+/// The features table with the prescriber comparison
+/// ([`prescriber::prescriber_stats`]) joined, for [`DetectorModel::score`].
+pub fn with_prescribers(table: &DataFrame, stats: &DataFrame) -> Result<DataFrame, DetectError> {
+    with_claims(table, Some(stats))
+}
+
 fn with_claims(table: &DataFrame, claims: Option<&DataFrame>) -> Result<DataFrame, DetectError> {
     let Some(c) = claims else {
         return Ok(table.clone());
@@ -515,12 +551,13 @@ pub struct RowScore {
     pub sev_forest: f64,
     pub sev_mixture: f64,
     pub sev_claims: f64,
+    pub sev_prescriber: f64,
+    /// The doctor (MA_BAC_SI) of the prescriber comparison in the period.
+    pub prescriber: Option<String>,
     /// Flagged claims of the driving claim check in the window, and the number expected.
     pub claims_flagged: Option<f64>,
     pub claims_expected: Option<f64>,
 }
-
-const DETECTORS: usize = 5;
 
 impl DetectorModel {
     /// Scores every facility-period of `table`.
@@ -540,6 +577,12 @@ impl DetectorModel {
                 needed.push(format!("{k}_cost"));
             }
         }
+        let has_prescriber = table.column("prescriber_p").is_ok();
+        if has_prescriber {
+            needed.extend(prescriber::COLUMNS.iter().map(|c| c.to_string()));
+        }
+        let detectors = 4 + usize::from(has_claims) + usize::from(has_prescriber);
+        let doctors = doctors_of(&table)?;
         let p = Panel::from_df(&table, &needed)?;
         let known = p
             .ranges
@@ -614,13 +657,19 @@ impl DetectorModel {
                 .as_ref()
                 .map(|c| c[i])
                 .unwrap_or((1.0, 0, None, None, 0.0));
-            let ps = [p_change, p_peer, p_forest, p_mixture, p_claims];
+            let p_presc = if has_prescriber {
+                p.col("prescriber_p")[i].unwrap_or(1.0)
+            } else {
+                1.0
+            };
+            let doctor = doctors.get(&(p.fac[i].clone(), p.period[i])).cloned();
+            let ps = [p_change, p_peer, p_forest, p_mixture, p_claims, p_presc];
             let (arg, pmin) = ps
                 .iter()
                 .copied()
                 .enumerate()
                 .fold((0, 1.0), |acc, (j, v)| if v < acc.1 { (j, v) } else { acc });
-            let severity = severity_of_p(sidak(pmin, DETECTORS));
+            let severity = severity_of_p(sidak(pmin, detectors));
             // The multivariate models point at the signal that moved most.
             let top_change = (0..ns)
                 .filter_map(|si| st.change.z[si][i].map(|z| (si, z)))
@@ -632,7 +681,8 @@ impl DetectorModel {
                 1 => ("peer", Some(st.peer_signals[z_sig])),
                 2 => ("forest", Some(top_change)),
                 3 => ("mixture", Some(top_change)),
-                _ => ("claims", None),
+                4 => ("claims", None),
+                _ => ("prescriber", None),
             };
             let (signal, observed, peer_value, expected, onset, excess) = match sig_idx {
                 Some(si) => {
@@ -670,6 +720,18 @@ impl DetectorModel {
                         excess,
                     )
                 }
+                None if detector == "prescriber" => {
+                    let lo = p.ranges.iter().find(|r| r.0 <= i && i < r.1).unwrap().0;
+                    let first = i.saturating_sub(cfg.peer.window.max(1) - 1).max(lo);
+                    (
+                        "prescriber".to_string(),
+                        p.col("prescriber_ratio")[i],
+                        None,
+                        Some(1.0),
+                        Some(date_of(p.period[first])),
+                        p.col("prescriber_excess")[i].unwrap_or(0.0),
+                    )
+                }
                 None => (
                     claims::KINDS[c_kind].to_string(),
                     c_obs,
@@ -689,7 +751,7 @@ impl DetectorModel {
                 peer_group: p.group[i].clone(),
                 visits: p.col("visits")[i].unwrap_or(0.0),
                 severity,
-                alert: severity >= cfg.alert.alert_severity,
+                alert: severity >= cfg.alert.alert_severity && excess >= cfg.alert.min_excess_vnd,
                 detector: detector.into(),
                 signal,
                 observed,
@@ -703,6 +765,12 @@ impl DetectorModel {
                 sev_forest: severity_of_p(p_forest),
                 sev_mixture: severity_of_p(p_mixture),
                 sev_claims: severity_of_p(p_claims),
+                sev_prescriber: severity_of_p(p_presc),
+                prescriber: if detector == "prescriber" {
+                    doctor
+                } else {
+                    None
+                },
                 claims_flagged: if detector == "claims" { c_obs } else { None },
                 claims_expected: if detector == "claims" { c_exp } else { None },
             });
@@ -848,9 +916,9 @@ pub fn scores_frame(scores: &[RowScore], cfg: &AlertConfig) -> Result<DataFrame,
     let level: Vec<&str> = scores
         .iter()
         .map(|r| {
-            if r.severity >= cfg.high_severity {
+            if r.alert && r.severity >= cfg.high_severity {
                 "high"
-            } else if r.severity >= cfg.alert_severity {
+            } else if r.alert {
                 "alert"
             } else if r.severity >= cfg.alert_severity - 1.0 {
                 "watch"
@@ -882,6 +950,14 @@ pub fn scores_frame(scores: &[RowScore], cfg: &AlertConfig) -> Result<DataFrame,
         Column::new("sev_forest".into(), num(|r| r.sev_forest)),
         Column::new("sev_mixture".into(), num(|r| r.sev_mixture)),
         Column::new("sev_claims".into(), num(|r| r.sev_claims)),
+        Column::new("sev_prescriber".into(), num(|r| r.sev_prescriber)),
+        Column::new(
+            "prescriber".into(),
+            scores
+                .iter()
+                .map(|r| r.prescriber.clone())
+                .collect::<Vec<_>>(),
+        ),
         Column::new("claims_flagged".into(), opt(|r| r.claims_flagged)),
         Column::new("claims_expected".into(), opt(|r| r.claims_expected)),
     ];
@@ -900,20 +976,20 @@ pub const SCORE_COLUMNS: &[(&str, &str)] = &[
     ),
     (
         "level",
-        "normal, watch (≥ alert − 1), alert (≥ alert_severity), high (≥ high_severity)",
+        "normal, watch (≥ alert − 1, or an alert below the minimum excess), alert (≥ alert_severity and ≥ min_excess_vnd), high (an alert ≥ high_severity)",
     ),
-    ("alert", "severity ≥ alert_severity"),
+    ("alert", "severity ≥ alert_severity and excess ≥ min_excess_vnd"),
     (
         "detector",
-        "detector with the smallest tail probability: change, peer, forest, mixture, claims",
+        "detector with the smallest tail probability: change, peer, forest, mixture, claims, prescriber",
     ),
     (
         "signal",
-        "indicator behind it (for claims: duplicate, los_outlier, mismatch)",
+        "indicator behind it (for claims: duplicate, los_outlier, mismatch; prescriber)",
     ),
     (
         "observed",
-        "value of the signal in the period (claims: flagged claims in the window)",
+        "value of the signal in the period (claims: flagged claims in the window; prescriber: the doctor's cost ratio to colleagues)",
     ),
     (
         "peer_value",
@@ -930,6 +1006,14 @@ pub const SCORE_COLUMNS: &[(&str, &str)] = &[
     ("sev_forest", "severity of the isolation forest"),
     ("sev_mixture", "severity of the Gaussian mixture"),
     ("sev_claims", "severity of the claim checks"),
+    (
+        "sev_prescriber",
+        "severity of the prescriber comparison (the most extreme doctor)",
+    ),
+    (
+        "prescriber",
+        "doctor (MA_BAC_SI) behind a prescriber alert",
+    ),
     (
         "claims_flagged",
         "flagged claims in the window when the claim checks drive",

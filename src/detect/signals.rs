@@ -125,6 +125,10 @@ pub fn label(signal: &str, lang: Lang) -> &'static str {
             "hồ sơ có dịch vụ không phù hợp loại hình khám (tiền giường nội trú ở lượt ngoại trú, số ngày giường vượt số ngày điều trị)",
             "claims with services that do not fit the visit type (inpatient bed-days on outpatient visits, more bed-days than days of stay)",
         ),
+        "prescriber" => (
+            "chi phí mỗi hồ sơ của một bác sĩ so với đồng nghiệp cùng cơ sở, cùng chẩn đoán",
+            "one doctor's cost per claim against colleagues at the same facility, same diagnoses",
+        ),
         "multivariate" => (
             "tổ hợp nhiều chỉ số cùng lệch (mô hình đa biến)",
             "several indicators off together (multivariate model)",

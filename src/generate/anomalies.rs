@@ -15,6 +15,9 @@ pub enum AnomalyKind {
     PhantomOutOfProvince,
     DuplicateClaims,
     BudgetOverrun,
+    /// One doctor of an otherwise normal hospital orders more tests and
+    /// prescribes twice the quantities of colleagues for the same patients.
+    PrescriberOverprescribing,
     /// Benign: a new intensive-care unit makes the case mix heavier.
     CaseMixShift,
     /// Benign: a price change for every facility of a grade on one date.
@@ -34,6 +37,7 @@ impl AnomalyKind {
             AnomalyKind::PhantomOutOfProvince => "phantom_out_of_province",
             AnomalyKind::DuplicateClaims => "duplicate_claims",
             AnomalyKind::BudgetOverrun => "budget_overrun",
+            AnomalyKind::PrescriberOverprescribing => "prescriber_overprescribing",
             AnomalyKind::CaseMixShift => "case_mix_shift",
             AnomalyKind::GradePriceChange => "grade_price_change",
             AnomalyKind::SeasonalEpidemic => "seasonal_epidemic",
@@ -161,6 +165,16 @@ pub(crate) fn plan(cfg: &GenConfig, facs: &[Facility]) -> Vec<Planned> {
             out.push(Planned {
                 facility: i,
                 kind: AnomalyKind::SeasonalEpidemic,
+                start,
+                end,
+            });
+        }
+        // Drawn last, so the other anomalies stay where they were.
+        if let Some(f) = hospitals.pop() {
+            let (start, end) = window(&mut rng, 21);
+            out.push(Planned {
+                facility: f,
+                kind: AnomalyKind::PrescriberOverprescribing,
                 start,
                 end,
             });

@@ -342,6 +342,10 @@ pub(crate) struct Mods {
     pub(crate) upcode: bool,
     pub(crate) drug_supply_price: f64,
     pub(crate) service_price: f64,
+    /// The doctor (index within the facility) who over-prescribes: three
+    /// more tests, one more image and twice the drug quantities on the
+    /// visits they see.
+    pub(crate) overprescriber: Option<u32>,
 }
 
 impl Default for Mods {
@@ -354,6 +358,7 @@ impl Default for Mods {
             upcode: false,
             drug_supply_price: 1.0,
             service_price: 1.0,
+            overprescriber: None,
         }
     }
 }
@@ -404,7 +409,9 @@ pub(crate) fn make_visit(
     let mut xml3 = Vec::new();
     let mut stt = 0u32;
     let dept = if inpatient { "K03" } else { "K01" };
-    let doctor = format!("BS{}{:03}", &f.code, rng.gen_range(0..40));
+    let doctor_idx = rng.gen_range(0..40u32);
+    let doctor = format!("BS{}{:03}", &f.code, doctor_idx);
+    let over = mods.overprescriber == Some(doctor_idx);
     let hour = rng.gen_range(7..17);
     let minute = rng.gen_range(0..60);
     let commune = f.profile.level == "commune";
@@ -459,7 +466,8 @@ pub(crate) fn make_visit(
         rng.gen_range(3..9)
     } else {
         rng.gen_range(0..3)
-    } + mods.extra_labs;
+    } + mods.extra_labs
+        + 3 * u32::from(over);
     for _ in 0..n_lab {
         let (code, unit) = pick(rng, &prices.labs);
         xml3.push(line3(
@@ -475,7 +483,8 @@ pub(crate) fn make_visit(
         rng.gen_range(1..3)
     } else {
         (rng.gen::<f64>() < 0.25 * dx.cost.min(2.0)) as u32
-    } + mods.extra_imaging;
+    } + mods.extra_imaging
+        + u32::from(over);
     for _ in 0..n_img {
         let list = if mods.upcode {
             &prices.ct
@@ -545,7 +554,8 @@ pub(crate) fn make_visit(
         let unit = (unit * goods).round();
         let qty = (days_of_drugs * rng.gen_range(1..3) as f64 * dx.cost.sqrt())
             .round()
-            .max(1.0);
+            .max(1.0)
+            * if over { 2.0 } else { 1.0 };
         let amount = qty * unit;
         let mut r = Record::default();
         r.set("MA_LK", ma_lk)

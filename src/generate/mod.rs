@@ -536,6 +536,17 @@ fn gen_week(
             // Fraud that changes the claim of a real visit: the excess is
             // the difference with its honest twin (same random draws).
             let mut fraud: Option<(usize, Mods, bool, &'static Dx)> = None;
+            if let Some(a) = active(AnomalyKind::PrescriberOverprescribing) {
+                fraud = Some((
+                    a,
+                    Mods {
+                        overprescriber: Some(7),
+                        ..base
+                    },
+                    inpatient,
+                    dx,
+                ));
+            }
             if let Some(a) = active(AnomalyKind::UnjustifiedAdmission) {
                 if !inpatient && dx.admit < 0.1 && rng.gen::<f64>() < 0.12 {
                     fraud = Some((

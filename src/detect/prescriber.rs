@@ -1,0 +1,335 @@
+//! Prescribers (MA_BAC_SI) whose claims cost far more than their
+//! colleagues' at the same facility for the same diagnosis and visit type.
+//!
+//! A facility-level indicator cannot see one doctor among forty: doubling
+//! one doctor's prescriptions moves the facility's cost per visit by a few
+//! percent, inside its noise. Here each claim is attributed to its main
+//! prescriber (the doctor with the largest amount on its lines) and priced
+//! against its cell — the mean log cost of the same facility, diagnosis
+//! category (ICD-10, 3 characters) and visit type over the training range.
+//! Over two trailing windows (the peer window, 13 weeks, and a third of it,
+//! which sees an onset within weeks), a doctor's mean residual is compared
+//! with the colleagues' in the same window (shared changes — prices, an
+//! epidemic, the season — cancel):
+//!
+//! d = mean residual of the doctor − mean residual of the colleagues,
+//! var = s² (1/n + 1/n_colleagues) + τ²,
+//!
+//! s² the within-facility spread of residuals, τ² the spread of true
+//! differences between doctors (specialists see the harder cases of a
+//! diagnosis), estimated on the training windows of the whole province
+//! (empirical Bayes, as for peers). z = d / √var, p = 1 − Φ(z), Šidák over
+//! the comparisons made at the facility in that period (doctors × windows). The excess is the
+//! doctor's cost in the window above the colleagues' level:
+//! cost × (1 − e^(−d)). Causal: a period's statistic uses its window only
+//! (and the training cells).
+
+use std::collections::{BTreeMap, HashMap};
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::features::Period;
+use crate::store::Store;
+
+use super::calibrate::{p_of_severity, sidak};
+use super::{date_of, days_of, DetectError};
+
+/// Settings of the prescriber comparison.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PrescriberConfig {
+    /// Fewest claims of a doctor in the window for a comparison. Default 10.
+    pub min_claims: f64,
+    /// Fewest claims of the colleagues in the window. Default 60.
+    pub min_colleague_claims: f64,
+    /// Fewest training claims of a facility × diagnosis × visit-type cell
+    /// for its claims to be priced. Default 5.
+    pub min_cell: u32,
+}
+
+impl Default for PrescriberConfig {
+    fn default() -> Self {
+        PrescriberConfig {
+            min_claims: 10.0,
+            min_colleague_claims: 60.0,
+            min_cell: 5,
+        }
+    }
+}
+
+/// Columns of [`prescriber_stats`] joined to the features table.
+pub const COLUMNS: [&str; 5] = [
+    "prescriber_p",
+    "prescriber_ratio",
+    "prescriber_claims",
+    "prescriber_excess",
+    "prescriber_tested",
+];
+
+/// Per doctor and period: claims, sum and sum of squares of residuals, cost.
+#[derive(Default, Clone, Copy)]
+struct Acc {
+    n: f64,
+    s: f64,
+    s2: f64,
+    cost: f64,
+}
+
+impl Acc {
+    fn add(&mut self, o: &Acc) {
+        self.n += o.n;
+        self.s += o.s;
+        self.s2 += o.s2;
+        self.cost += o.cost;
+    }
+}
+
+/// The prescriber comparison of every facility and period of the store:
+/// facility_code, period_start (date), prescriber_code, and [`COLUMNS`]
+/// (the most extreme doctor's facility-level tail probability, cost ratio
+/// to colleagues, claims, excess VND; the number of doctors tested).
+/// `train_to`: last day of the training range; `window`: periods.
+pub fn prescriber_stats(
+    store: &Store,
+    period: Period,
+    train_to: chrono::NaiveDate,
+    window: usize,
+    cfg: &PrescriberConfig,
+) -> Result<DataFrame, DetectError> {
+    let input = |e: crate::store::StoreError| DetectError::Input(e.to_string());
+    // The main prescriber of each claim: the largest amount on its lines.
+    let main = store
+        .lines()
+        .map_err(input)?
+        .select([col("visit_key"), col("prescriber"), col("amount")])
+        .filter(col("prescriber").is_not_null())
+        .group_by([col("visit_key"), col("prescriber")])
+        .agg([col("amount").sum().alias("_a")])
+        .group_by([col("visit_key")])
+        .agg([col("prescriber")
+            .sort_by(
+                [col("_a")],
+                SortMultipleOptions::default().with_order_descending(true),
+            )
+            .first()]);
+    let claims = store
+        .visits()
+        .map_err(input)?
+        .select([
+            col("facility_code"),
+            col("visit_key"),
+            col("discharge_date"),
+            col("dx3"),
+            col("visit_group"),
+            col("total_cost"),
+        ])
+        .filter(col("total_cost").gt(lit(0.0)))
+        .with_column(super::claims::period_start(period))
+        .join(
+            main,
+            [col("visit_key")],
+            [col("visit_key")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .with_column(col("total_cost").log(lit(std::f64::consts::E)).alias("_lc"));
+    let cell = [col("facility_code"), col("dx3"), col("visit_group")];
+    let train_end = lit(train_to);
+    let norms = claims
+        .clone()
+        .filter(col("discharge_date").lt_eq(train_end))
+        .group_by(cell.clone())
+        .agg([len().alias("_cell"), col("_lc").mean().alias("_mu")])
+        .filter(col("_cell").gt_eq(lit(cfg.min_cell)));
+    let by = claims
+        .join(norms, cell.clone(), cell, JoinArgs::new(JoinType::Inner))
+        .with_column((col("_lc") - col("_mu")).alias("_r"))
+        .group_by([col("facility_code"), col("prescriber"), col("period_start")])
+        .agg([
+            len().cast(DataType::Float64).alias("n"),
+            col("_r").sum().alias("s"),
+            (col("_r") * col("_r")).sum().alias("s2"),
+            col("total_cost").sum().alias("cost"),
+        ])
+        .with_column(col("period_start").cast(DataType::Int32))
+        .collect()?;
+    // facility → period → doctor → sums.
+    let mut acc: Sums = BTreeMap::new();
+    let mut periods: Vec<i32> = Vec::new();
+    {
+        let f = by.column("facility_code")?.str()?;
+        let d = by.column("prescriber")?.str()?;
+        let p = by.column("period_start")?.i32()?;
+        let [n, s, s2, cost] =
+            ["n", "s", "s2", "cost"].map(|c| by.column(c).and_then(|c| c.f64().cloned()));
+        let (n, s, s2, cost) = (n?, s?, s2?, cost?);
+        for i in 0..by.height() {
+            let (Some(f), Some(d), Some(p)) = (f.get(i), d.get(i), p.get(i)) else {
+                continue;
+            };
+            periods.push(p);
+            acc.entry(f.to_string())
+                .or_default()
+                .entry(p)
+                .or_default()
+                .insert(
+                    d.to_string(),
+                    Acc {
+                        n: n.get(i).unwrap_or(0.0),
+                        s: s.get(i).unwrap_or(0.0),
+                        s2: s2.get(i).unwrap_or(0.0),
+                        cost: cost.get(i).unwrap_or(0.0),
+                    },
+                );
+        }
+    }
+    periods.sort_unstable();
+    periods.dedup();
+    // Two windows: the short one (a third of the peer window) sees an
+    // onset within weeks, the long one a smaller rise.
+    let long = window.max(1);
+    let short = long.div_ceil(3).max(1);
+    let facs: Vec<&String> = acc.keys().collect();
+    let train_t = periods.partition_point(|&p| p <= days_of(train_to));
+    let mut cmps: Vec<Cmp> = Vec::new();
+    for w in if short < long {
+        vec![short, long]
+    } else {
+        vec![long]
+    } {
+        let mut c = compare(&acc, &facs, &periods, w, cfg);
+        let tau2 = between_doctors(&c, train_t);
+        for x in &mut c {
+            x.var += tau2;
+        }
+        cmps.extend(c);
+    }
+    // The most extreme doctor per facility and period.
+    let mut best: BTreeMap<(usize, usize), (f64, usize, &Cmp)> = BTreeMap::new();
+    for c in &cmps {
+        let z = c.d / c.var.sqrt();
+        let p = p_of_severity(z);
+        let e = best.entry((c.fac, c.t)).or_insert((p, 0, c));
+        e.1 += 1;
+        if p < e.0 {
+            e.0 = p;
+            e.2 = c;
+        }
+    }
+    let mut fac_col = Vec::new();
+    let mut per_col = Vec::new();
+    let mut doc_col = Vec::new();
+    let mut cols: [Vec<f64>; 5] = Default::default();
+    for ((fi, t), (p, m, c)) in best {
+        fac_col.push(facs[fi].clone());
+        per_col.push(date_of(periods[t]));
+        doc_col.push(c.doctor.clone());
+        cols[0].push(sidak(p, m));
+        cols[1].push(c.d.exp());
+        cols[2].push(c.n);
+        cols[3].push((c.cost * (1.0 - (-c.d).exp())).max(0.0));
+        cols[4].push(m as f64);
+    }
+    let mut columns = vec![
+        Column::new("facility_code".into(), fac_col),
+        Column::new("period_start".into(), per_col),
+        Column::new("prescriber_code".into(), doc_col),
+    ];
+    for (name, v) in COLUMNS.iter().zip(cols) {
+        columns.push(Column::new((*name).into(), v));
+    }
+    Ok(DataFrame::new_infer_height(columns)?)
+}
+
+/// One doctor's comparison with colleagues in one window.
+struct Cmp {
+    fac: usize,
+    t: usize,
+    doctor: String,
+    /// Mean residual of the doctor minus the colleagues'.
+    d: f64,
+    /// Variance of `d` under "no difference".
+    var: f64,
+    n: f64,
+    cost: f64,
+}
+
+type Sums = BTreeMap<String, BTreeMap<i32, HashMap<String, Acc>>>;
+
+/// Every doctor's comparison over windows of `w` periods ending at each
+/// period.
+fn compare(
+    acc: &Sums,
+    facs: &[&String],
+    periods: &[i32],
+    w: usize,
+    cfg: &PrescriberConfig,
+) -> Vec<Cmp> {
+    let mut cmps = Vec::new();
+    for (fi, fac) in facs.iter().enumerate() {
+        let per = &acc[*fac];
+        for (t, pt) in periods.iter().enumerate() {
+            if !per.contains_key(pt) {
+                continue;
+            }
+            let lo = t.saturating_sub(w - 1);
+            let mut docs: HashMap<&str, Acc> = HashMap::new();
+            let mut all = Acc::default();
+            for q in &periods[lo..=t] {
+                if let Some(m) = per.get(q) {
+                    for (doc, a) in m {
+                        docs.entry(doc.as_str()).or_default().add(a);
+                        all.add(a);
+                    }
+                }
+            }
+            if all.n < 3.0 {
+                continue;
+            }
+            let s2 = ((all.s2 - all.s * all.s / all.n) / (all.n - 1.0)).max(1e-6);
+            for (doc, a) in docs {
+                let rest = all.n - a.n;
+                if a.n < cfg.min_claims || rest < cfg.min_colleague_claims {
+                    continue;
+                }
+                cmps.push(Cmp {
+                    fac: fi,
+                    t,
+                    doctor: doc.to_string(),
+                    d: a.s / a.n - (all.s - a.s) / rest,
+                    var: s2 * (1.0 / a.n + 1.0 / rest),
+                    n: a.n,
+                    cost: a.cost,
+                });
+            }
+        }
+    }
+    cmps
+}
+
+/// τ²: the spread of true differences between doctors, from the windows
+/// that end in the training range (robust spread of `d` less the median
+/// sampling variance); 0 with fewer than 10 comparisons.
+fn between_doctors(c: &[Cmp], train_t: usize) -> f64 {
+    let mut d: Vec<f64> = c.iter().filter(|c| c.t < train_t).map(|c| c.d).collect();
+    let mut v: Vec<f64> = c.iter().filter(|c| c.t < train_t).map(|c| c.var).collect();
+    if d.len() < 10 {
+        return 0.0;
+    }
+    let med = median(&mut d);
+    let mut dev: Vec<f64> = d.iter().map(|x| (x - med).abs()).collect();
+    let mad = 1.4826 * median(&mut dev);
+    (mad * mad - median(&mut v)).max(0.0)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}

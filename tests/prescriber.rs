@@ -1,0 +1,238 @@
+//! The prescriber comparison (MA_BAC_SI against colleagues at the same
+//! facility for the same diagnoses), on real stores:
+//! - fast: a hand-built facility of six doctors whose claims vary by ±40 %;
+//!   one doubles his drug quantities from week 10;
+//! - ignored (release, ≈ 1 min): generated claims at 30 % volume, where one
+//!   doctor of forty at an otherwise normal hospital orders more tests and
+//!   twice the drugs (generator anomaly `prescriber_overprescribing`): the
+//!   facility's indicators barely move, the doctor is named within weeks in
+//!   Vietnamese and English, no other facility's doctors reach the alert
+//!   level.
+
+mod common;
+
+use bhyt::alerts::{self, RunOptions};
+use bhyt::detect::{DetectConfig, Lang};
+use bhyt::evaluate::read_labels;
+use bhyt::generate::GenConfig;
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+/// One facility-week of `scores.parquet`.
+struct Row {
+    facility: String,
+    week: NaiveDate,
+    detector: String,
+    alert: bool,
+    sev_prescriber: f64,
+}
+
+fn read_rows(path: &std::path::Path) -> Vec<Row> {
+    let df = LazyFrame::scan_parquet(
+        PlRefPath::new(path.to_string_lossy().as_ref()),
+        Default::default(),
+    )
+    .unwrap()
+    .select([
+        col("facility_code"),
+        col("period_start").cast(DataType::Int32),
+        col("detector"),
+        col("alert"),
+        col("sev_prescriber"),
+    ])
+    .collect()
+    .unwrap();
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    let f = df.column("facility_code").unwrap().str().unwrap();
+    let p = df.column("period_start").unwrap().i32().unwrap();
+    let det = df.column("detector").unwrap().str().unwrap();
+    let a = df.column("alert").unwrap().bool().unwrap();
+    let s = df.column("sev_prescriber").unwrap().f64().unwrap();
+    (0..df.height())
+        .map(|i| Row {
+            facility: f.get(i).unwrap().to_string(),
+            week: epoch + chrono::Duration::days(p.get(i).unwrap() as i64),
+            detector: det.get(i).unwrap().to_string(),
+            alert: a.get(i).unwrap(),
+            sev_prescriber: s.get(i).unwrap(),
+        })
+        .collect()
+}
+
+/// One outpatient claim of `doctor` on `day` whose drug line is `qty`
+/// tablets (every line carries the doctor).
+fn claim(n: usize, day: NaiveDate, doctor: &str, qty: f64) -> bhyt::qd130::Hoso {
+    let ma_lk = format!("LK{n:06}");
+    let mut h = common::visit(&ma_lk, "93002", &format!("HS493{n:010}"), false);
+    let t = day.format("%Y%m%d").to_string();
+    h.xml1
+        .set("NGAY_VAO", format!("{t}0734"))
+        .set("NGAY_RA", format!("{t}0930"));
+    h.xml2[0]
+        .set("SO_LUONG", common::fmt(qty))
+        .set("THANH_TIEN_BV", common::fmt(qty * 1976.0))
+        .set("THANH_TIEN_BH", common::fmt(qty * 1976.0));
+    for l in h.xml2.iter_mut().chain(h.xml3.iter_mut()) {
+        l.set("MA_BAC_SI", doctor);
+    }
+    common::retotal(&mut h);
+    h
+}
+
+#[test]
+fn a_doctor_who_doubles_his_prescriptions_stands_out_from_colleagues() {
+    let env = common::Env::new();
+    let monday = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+    let mut hosos = Vec::new();
+    let mut n = 0;
+    let mut x: u64 = 130;
+    for week in 0..16 {
+        for k in 0..60 {
+            let doctor = format!("BS{:02}", k % 6);
+            // Drug quantity 60 × e^u, u uniform in ±0.4 (LCG): claims differ.
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let u = (x >> 11) as f64 / (1u64 << 53) as f64 * 0.8 - 0.4;
+            let mut qty = (60.0 * u.exp()).round();
+            if doctor == "BS03" && week >= 10 {
+                qty *= 2.0;
+            }
+            let day = monday + chrono::Duration::days(week * 7 + (k % 5) as i64);
+            hosos.push(claim(n, day, &doctor, qty));
+            n += 1;
+        }
+    }
+    common::write(
+        &env.path("in/93002.xml"),
+        "93002",
+        &hosos,
+        &Default::default(),
+    );
+    env.ingest(&["in"]);
+    let stats = bhyt::detect::prescriber::prescriber_stats(
+        &env.store(),
+        bhyt::features::Period::Week,
+        monday + chrono::Duration::days(8 * 7 - 1),
+        13,
+        &Default::default(),
+    )
+    .unwrap();
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    let weeks = stats
+        .column("period_start")
+        .unwrap()
+        .cast(&DataType::Int32)
+        .unwrap();
+    let weeks = weeks.i32().unwrap();
+    let doctor = stats.column("prescriber_code").unwrap().str().unwrap();
+    let p = stats.column("prescriber_p").unwrap().f64().unwrap();
+    let ratio = stats.column("prescriber_ratio").unwrap().f64().unwrap();
+    let excess = stats.column("prescriber_excess").unwrap().f64().unwrap();
+    let mut first_alert = None;
+    for i in 0..stats.height() {
+        let w = (epoch + chrono::Duration::days(weeks.get(i).unwrap() as i64) - monday).num_weeks();
+        let pv = p.get(i).unwrap();
+        if w < 10 {
+            // Before the change: nobody far from colleagues.
+            assert!(pv > 1e-3, "week {w}: {:?} p {pv}", doctor.get(i));
+        } else if pv < calibrated_alert_p() {
+            assert_eq!(doctor.get(i), Some("BS03"), "week {w}");
+            assert!(ratio.get(i).unwrap() > 1.2 && excess.get(i).unwrap() > 0.0);
+            first_alert.get_or_insert(w);
+        }
+    }
+    // Ten claims a week of his: the short window (5 weeks) names him in
+    // the third week of the change.
+    let first = first_alert.expect("BS03 is singled out");
+    assert!(first <= 12, "first at week {first}");
+}
+
+/// Tail probability of the default alert severity (4: p ≈ 3·10⁻⁵).
+fn calibrated_alert_p() -> f64 {
+    bhyt::detect::calibrate::p_of_severity(DetectConfig::default().alert.alert_severity)
+}
+
+#[test]
+#[ignore = "generated claims at 30 % volume: cargo test --release --test prescriber -- --ignored"]
+fn an_overprescribing_doctor_is_named_within_weeks() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = GenConfig {
+        provinces: 1,
+        scale: 0.3,
+        days: 240,
+        start: NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+        ..Default::default()
+    };
+    let store = common::generate_and_ingest(d, &cfg);
+    common::weekly_features(&store, &d.join("features"));
+    let labels = read_labels(&d.join("gen/labels.csv")).unwrap();
+    let label = labels
+        .iter()
+        .find(|l| l.kind == "prescriber_overprescribing")
+        .expect("the generator plants one over-prescribing doctor");
+    let run = |as_of: Option<NaiveDate>, out: &str| {
+        let o = RunOptions {
+            features: d.join("features/facility_period.parquet"),
+            data_dir: Some(d.join("data")),
+            model: d.join("model.json"),
+            fit: as_of.is_none(),
+            train_to: None,
+            config: DetectConfig::default(),
+            as_of,
+            alerts_db: d.join(format!("{out}.sqlite")),
+            out: d.join(out),
+            lang: Lang::Vi,
+            progress: false,
+        };
+        alerts::run(&o).unwrap()
+    };
+    run(None, "all");
+    let scores = read_rows(&d.join("all/scores.parquet"));
+    // The doctor's facility: a prescriber alert within 6 weeks of onset.
+    let first = scores
+        .iter()
+        .filter(|s| {
+            s.facility == label.facility_code
+                && s.detector == "prescriber"
+                && s.alert
+                && s.week + chrono::Duration::days(6) >= label.start
+        })
+        .map(|s| s.week)
+        .min()
+        .expect("the doctor is alerted");
+    let weeks = (first - label.start).num_days() as f64 / 7.0;
+    assert!(
+        weeks <= 6.0,
+        "first prescriber alert {weeks:.1} weeks after onset"
+    );
+    // Nobody else's doctors reach the alert level.
+    let others: Vec<_> = scores
+        .iter()
+        .filter(|s| s.facility != label.facility_code && s.sev_prescriber >= 4.0)
+        .map(|s| (s.facility.clone(), s.week, s.sev_prescriber))
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+    // The weekly list of that week names the doctor, in both languages.
+    let r = run(Some(first), "week");
+    let a = r
+        .list
+        .iter()
+        .find(|a| a.score.detector == "prescriber")
+        .expect("a prescriber alert in the week's list");
+    let doctor = a.score.prescriber.clone().expect("the doctor's code");
+    assert_eq!(a.cause, format!("prescriber:{doctor}"));
+    assert!(
+        a.reason_vi.starts_with(&format!("Bác sĩ {doctor}:")),
+        "{}",
+        a.reason_vi
+    );
+    assert!(
+        a.reason_en.starts_with(&format!("Doctor {doctor}:")),
+        "{}",
+        a.reason_en
+    );
+    assert!(a.score.observed.unwrap() > 1.2, "{:?}", a.score.observed);
+    assert!(a.score.excess_vnd > 0.0);
+}
