@@ -1,6 +1,6 @@
 //! Detection: from the indicator table to scored facility-periods.
 //!
-//! Five detectors, each turned into a **severity** on one calibrated scale
+//! Six detectors, each turned into a **severity** on one calibrated scale
 //! ([`calibrate`]) and combined by an ensemble:
 //!
 //! | detector | what it sees | module |
@@ -10,6 +10,7 @@
 //! | forest | an unusual combination of indicators (isolation forest) | [`forest`] |
 //! | mixture | a low density under a Gaussian mixture of typical periods (linfa) | [`mixture`] |
 //! | claims | more duplicate, over-long or mismatched claims than the province rate | [`claims`] |
+//! | prescriber | one doctor's claims far dearer than colleagues' for the same diagnoses | [`prescriber`] |
 //!
 //! [`fit`] learns what must be learnt (baselines, forest, mixture and their
 //! null distributions) from a training range and returns a
