@@ -7,7 +7,9 @@
 //!   twice the drugs (generator anomaly `prescriber_overprescribing`): the
 //!   facility's indicators barely move, the doctor is named within weeks in
 //!   Vietnamese and English, no other facility's doctors reach the alert
-//!   level.
+//!   level; in the same world the upcoding check (codes heavier, admissions
+//!   not following) alerts the upcoding hospital within weeks and nobody
+//!   else, the truly sicker case mix included.
 
 mod common;
 
@@ -25,6 +27,7 @@ struct Row {
     detector: String,
     alert: bool,
     sev_prescriber: f64,
+    sev_upcoding: f64,
 }
 
 fn read_rows(path: &std::path::Path) -> Vec<Row> {
@@ -39,6 +42,7 @@ fn read_rows(path: &std::path::Path) -> Vec<Row> {
         col("detector"),
         col("alert"),
         col("sev_prescriber"),
+        col("sev_upcoding"),
     ])
     .collect()
     .unwrap();
@@ -48,6 +52,7 @@ fn read_rows(path: &std::path::Path) -> Vec<Row> {
     let det = df.column("detector").unwrap().str().unwrap();
     let a = df.column("alert").unwrap().bool().unwrap();
     let s = df.column("sev_prescriber").unwrap().f64().unwrap();
+    let u = df.column("sev_upcoding").unwrap().f64().unwrap();
     (0..df.height())
         .map(|i| Row {
             facility: f.get(i).unwrap().to_string(),
@@ -55,6 +60,7 @@ fn read_rows(path: &std::path::Path) -> Vec<Row> {
             detector: det.get(i).unwrap().to_string(),
             alert: a.get(i).unwrap(),
             sev_prescriber: s.get(i).unwrap(),
+            sev_upcoding: u.get(i).unwrap(),
         })
         .collect()
 }
@@ -212,6 +218,31 @@ fn an_overprescribing_doctor_is_named_within_weeks() {
         .iter()
         .filter(|s| s.facility != label.facility_code && s.sev_prescriber >= 4.0)
         .map(|s| (s.facility.clone(), s.week, s.sev_prescriber))
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+    // Upcoding (heavier codes, care of the milder condition): alerted
+    // within 8 weeks (a short training range here: 13 weeks), its own
+    // check at the alert level; nobody else, the truly sicker case mix
+    // included, reaches the alert level on that check.
+    let up = labels.iter().find(|l| l.kind == "upcoding").unwrap();
+    let after =
+        |s: &&Row| s.facility == up.facility_code && s.week + chrono::Duration::days(6) >= up.start;
+    let first_up = scores
+        .iter()
+        .filter(|s| after(s) && s.alert)
+        .map(|s| s.week)
+        .min()
+        .expect("upcoding is alerted");
+    let weeks_up = (first_up - up.start).num_days() as f64 / 7.0;
+    assert!(
+        weeks_up <= 8.0,
+        "first upcoding alert {weeks_up:.1} weeks after onset"
+    );
+    assert!(scores.iter().filter(after).any(|s| s.sev_upcoding >= 4.0));
+    let others: Vec<_> = scores
+        .iter()
+        .filter(|s| s.facility != up.facility_code && s.sev_upcoding >= 4.0)
+        .map(|s| (s.facility.clone(), s.week, s.sev_upcoding))
         .collect();
     assert!(others.is_empty(), "{others:?}");
     // The weekly list of that week names the doctor, in both languages.

@@ -240,6 +240,14 @@ pub fn reason(s: &RowScore, lang: Lang, period: &str) -> String {
             s.expected.map(|e| format!("{e:.1}")).unwrap_or_else(|| "–".into()),
             sev, amount
         ),
+        ("upcoding", Lang::Vi) => format!(
+            "Mã chẩn đoán nặng lên mà điều trị không tương ứng: trong {} gần nhất (từ {}), tỷ lệ nhập viện mà các mã bệnh hàm ý tăng {} so với trước, trong khi số ca nhập viện thực tế so với mức đó giảm {} (đã trừ biến động chung của nhóm); dấu hiệu nâng mức chẩn đoán; mức độ {}; chi vượt ước tính {}.",
+            window, onset, pct(s.observed.map(|o| o - 1.0), lang), pct(s.expected.map(|e| 1.0 - e), lang), sev, amount
+        ),
+        ("upcoding", Lang::En) => format!(
+            "Diagnoses coded heavier while care does not follow: over {} (from {}), the admission rate the codes imply rose {} against the baseline while admissions against it fell {} (net of the peer group); signs of upcoding; severity {}; estimated excess {}.",
+            window, onset, pct(s.observed.map(|o| o - 1.0), lang), pct(s.expected.map(|e| 1.0 - e), lang), sev, amount
+        ),
         ("prescriber", Lang::Vi) => format!(
             "Bác sĩ {}: chi phí bình quân mỗi hồ sơ bằng {} lần mức của các đồng nghiệp cùng cơ sở với cùng chẩn đoán và loại hình khám, trong {} gần nhất (từ {}); mức độ {}; chi vượt ước tính {}.",
             s.prescriber.as_deref().unwrap_or("?"), v(s.observed), window, onset, sev, amount
@@ -256,6 +264,20 @@ pub fn reason(s: &RowScore, lang: Lang, period: &str) -> String {
             "Several indicators are off together against the facility's usual periods (multivariate model); most of all {} at {} against {} expected; severity {}; estimated excess {}.",
             lab, v(s.observed), v(s.expected), sev, amount
         ),
+    }
+}
+
+/// A relative change as a percentage in the language's notation.
+fn pct(x: Option<f64>, lang: Lang) -> String {
+    match x {
+        Some(x) if x.is_finite() => {
+            let t = format!("{:.0} %", 100.0 * x);
+            match lang {
+                Lang::Vi => t.replace('.', ","),
+                Lang::En => t,
+            }
+        }
+        _ => "–".into(),
     }
 }
 

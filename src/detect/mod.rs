@@ -1,6 +1,6 @@
 //! Detection: from the indicator table to scored facility-periods.
 //!
-//! Six detectors, each turned into a **severity** on one calibrated scale
+//! Seven detectors, each turned into a **severity** on one calibrated scale
 //! ([`calibrate`]) and combined by an ensemble:
 //!
 //! | detector | what it sees | module |
@@ -11,6 +11,7 @@
 //! | mixture | a low density under a Gaussian mixture of typical periods (linfa) | [`mixture`] |
 //! | claims | more duplicate, over-long or mismatched claims than the province rate | [`claims`] |
 //! | prescriber | one doctor's claims far dearer than colleagues' for the same diagnoses | [`prescriber`] |
+//! | upcoding | diagnoses coded heavier while admissions do not follow | `upcoding` |
 //!
 //! [`fit`] learns what must be learnt (baselines, forest, mixture and their
 //! null distributions) from a training range and returns a
@@ -32,6 +33,7 @@ pub mod mixture;
 pub mod peer;
 pub mod prescriber;
 pub mod signals;
+mod upcoding;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -553,6 +555,7 @@ pub struct RowScore {
     pub sev_mixture: f64,
     pub sev_claims: f64,
     pub sev_prescriber: f64,
+    pub sev_upcoding: f64,
     /// The doctor (MA_BAC_SI) of the prescriber comparison in the period.
     pub prescriber: Option<String>,
     /// Flagged claims of the driving claim check in the window, and the number expected.
@@ -582,7 +585,7 @@ impl DetectorModel {
         if has_prescriber {
             needed.extend(prescriber::COLUMNS.iter().map(|c| c.to_string()));
         }
-        let detectors = 4 + usize::from(has_claims) + usize::from(has_prescriber);
+        let detectors = 5 + usize::from(has_claims) + usize::from(has_prescriber);
         let doctors = doctors_of(&table)?;
         let p = Panel::from_df(&table, &needed)?;
         let known = p
@@ -617,13 +620,15 @@ impl DetectorModel {
         } else {
             None
         };
+        let up = upcoding::two_windows(&p, train_end, cfg.peer.window, 10.0);
         let ns = cfg.change.signals.len();
         let k = cfg.change.cusum_k;
         let mut out = Vec::with_capacity(p.len());
         for i in 0..p.len() {
             let lo = p.ranges[p.ranges.partition_point(|r| r.1 <= i)].0;
-            let window_periods =
-                (i - i.saturating_sub(cfg.peer.window.max(1) - 1).max(lo) + 1) as u32;
+            // First row of the trailing window (the peer and claim windows).
+            let first = i.saturating_sub(cfg.peer.window.max(1) - 1).max(lo);
+            let window_periods = (i - first + 1) as u32;
             // Change: the signal with the largest CUSUM.
             let (mut c_best, mut c_sig) = (0.0, 0usize);
             for si in 0..ns {
@@ -664,7 +669,9 @@ impl DetectorModel {
                 1.0
             };
             let doctor = doctors.get(&(p.fac[i].clone(), p.period[i])).cloned();
-            let ps = [p_change, p_peer, p_forest, p_mixture, p_claims, p_presc];
+            let ps = [
+                p_change, p_peer, p_forest, p_mixture, p_claims, p_presc, up[i].p,
+            ];
             let (arg, pmin) = ps
                 .iter()
                 .copied()
@@ -683,7 +690,8 @@ impl DetectorModel {
                 2 => ("forest", Some(top_change)),
                 3 => ("mixture", Some(top_change)),
                 4 => ("claims", None),
-                _ => ("prescriber", None),
+                5 => ("prescriber", None),
+                _ => ("upcoding", None),
             };
             let (signal, observed, peer_value, expected, onset, excess) = match sig_idx {
                 Some(si) => {
@@ -693,8 +701,6 @@ impl DetectorModel {
                     // The episode: the change detector's run when there is
                     // one (it spans the whole rise), else the peer window;
                     // the excess is the larger of the two estimates.
-                    let lo = p.ranges.iter().find(|r| r.0 <= i && i < r.1).unwrap().0;
-                    let first = i.saturating_sub(cfg.peer.window.max(1) - 1).max(lo);
                     let peer_excess = pi.map(|pi| st.peer.excess[pi][i]).unwrap_or(0.0);
                     let run_excess = st.change.run_excess[si][i];
                     let onset = match (st.change.onset[si][i], detector) {
@@ -721,28 +727,28 @@ impl DetectorModel {
                         excess,
                     )
                 }
-                None if detector == "prescriber" => {
-                    let lo = p.ranges.iter().find(|r| r.0 <= i && i < r.1).unwrap().0;
-                    let first = i.saturating_sub(cfg.peer.window.max(1) - 1).max(lo);
-                    (
-                        "prescriber".to_string(),
-                        p.col("prescriber_ratio")[i],
-                        None,
-                        Some(1.0),
-                        Some(date_of(p.period[first])),
-                        p.col("prescriber_excess")[i].unwrap_or(0.0),
-                    )
-                }
+                None if detector == "upcoding" => (
+                    "upcoding".to_string(),
+                    Some(1.0 + up[i].coded_rise),
+                    None,
+                    Some(1.0 - up[i].care_fall),
+                    Some(date_of(p.period[first])),
+                    up[i].excess,
+                ),
+                None if detector == "prescriber" => (
+                    "prescriber".to_string(),
+                    p.col("prescriber_ratio")[i],
+                    None,
+                    Some(1.0),
+                    Some(date_of(p.period[first])),
+                    p.col("prescriber_excess")[i].unwrap_or(0.0),
+                ),
                 None => (
                     claims::KINDS[c_kind].to_string(),
                     c_obs,
                     None,
                     c_exp,
-                    {
-                        let lo = p.ranges.iter().find(|r| r.0 <= i && i < r.1).unwrap().0;
-                        let first = i.saturating_sub(cfg.peer.window.max(1) - 1).max(lo);
-                        Some(date_of(p.period[first]))
-                    },
+                    Some(date_of(p.period[first])),
                     c_excess,
                 ),
             };
@@ -767,6 +773,7 @@ impl DetectorModel {
                 sev_mixture: severity_of_p(p_mixture),
                 sev_claims: severity_of_p(p_claims),
                 sev_prescriber: severity_of_p(p_presc),
+                sev_upcoding: severity_of_p(up[i].p),
                 prescriber: if detector == "prescriber" {
                     doctor
                 } else {
@@ -952,6 +959,7 @@ pub fn scores_frame(scores: &[RowScore], cfg: &AlertConfig) -> Result<DataFrame,
         Column::new("sev_mixture".into(), num(|r| r.sev_mixture)),
         Column::new("sev_claims".into(), num(|r| r.sev_claims)),
         Column::new("sev_prescriber".into(), num(|r| r.sev_prescriber)),
+        Column::new("sev_upcoding".into(), num(|r| r.sev_upcoding)),
         Column::new(
             "prescriber".into(),
             scores
@@ -982,7 +990,7 @@ pub const SCORE_COLUMNS: &[(&str, &str)] = &[
     ("alert", "severity ≥ alert_severity and excess ≥ min_excess_vnd"),
     (
         "detector",
-        "detector with the smallest tail probability: change, peer, forest, mixture, claims, prescriber",
+        "detector with the smallest tail probability: change, peer, forest, mixture, claims, prescriber, upcoding",
     ),
     (
         "signal",
@@ -990,7 +998,7 @@ pub const SCORE_COLUMNS: &[(&str, &str)] = &[
     ),
     (
         "observed",
-        "value of the signal in the period (claims: flagged claims in the window; prescriber: the doctor's cost ratio to colleagues)",
+        "value of the signal in the period (claims: flagged claims in the window; prescriber: the doctor's cost ratio to colleagues; upcoding: the coded admission rate against the baseline's)",
     ),
     (
         "peer_value",
@@ -998,7 +1006,7 @@ pub const SCORE_COLUMNS: &[(&str, &str)] = &[
     ),
     (
         "expected",
-        "the facility's baseline moved as its peers moved (claims: expected flagged claims)",
+        "the facility's baseline moved as its peers moved (claims: expected flagged claims; upcoding: O/E admission against the baseline's)",
     ),
     ("onset", "first period of the episode (CUSUM run or window)"),
     ("excess_vnd", "estimated excess cost of the episode, VND"),
@@ -1014,6 +1022,10 @@ pub const SCORE_COLUMNS: &[(&str, &str)] = &[
     (
         "prescriber",
         "doctor (MA_BAC_SI) behind a prescriber alert",
+    ),
+    (
+        "sev_upcoding",
+        "severity of the upcoding check (coded severity up, admissions not following)",
     ),
     (
         "claims_flagged",

@@ -33,7 +33,7 @@ use crate::features::Period;
 use crate::store::Store;
 
 use super::calibrate::{p_of_severity, sidak};
-use super::{date_of, days_of, DetectError};
+use super::{date_of, days_of, median, DetectError};
 
 /// Settings of the prescriber comparison.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -320,16 +320,4 @@ fn between_doctors(c: &[Cmp], train_t: usize) -> f64 {
     let mut dev: Vec<f64> = d.iter().map(|x| (x - med).abs()).collect();
     let mad = 1.4826 * median(&mut dev);
     (mad * mad - median(&mut v)).max(0.0)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        0.0
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }

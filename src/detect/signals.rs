@@ -125,6 +125,10 @@ pub fn label(signal: &str, lang: Lang) -> &'static str {
             "hồ sơ có dịch vụ không phù hợp loại hình khám (tiền giường nội trú ở lượt ngoại trú, số ngày giường vượt số ngày điều trị)",
             "claims with services that do not fit the visit type (inpatient bed-days on outpatient visits, more bed-days than days of stay)",
         ),
+        "upcoding" => (
+            "mức độ nặng của mã chẩn đoán so với điều trị thực tế (dấu hiệu nâng mã bệnh)",
+            "coded severity against the care given (signs of upcoding)",
+        ),
         "prescriber" => (
             "chi phí mỗi hồ sơ của một bác sĩ so với đồng nghiệp cùng cơ sở, cùng chẩn đoán",
             "one doctor's cost per claim against colleagues at the same facility, same diagnoses",
