@@ -107,12 +107,7 @@ pub fn prescriber_stats(
         .group_by([col("visit_key"), col("prescriber")])
         .agg([col("amount").sum().alias("_a")])
         .group_by([col("visit_key")])
-        .agg([col("prescriber")
-            .sort_by(
-                [col("_a")],
-                SortMultipleOptions::default().with_order_descending(true),
-            )
-            .first()]);
+        .agg([col("prescriber").get(col("_a").arg_max(), true)]);
     let claims = store
         .visits()
         .map_err(input)?
