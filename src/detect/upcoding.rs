@@ -98,11 +98,12 @@ pub(crate) fn upcoding(
     let mut var = vec![(0.0, 0.0); n];
     let mut window_sums = vec![Sums::default(); n];
     let mut base_cmi = vec![0.0; n];
+    let row: Vec<Sums> = (0..n).map(|i| Sums::of(p, i)).collect();
     for &(a, b) in &p.ranges {
         let mut base = Sums::default();
         for i in a..b {
             if p.period[i] < train_end {
-                base.add(Sums::of(p, i));
+                base.add(row[i]);
             }
         }
         if base.visits <= 0.0 || base.exp_adm < min_expected || base.adm <= 0.0 {
@@ -115,7 +116,7 @@ pub(crate) fn upcoding(
             let lo = i.saturating_sub(window.max(1) - 1).max(a);
             let mut w = Sums::default();
             for j in lo..=i {
-                w.add(Sums::of(p, j));
+                w.add(row[j]);
             }
             if w.visits <= 0.0 || w.exp_adm < min_expected {
                 continue;
