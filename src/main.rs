@@ -43,7 +43,7 @@ enum Command {
     /// Score facilities for sustained, peer-adjusted rises of their indicators (first detector).
     Detect(DetectArgs),
     /// Compare a facility ranking with a labels file: ROC-AUC, average precision, precision at k.
-    Evaluate(EvaluateArgs),
+    Evaluate(cmd::evaluate::EvaluateArgs),
     /// Forecast next year's spending per facility and province with intervals, project this year against the budget, backtest.
     Forecast(cmd::forecast::ForecastArgs),
     /// Write the users' pages (HTML): the weekly alert list and the planner's page.
@@ -182,22 +182,6 @@ struct DetectArgs {
 }
 
 #[derive(Args)]
-struct EvaluateArgs {
-    /// scores.parquet written by `bhyt detect`.
-    #[arg(long, default_value = "out/detect/scores.parquet")]
-    scores: PathBuf,
-    /// labels.csv (facility_code, start, end, type, benign, true_excess_vnd).
-    #[arg(long)]
-    labels: PathBuf,
-    /// Days after a label's end during which an alert still counts for it.
-    #[arg(long, default_value_t = 56)]
-    grace_days: i64,
-    /// Also write the per-label outcomes as JSON here.
-    #[arg(long)]
-    json: Option<PathBuf>,
-}
-
-#[derive(Args)]
 struct ReportArgs {
     /// Output folder of `bhyt detect`.
     #[arg(long, default_value = "out/detect")]
@@ -281,7 +265,7 @@ fn main() -> Result<()> {
         Command::Generate(a) => cmd_generate(a),
         Command::Features(a) => cmd_features(a),
         Command::Detect(a) => cmd_detect(a),
-        Command::Evaluate(a) => cmd_evaluate(a),
+        Command::Evaluate(a) => cmd::evaluate::run(a),
         Command::Forecast(a) => cmd::forecast::run(a),
         Command::Report(a) => cmd_report(a),
         Command::Review(a) => cmd_review(a),
@@ -493,18 +477,6 @@ fn print_detect_report(r: &bhyt::alerts::RunReport, secs: f64, o: &bhyt::alerts:
         println!("  {line}");
     }
     println!("{:.2} s → {}", secs, o.out.display());
-}
-
-fn cmd_evaluate(a: EvaluateArgs) -> Result<()> {
-    let labels = bhyt::evaluate::read_labels(&a.labels)?;
-    let scores = bhyt::evaluate::read_scores(&a.scores)?;
-    let e = bhyt::evaluate::evaluate(&scores, &labels, a.grace_days);
-    print!("{}", bhyt::evaluate::render(&e));
-    if let Some(p) = a.json {
-        let json = serde_json::to_string_pretty(&e)?;
-        bhyt::store::write_atomic(&p, json.as_bytes())?;
-    }
-    Ok(())
 }
 
 fn cmd_report(a: ReportArgs) -> Result<()> {

@@ -158,3 +158,116 @@ fn bundled_sample_is_small_and_clean() {
         assert!(root.join(f).exists(), "{f}");
     }
 }
+
+/// The settings of the detection family (issue 13) change what they say and
+/// nothing else: claim-by-claim drug prices, each facility's own price
+/// level, ten-visit-a-week commune stations, and a late batch written
+/// apart (ingested in a second run, the store then holds every visit).
+#[test]
+fn world_settings_shape_the_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = GenConfig {
+        anomalies: false,
+        ..cfg(0.02, 70, 1)
+    };
+    let world = |name: &str, g: GenConfig| {
+        let out = dir.path().join(name);
+        let s = generate(&g, &out, false).unwrap();
+        let store = Store::open(dir.path().join(format!("{name}-data"))).unwrap();
+        for sub in ["claims", "claims-late"] {
+            if out.join(sub).exists() {
+                let opts = IngestOptions {
+                    inputs: vec![out.join(sub)],
+                    registry: Some(out.join("facilities.csv")),
+                    ..Default::default()
+                };
+                ingest::run(&store, &opts, &Pseudonymizer::demo()).unwrap();
+            }
+        }
+        (s, store, out)
+    };
+    // Distinct prices of each drug code: within a facility, and across facilities.
+    let drug_prices = |store: &Store| -> (f64, f64) {
+        let per = |keys: Vec<Expr>| {
+            let df = store
+                .lines()
+                .unwrap()
+                .filter(col("category").eq(lit("drug")))
+                .group_by(keys)
+                .agg([col("unit_price").n_unique().alias("n")])
+                .select([col("n").cast(DataType::Float64).mean()])
+                .collect()
+                .unwrap();
+            df.column("n").unwrap().f64().unwrap().get(0).unwrap()
+        };
+        (
+            per(vec![col("facility_code"), col("item_code")]),
+            per(vec![col("item_code")]),
+        )
+    };
+    let (_, plain, _) = world("plain", base.clone());
+    let (within, across) = drug_prices(&plain);
+    assert_eq!(within, 1.0, "one price per code and facility");
+    assert!(across <= 2.0, "{across}: grades share the drug list");
+    let (_, noisy, _) = world(
+        "noisy",
+        GenConfig {
+            unit_price_noise: 0.25,
+            ..base.clone()
+        },
+    );
+    // Few lines per facility and code at 2 % volume: nearly each its own price.
+    assert!(drug_prices(&noisy).0 > 1.5, "{:?}", drug_prices(&noisy));
+    let (_, bids, _) = world(
+        "bids",
+        GenConfig {
+            bid_spread: 0.2,
+            ..base.clone()
+        },
+    );
+    let (within, across) = drug_prices(&bids);
+    assert_eq!(within, 1.0);
+    assert!(across > 5.0, "{across}: each facility its own price");
+
+    let (_, small, _) = world(
+        "small",
+        GenConfig {
+            station_daily: Some(1.5),
+            ..base.clone()
+        },
+    );
+    let per_week = small
+        .visits()
+        .unwrap()
+        .join(
+            small
+                .facilities()
+                .unwrap()
+                .select([col("facility_code"), col("level")]),
+            [col("facility_code")],
+            [col("facility_code")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .filter(col("level").eq(lit("commune")))
+        .group_by([col("facility_code")])
+        .agg([len().alias("n")])
+        .select([(col("n").cast(DataType::Float64) / lit(10.0)).mean()])
+        .collect()
+        .unwrap();
+    let w = per_week.column("n").unwrap().f64().unwrap().get(0).unwrap();
+    assert!((6.0..15.0).contains(&w), "{w} visits a week at a station");
+
+    let (s, late, out) = world(
+        "late",
+        GenConfig {
+            late_batch: true,
+            ..base
+        },
+    );
+    assert!(out.join("claims-late").exists());
+    let n = late.visits().unwrap().select([len()]).collect().unwrap();
+    assert_eq!(
+        n.column("len").unwrap().u32().unwrap().get(0).unwrap() as u64,
+        s.visits
+    );
+}

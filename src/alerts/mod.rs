@@ -248,6 +248,14 @@ pub fn reason(s: &RowScore, lang: Lang, period: &str) -> String {
             "Diagnoses coded heavier while care does not follow: over {} (from {}), the admission rate the codes imply rose {} against the baseline while admissions against it fell {} (net of the peer group); signs of upcoding; severity {}; estimated excess {}.",
             window, onset, pct(s.observed.map(|o| o - 1.0), lang), pct(s.expected.map(|e| 1.0 - e), lang), sev, amount
         ),
+        ("cost_shift", Lang::Vi) => format!(
+            "Chi phí mỗi hồ sơ bằng {} lần mức trước đây của chính cơ sở với cùng chẩn đoán và loại hình khám (đã trừ biến động chung của nhóm), tính trên từng hồ sơ trong {} gần nhất (từ {}); mức độ {}; chi vượt ước tính {}.",
+            v(s.observed), window, onset, sev, amount
+        ),
+        ("cost_shift", Lang::En) => format!(
+            "Cost per claim {} times the facility's own earlier level for the same diagnoses and visit types (net of its peer group), counted claim by claim over {} (from {}); severity {}; estimated excess {}.",
+            v(s.observed), window, onset, sev, amount
+        ),
         ("prescriber", Lang::Vi) => format!(
             "Bác sĩ {}: chi phí bình quân mỗi hồ sơ bằng {} lần mức của các đồng nghiệp cùng cơ sở với cùng chẩn đoán và loại hình khám, trong {} gần nhất (từ {}); mức độ {}; chi vượt ước tính {}.",
             s.prescriber.as_deref().unwrap_or("?"), v(s.observed), window, onset, sev, amount
@@ -560,7 +568,10 @@ pub const ALERT_COLUMNS: &[(&str, &str)] = &[
     ("peer_group", "peer group"),
     ("period_start", "week (period) of the run"),
     ("onset", "first period of the episode"),
-    ("detector", "change, peer, forest, mixture, claims"),
+    (
+        "detector",
+        "change, peer, forest, mixture, claims, prescriber, upcoding, cost_shift",
+    ),
     ("cause", "indicator, claim check or multivariate"),
     ("severity", "ensemble severity (see models/detector.md)"),
     ("level", "alert or high"),

@@ -144,7 +144,50 @@ pub(crate) fn baselines(
         }
         out.insert(p.fac[a].clone(), per_signal);
     }
+    moderate(p, &mut out);
     out
+}
+
+/// Weight, in training periods, of the peer group's typical variance in a
+/// facility's baseline variance.
+const PRIOR_PERIODS: f64 = 20.0;
+
+/// Moderates each baseline variance toward the median of its peer group
+/// (empirical Bayes, as limma does for gene-wise variances): a spread
+/// measured on twenty-odd training weeks is itself uncertain by half, and
+/// an underestimate turns ordinary ups and downs — a commune station's
+/// visits in a busy autumn — into alerts. var = (n · own + 20 · group) /
+/// (n + 20); groups of fewer than 3 facilities keep their own.
+fn moderate(p: &Panel, out: &mut BTreeMap<String, Vec<Option<Baseline>>>) {
+    let group_of: BTreeMap<&str, &str> = p
+        .ranges
+        .iter()
+        .map(|&(a, _)| (p.fac[a].as_str(), p.group[a].as_str()))
+        .collect();
+    let mut pooled: BTreeMap<(&str, usize), Vec<f64>> = BTreeMap::new();
+    for (f, per_signal) in out.iter() {
+        for (si, b) in per_signal.iter().enumerate() {
+            if let Some(b) = b {
+                pooled
+                    .entry((group_of[f.as_str()], si))
+                    .or_default()
+                    .push(b.var);
+            }
+        }
+    }
+    let typical: BTreeMap<(&str, usize), f64> = pooled
+        .into_iter()
+        .filter(|(_, v)| v.len() >= 3)
+        .map(|(k, mut v)| (k, median(&mut v)))
+        .collect();
+    for (f, per_signal) in out.iter_mut() {
+        for (si, b) in per_signal.iter_mut().enumerate() {
+            if let (Some(b), Some(g)) = (b.as_mut(), typical.get(&(group_of[f.as_str()], si))) {
+                let n = b.n as f64;
+                b.var = (n * b.var + PRIOR_PERIODS * g) / (n + PRIOR_PERIODS);
+            }
+        }
+    }
 }
 
 /// Per signal and row: peer-adjusted z, expected value, CUSUM, start of the

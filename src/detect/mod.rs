@@ -1,6 +1,6 @@
 //! Detection: from the indicator table to scored facility-periods.
 //!
-//! Seven detectors, each turned into a **severity** on one calibrated scale
+//! Eight detectors, each turned into a **severity** on one calibrated scale
 //! ([`calibrate`]) and combined by an ensemble:
 //!
 //! | detector | what it sees | module |
@@ -12,6 +12,7 @@
 //! | claims | more duplicate, over-long or mismatched claims than the province rate | [`claims`] |
 //! | prescriber | one doctor's claims far dearer than colleagues' for the same diagnoses | [`prescriber`] |
 //! | upcoding | diagnoses coded heavier while admissions do not follow | `upcoding` |
+//! | cost shift | claims dearer than the same diagnoses cost there before, net of peers, counted claim by claim | `shift` |
 //!
 //! [`fit`] learns what must be learnt (baselines, forest, mixture and their
 //! null distributions) from a training range and returns a
@@ -32,6 +33,7 @@ pub mod forest;
 pub mod mixture;
 pub mod peer;
 pub mod prescriber;
+mod shift;
 pub mod signals;
 mod upcoding;
 
@@ -556,6 +558,7 @@ pub struct RowScore {
     pub sev_claims: f64,
     pub sev_prescriber: f64,
     pub sev_upcoding: f64,
+    pub sev_shift: f64,
     /// The doctor (MA_BAC_SI) of the prescriber comparison in the period.
     pub prescriber: Option<String>,
     /// Flagged claims of the driving claim check in the window, and the number expected.
@@ -584,8 +587,11 @@ impl DetectorModel {
         let has_prescriber = table.column("prescriber_p").is_ok();
         if has_prescriber {
             needed.extend(prescriber::COLUMNS.iter().map(|c| c.to_string()));
+            needed.extend(shift::COLUMNS.iter().map(|c| c.to_string()));
         }
-        let detectors = 5 + usize::from(has_claims) + usize::from(has_prescriber);
+        // With a claims store: the claim checks, and the prescriber
+        // comparison and the claim-level cost shift (same residuals).
+        let detectors = 5 + usize::from(has_claims) + 2 * usize::from(has_prescriber);
         let doctors = doctors_of(&table)?;
         let p = Panel::from_df(&table, &needed)?;
         let known = p
@@ -621,6 +627,11 @@ impl DetectorModel {
             None
         };
         let up = upcoding::two_windows(&p, train_end, cfg.peer.window, 10.0);
+        let sh = if has_prescriber {
+            shift::two_windows(&p, train_end, cfg.peer.window)
+        } else {
+            vec![shift::ShiftStat::default(); p.len()]
+        };
         let ns = cfg.change.signals.len();
         let k = cfg.change.cusum_k;
         let mut out = Vec::with_capacity(p.len());
@@ -670,7 +681,7 @@ impl DetectorModel {
             };
             let doctor = doctors.get(&(p.fac[i].clone(), p.period[i])).cloned();
             let ps = [
-                p_change, p_peer, p_forest, p_mixture, p_claims, p_presc, up[i].p,
+                p_change, p_peer, p_forest, p_mixture, p_claims, p_presc, up[i].p, sh[i].p,
             ];
             let (arg, pmin) = ps
                 .iter()
@@ -691,7 +702,8 @@ impl DetectorModel {
                 3 => ("mixture", Some(top_change)),
                 4 => ("claims", None),
                 5 => ("prescriber", None),
-                _ => ("upcoding", None),
+                6 => ("upcoding", None),
+                _ => ("cost_shift", None),
             };
             let (signal, observed, peer_value, expected, onset, excess) = match sig_idx {
                 Some(si) => {
@@ -735,6 +747,14 @@ impl DetectorModel {
                     Some(date_of(p.period[first])),
                     up[i].excess,
                 ),
+                None if detector == "cost_shift" => (
+                    "claim_cost".to_string(),
+                    Some(sh[i].d.exp()),
+                    None,
+                    Some(1.0),
+                    Some(date_of(p.period[first])),
+                    sh[i].excess,
+                ),
                 None if detector == "prescriber" => (
                     "prescriber".to_string(),
                     p.col("prescriber_ratio")[i],
@@ -774,6 +794,7 @@ impl DetectorModel {
                 sev_claims: severity_of_p(p_claims),
                 sev_prescriber: severity_of_p(p_presc),
                 sev_upcoding: severity_of_p(up[i].p),
+                sev_shift: severity_of_p(sh[i].p),
                 prescriber: if detector == "prescriber" {
                     doctor
                 } else {
@@ -960,6 +981,7 @@ pub fn scores_frame(scores: &[RowScore], cfg: &AlertConfig) -> Result<DataFrame,
         Column::new("sev_claims".into(), num(|r| r.sev_claims)),
         Column::new("sev_prescriber".into(), num(|r| r.sev_prescriber)),
         Column::new("sev_upcoding".into(), num(|r| r.sev_upcoding)),
+        Column::new("sev_shift".into(), num(|r| r.sev_shift)),
         Column::new(
             "prescriber".into(),
             scores
@@ -990,15 +1012,15 @@ pub const SCORE_COLUMNS: &[(&str, &str)] = &[
     ("alert", "severity ≥ alert_severity and excess ≥ min_excess_vnd"),
     (
         "detector",
-        "detector with the smallest tail probability: change, peer, forest, mixture, claims, prescriber, upcoding",
+        "detector with the smallest tail probability: change, peer, forest, mixture, claims, prescriber, upcoding, cost_shift",
     ),
     (
         "signal",
-        "indicator behind it (for claims: duplicate, los_outlier, mismatch; prescriber)",
+        "indicator behind it (for claims: duplicate, los_outlier, mismatch; prescriber; claim_cost for the cost shift)",
     ),
     (
         "observed",
-        "value of the signal in the period (claims: flagged claims in the window; prescriber: the doctor's cost ratio to colleagues; upcoding: the coded admission rate against the baseline's)",
+        "value of the signal in the period (claims: flagged claims in the window; prescriber: the doctor's cost ratio to colleagues; upcoding: the coded admission rate against the baseline's; cost shift: cost per claim against the facility's own earlier level)",
     ),
     (
         "peer_value",
@@ -1026,6 +1048,10 @@ pub const SCORE_COLUMNS: &[(&str, &str)] = &[
     (
         "sev_upcoding",
         "severity of the upcoding check (coded severity up, admissions not following)",
+    ),
+    (
+        "sev_shift",
+        "severity of the claim-level cost shift (claims dearer than their diagnoses cost there before, net of peers)",
     ),
     (
         "claims_flagged",

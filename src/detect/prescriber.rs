@@ -88,7 +88,9 @@ impl Acc {
 /// The prescriber comparison of every facility and period of the store:
 /// facility_code, period_start (date), prescriber_code, and [`COLUMNS`]
 /// (the most extreme doctor's facility-level tail probability, cost ratio
-/// to colleagues, claims, excess VND; the number of doctors tested).
+/// to colleagues, claims, excess VND; the number of doctors tested; null
+/// where no doctor was compared), and the facility's own residual sums of
+/// the period ([`super::shift::COLUMNS`]).
 /// `train_to`: last day of the training range; `window`: periods.
 pub fn prescriber_stats(
     store: &Store,
@@ -211,19 +213,49 @@ pub fn prescriber_stats(
             e.2 = c;
         }
     }
+    // Every facility-period with priced claims: the facility's residual
+    // sums (for the claim-level cost shift, `super::shift`) and, where a
+    // doctor was compared, the most extreme one.
     let mut fac_col = Vec::new();
     let mut per_col = Vec::new();
-    let mut doc_col = Vec::new();
-    let mut cols: [Vec<f64>; 5] = Default::default();
-    for ((fi, t), (p, m, c)) in best {
-        fac_col.push(facs[fi].clone());
-        per_col.push(date_of(periods[t]));
-        doc_col.push(c.doctor.clone());
-        cols[0].push(sidak(p, m));
-        cols[1].push(c.d.exp());
-        cols[2].push(c.n);
-        cols[3].push((c.cost * (1.0 - (-c.d).exp())).max(0.0));
-        cols[4].push(m as f64);
+    let mut doc_col: Vec<Option<String>> = Vec::new();
+    let mut cols: [Vec<Option<f64>>; 5] = Default::default();
+    let mut sums: [Vec<f64>; 4] = Default::default();
+    let fac_index: HashMap<&str, usize> = facs
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.as_str(), i))
+        .collect();
+    for (fac, per) in &acc {
+        let fi = fac_index[fac.as_str()];
+        for (pt, docs) in per {
+            let mut all = Acc::default();
+            for a in docs.values() {
+                all.add(a);
+            }
+            let t = periods.partition_point(|p| p < pt);
+            fac_col.push(fac.clone());
+            per_col.push(date_of(*pt));
+            for (v, x) in sums.iter_mut().zip([all.n, all.s, all.s2, all.cost]) {
+                v.push(x);
+            }
+            match best.get(&(fi, t)) {
+                Some((p, m, c)) => {
+                    doc_col.push(Some(c.doctor.clone()));
+                    cols[0].push(Some(sidak(*p, *m)));
+                    cols[1].push(Some(c.d.exp()));
+                    cols[2].push(Some(c.n));
+                    cols[3].push(Some((c.cost * (1.0 - (-c.d).exp())).max(0.0)));
+                    cols[4].push(Some(*m as f64));
+                }
+                None => {
+                    doc_col.push(None);
+                    for c in cols.iter_mut() {
+                        c.push(None);
+                    }
+                }
+            }
+        }
     }
     let mut columns = vec![
         Column::new("facility_code".into(), fac_col),
@@ -231,6 +263,9 @@ pub fn prescriber_stats(
         Column::new("prescriber_code".into(), doc_col),
     ];
     for (name, v) in COLUMNS.iter().zip(cols) {
+        columns.push(Column::new((*name).into(), v));
+    }
+    for (name, v) in super::shift::COLUMNS.iter().zip(sums) {
         columns.push(Column::new((*name).into(), v));
     }
     Ok(DataFrame::new_infer_height(columns)?)

@@ -129,6 +129,10 @@ pub fn label(signal: &str, lang: Lang) -> &'static str {
             "mức độ nặng của mã chẩn đoán so với điều trị thực tế (dấu hiệu nâng mã bệnh)",
             "coded severity against the care given (signs of upcoding)",
         ),
+        "claim_cost" => (
+            "chi phí mỗi hồ sơ so với mức trước đây của cơ sở, cùng chẩn đoán (tính trên từng hồ sơ)",
+            "cost per claim against the facility's own earlier level, same diagnoses (claim by claim)",
+        ),
         "prescriber" => (
             "chi phí mỗi hồ sơ của một bác sĩ so với đồng nghiệp cùng cơ sở, cùng chẩn đoán",
             "one doctor's cost per claim against colleagues at the same facility, same diagnoses",

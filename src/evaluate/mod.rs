@@ -2,6 +2,8 @@
 //! end, type, benign, true excess): the measures the `evaluate` stage
 //! reports. The labels are read only here: detection never sees them.
 
+pub mod family;
+
 use std::path::Path;
 
 use serde::Deserialize;
@@ -13,6 +15,13 @@ pub enum EvaluateError {
         path: String,
         #[source]
         source: csv::Error,
+    },
+    #[error("world {world}, {stage}: {source}")]
+    Stage {
+        world: String,
+        stage: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("scores {path}: {source}")]
     Scores {

@@ -426,7 +426,19 @@ pub(crate) fn make_visit(
     let admit = day - Duration::days(los);
     let ts = |d: NaiveDate| format!("{}{hour:02}{minute:02}", d.format("%Y%m%d"));
     let service = price * grade_factor(f.profile.grade) * mods.service_price;
-    let goods = price * mods.drug_supply_price;
+    let goods = price * mods.drug_supply_price * f.goods_price;
+    // Claim-to-claim price spread (drawn only when configured, so the
+    // default world keeps its random stream).
+    let sigma = ctx.cfg.unit_price_noise;
+    let line_price = |rng: &mut ChaCha8Rng| {
+        if sigma > 0.0 {
+            LogNormal::new(-sigma * sigma / 2.0, sigma)
+                .expect("valid")
+                .sample(rng)
+        } else {
+            1.0
+        }
+    };
     let line3 = |stt: &mut u32, nhom: u32, code: &str, name: &str, qty: f64, unit: f64| {
         *stt += 1;
         let amount = qty * unit;
@@ -532,7 +544,7 @@ pub(crate) fn make_visit(
                 &code,
                 "Vật tư y tế",
                 qty,
-                (unit * goods).round(),
+                (unit * goods * line_price(rng)).round(),
             ));
         }
     }
@@ -551,7 +563,7 @@ pub(crate) fn make_visit(
         let idx = rng.gen_range(0..prices.drugs.len());
         let (code, unit) = prices.drugs[idx].clone();
         // A drug has one price; heavier diagnoses use more of it.
-        let unit = (unit * goods).round();
+        let unit = (unit * goods * line_price(rng)).round();
         let qty = (days_of_drugs * rng.gen_range(1..3) as f64 * dx.cost.sqrt())
             .round()
             .max(1.0)

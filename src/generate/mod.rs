@@ -85,6 +85,21 @@ pub struct GenConfig {
     pub merger: Option<NaiveDate>,
     /// Inject the labelled anomalies and benign look-alikes.
     pub anomalies: bool,
+    /// Spread of a drug's or supply's unit price from claim to claim
+    /// (lognormal σ; 0, the default, bills one price per item code): a
+    /// hospital billing stock bought at different prices.
+    pub unit_price_noise: f64,
+    /// Spread of the facilities' own price level for drugs and supplies
+    /// (lognormal σ across facilities, fixed in time; 0, the default, is one
+    /// province-wide price list): each hospital's own tender results.
+    pub bid_spread: f64,
+    /// Mean visits a day at every commune station whatever the scale
+    /// (unset: the network's 6 a day × `scale`); 1.5 is about ten a week.
+    pub station_daily: Option<f64>,
+    /// One district health centre's claims of four weeks (from 60 % of the
+    /// run) arrive late: they are written under `claims-late/` instead of
+    /// `claims/`, to be ingested in a later run.
+    pub late_batch: bool,
     /// Write the envelopes gzip-compressed (`.xml.gz`, which `ingest` reads):
     /// generated envelopes shrink about tenfold (the bundled sample).
     pub compress: bool,
@@ -110,6 +125,10 @@ impl Default for GenConfig {
             closes: None,
             merger: None,
             anomalies: true,
+            unit_price_noise: 0.0,
+            bid_spread: 0.0,
+            station_daily: None,
+            late_batch: false,
             compress: false,
         }
     }
@@ -268,6 +287,7 @@ fn run(cfg: &GenConfig, out: Option<&Path>, progress: bool) -> Result<GenSummary
         facs: &facs,
         prices: &prices,
         planned: &planned,
+        late: late_batch(cfg, &facs, &planned, &weeks),
     };
     let results: Vec<Result<WeekOut, GenerateError>> = jobs
         .par_iter()
@@ -358,6 +378,9 @@ struct Ctx<'a> {
     facs: &'a [Facility],
     prices: &'a PriceList,
     planned: &'a [Planned],
+    /// The late batch: facility index and the days [from, to) whose weeks
+    /// go under `claims-late/`.
+    late: Option<(usize, NaiveDate, NaiveDate)>,
 }
 
 struct WeekOut {
@@ -485,7 +508,11 @@ fn gen_week(
             _ => 1.12,
         };
         let seasonal = 0.9 + 0.1 * season_factor(Season::Respiratory, doy);
-        let lambda = p.daily * VOLUME_LEVEL * cfg.scale * weekday * seasonal * vol_growth;
+        let daily = match cfg.station_daily {
+            Some(d) if p.level == "commune" && p.kind == "general" => d / VOLUME_LEVEL,
+            _ => p.daily * cfg.scale,
+        };
+        let lambda = daily * VOLUME_LEVEL * weekday * seasonal * vol_growth;
         let epidemic = active(AnomalyKind::SeasonalEpidemic).is_some();
         let heavy = active(AnomalyKind::CaseMixShift).is_some();
         let mut base = Mods {
@@ -678,7 +705,16 @@ fn gen_week(
         return Ok(w);
     };
     let dir = out
-        .join("claims")
+        .join(
+            if ctx
+                .late
+                .is_some_and(|(lf, from, to)| lf == fi && start >= from && start < to)
+            {
+                "claims-late"
+            } else {
+                "claims"
+            },
+        )
         .join(&f.province_code)
         .join(start.year().to_string());
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
@@ -706,6 +742,35 @@ fn gen_week(
     }
     w.bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     Ok(w)
+}
+
+/// The late batch of `GenConfig::late_batch`: the last district health
+/// centre of the first province without a planned anomaly, four whole
+/// weeks from 60 % of the run.
+fn late_batch(
+    cfg: &GenConfig,
+    facs: &[Facility],
+    planned: &[Planned],
+    weeks: &[(NaiveDate, u32)],
+) -> Option<(usize, NaiveDate, NaiveDate)> {
+    if !cfg.late_batch {
+        return None;
+    }
+    let first = cfg.province_codes.first()?;
+    let fi = (0..facs.len()).rev().find(|&i| {
+        let p = facs[i].profile;
+        &facs[i].province_code == first
+            && p.level == "district"
+            && p.kind == "general"
+            && p.ownership == "public"
+            && !planned.iter().any(|a| a.facility == i)
+    })?;
+    let from_day = cfg.start + Duration::days((cfg.days as f64 * 0.6) as i64);
+    let k = weeks.iter().position(|w| w.0 >= from_day && w.1 == 7)?;
+    let to = weeks
+        .get(k + 4)
+        .map_or(from_day + Duration::days(28), |w| w.0);
+    Some((fi, weeks[k].0, to))
 }
 
 fn push(w: &mut WeekOut, hosos: &mut Vec<Hoso>, h: Hoso) {

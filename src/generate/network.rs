@@ -172,6 +172,27 @@ pub struct Facility {
     /// From a day on, the facility claims under another code and province
     /// (a merger): (day, new code, new province code).
     pub renamed: Option<(NaiveDate, String, String)>,
+    /// The facility's own price level for drugs and supplies (its tender
+    /// results; 1 without `GenConfig::bid_spread`).
+    pub(crate) goods_price: f64,
+}
+
+/// A facility's price level for goods: lognormal with σ = `bid_spread`
+/// and mean 1, drawn from its own stream so the rest of the world does not
+/// change with the setting.
+fn bid(cfg: &GenConfig, prov: &str, n: u32) -> f64 {
+    if cfg.bid_spread <= 0.0 {
+        return 1.0;
+    }
+    let s = cfg.bid_spread;
+    let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(
+        cfg.seed,
+        "bid",
+        n as u64 * 1000 + prov.parse::<u64>().unwrap_or(0),
+    ));
+    LogNormal::new(-s * s / 2.0, s)
+        .expect("valid")
+        .sample(&mut rng)
 }
 
 pub(crate) fn facilities(cfg: &GenConfig) -> Vec<Facility> {
@@ -185,6 +206,7 @@ pub(crate) fn facilities(cfg: &GenConfig) -> Vec<Facility> {
                 opens: None,
                 closes: None,
                 renamed: None,
+                goods_price: bid(cfg, prov, n),
             });
         }
     }

@@ -1,0 +1,86 @@
+//! `bhyt evaluate`: a detection run against a labels file, or the family
+//! of generated worlds (issue 13), each run end to end and evaluated.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+
+use bhyt::evaluate::family::{self, Targets};
+
+#[derive(Args)]
+pub struct EvaluateArgs {
+    /// scores.parquet written by `bhyt detect`.
+    #[arg(long, default_value = "out/detect/scores.parquet")]
+    scores: PathBuf,
+    /// labels.csv (facility_code, start, end, type, benign, true_excess_vnd).
+    #[arg(long, required_unless_present = "family")]
+    labels: Option<PathBuf>,
+    /// Days after a label's end during which an alert still counts for it.
+    #[arg(long, default_value_t = 56)]
+    grace_days: i64,
+    /// Also write the per-label outcomes as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Instead: generate, ingest, detect and evaluate each world of the
+    /// family (prices per claim, tender prices, 2 % volume, small commune
+    /// stations, a late batch, another seed) and print the table with the
+    /// targets each world misses. Needs no data.
+    #[arg(long)]
+    family: bool,
+    /// Family: volume of the base world (the scale scenarios set their own).
+    #[arg(long, default_value_t = 0.3)]
+    scale: f64,
+    /// Family: also run the full-volume province (several minutes, ≈ 9 GB
+    /// of XML while it runs).
+    #[arg(long)]
+    full: bool,
+    /// Family: only these worlds (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Family: working folder (each world's files are removed after it
+    /// unless --keep).
+    #[arg(long, default_value = "out/evaluate-family")]
+    work: PathBuf,
+    #[arg(long)]
+    keep: bool,
+}
+
+pub fn run(a: EvaluateArgs) -> Result<()> {
+    if a.family {
+        return run_family(&a);
+    }
+    let Some(labels) = &a.labels else {
+        bail!("--labels is required without --family");
+    };
+    let labels = bhyt::evaluate::read_labels(labels)?;
+    let scores = bhyt::evaluate::read_scores(&a.scores)?;
+    let e = bhyt::evaluate::evaluate(&scores, &labels, a.grace_days);
+    print!("{}", bhyt::evaluate::render(&e));
+    if let Some(p) = &a.json {
+        let json = serde_json::to_string_pretty(&e)?;
+        bhyt::store::write_atomic(p, json.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn run_family(a: &EvaluateArgs) -> Result<()> {
+    let t = Targets::default();
+    let worlds: Vec<_> = family::scenarios(a.scale, a.full)
+        .into_iter()
+        .filter(|s| a.only.is_empty() || a.only.iter().any(|o| o == s.name))
+        .collect();
+    if worlds.is_empty() {
+        bail!("no world named {:?}", a.only);
+    }
+    std::fs::create_dir_all(&a.work)?;
+    let mut rows = Vec::new();
+    for s in &worlds {
+        eprintln!("world {}: {}", s.name, s.what);
+        let r = family::run_world(s, &a.work, a.keep, &t)?;
+        eprintln!("  {:.0} s", r.seconds);
+        rows.push(r);
+    }
+    print!("{}", family::render(&rows, &t));
+    Ok(())
+}
