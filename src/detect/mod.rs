@@ -279,6 +279,44 @@ impl Panel {
     }
 }
 
+/// τ² of empirical Bayes: the spread of true effects among estimates `d`
+/// with sampling variances `v` — the robust spread of `d` (1.4826 · MAD)
+/// squared less the median sampling variance; 0 with fewer than 10.
+pub(crate) fn excess_spread(mut d: Vec<f64>, mut v: Vec<f64>) -> f64 {
+    if d.len() < 10 {
+        return 0.0;
+    }
+    let med = median(&mut d);
+    let mut dev: Vec<f64> = d.iter().map(|x| (x - med).abs()).collect();
+    let mad = 1.4826 * median(&mut dev);
+    (mad * mad - median(&mut v)).max(0.0)
+}
+
+/// A per-row statistic over the trailing window and a third of it: per
+/// row the one with the smaller tail probability, which becomes the Šidák
+/// probability of two looks. `run(w)` computes the statistic for windows
+/// of `w` periods; `p` reads and `with_p` sets its tail probability.
+pub(crate) fn two_windows<T>(
+    window: usize,
+    run: impl Fn(usize) -> Vec<T>,
+    p: impl Fn(&T) -> f64,
+    with_p: impl Fn(T, f64) -> T,
+) -> Vec<T> {
+    let long = run(window);
+    let short_w = window.div_ceil(3).max(1);
+    if short_w >= window {
+        return long;
+    }
+    long.into_iter()
+        .zip(run(short_w))
+        .map(|(l, s)| {
+            let best = if p(&s) < p(&l) { s } else { l };
+            let q = calibrate::sidak(p(&best), 2);
+            with_p(best, q)
+        })
+        .collect()
+}
+
 /// Median of a non-empty slice (sorted in place).
 pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);

@@ -33,7 +33,7 @@ use crate::features::Period;
 use crate::store::Store;
 
 use super::calibrate::{p_of_severity, sidak};
-use super::{date_of, days_of, median, DetectError};
+use super::{date_of, days_of, DetectError};
 
 /// Settings of the prescriber comparison.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -338,16 +338,11 @@ fn compare(
 }
 
 /// τ²: the spread of true differences between doctors, from the windows
-/// that end in the training range (robust spread of `d` less the median
-/// sampling variance); 0 with fewer than 10 comparisons.
+/// that end in the training range; 0 with fewer than 10 comparisons.
 fn between_doctors(c: &[Cmp], train_t: usize) -> f64 {
-    let mut d: Vec<f64> = c.iter().filter(|c| c.t < train_t).map(|c| c.d).collect();
-    let mut v: Vec<f64> = c.iter().filter(|c| c.t < train_t).map(|c| c.var).collect();
-    if d.len() < 10 {
-        return 0.0;
-    }
-    let med = median(&mut d);
-    let mut dev: Vec<f64> = d.iter().map(|x| (x - med).abs()).collect();
-    let mad = 1.4826 * median(&mut dev);
-    (mad * mad - median(&mut v)).max(0.0)
+    let train = || c.iter().filter(|c| c.t < train_t);
+    super::excess_spread(
+        train().map(|c| c.d).collect(),
+        train().map(|c| c.var).collect(),
+    )
 }

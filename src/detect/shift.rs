@@ -26,7 +26,7 @@
 
 use std::collections::HashMap;
 
-use super::calibrate::{p_of_severity, sidak};
+use super::calibrate::p_of_severity;
 use super::{median, Panel};
 
 /// Columns joined to the features table by [`super::prescriber::prescriber_stats`]:
@@ -126,42 +126,22 @@ fn shift(p: &Panel, train_end: i32, window: usize) -> Vec<ShiftStat> {
         .collect()
 }
 
-/// τ²: robust spread of the training windows' shifts less their median
-/// sampling variance; 0 with fewer than 10 windows.
+/// τ² from the training windows' shifts (see [`super::excess_spread`]).
 fn between_facilities(p: &Panel, d: &[Option<f64>], var: &[f64], train_end: i32) -> f64 {
-    let (mut dd, mut vv) = (Vec::new(), Vec::new());
-    for i in 0..d.len() {
-        if let (Some(x), true) = (d[i], p.period[i] < train_end) {
-            dd.push(x);
-            vv.push(var[i]);
-        }
-    }
-    if dd.len() < 10 {
-        return 0.0;
-    }
-    let m = median(&mut dd);
-    let mut dev: Vec<f64> = dd.iter().map(|x| (x - m).abs()).collect();
-    let mad = 1.4826 * median(&mut dev);
-    (mad * mad - median(&mut vv)).max(0.0)
+    let train = || (0..d.len()).filter(|&i| p.period[i] < train_end && d[i].is_some());
+    super::excess_spread(
+        train().filter_map(|i| d[i]).collect(),
+        train().map(|i| var[i]).collect(),
+    )
 }
 
 /// [`shift`] over the window and a third of it: per row the smaller tail
 /// probability (Šidák over the two) and its statistics.
 pub(crate) fn two_windows(p: &Panel, train_end: i32, window: usize) -> Vec<ShiftStat> {
-    let long = shift(p, train_end, window);
-    let short_w = window.div_ceil(3).max(1);
-    if short_w >= window {
-        return long;
-    }
-    let short = shift(p, train_end, short_w);
-    long.into_iter()
-        .zip(short)
-        .map(|(l, s)| {
-            let best = if s.p < l.p { s } else { l };
-            ShiftStat {
-                p: sidak(best.p, 2),
-                ..best
-            }
-        })
-        .collect()
+    super::two_windows(
+        window,
+        |w| shift(p, train_end, w),
+        |s| s.p,
+        |s, p| ShiftStat { p, ..s },
+    )
 }

@@ -24,7 +24,7 @@
 //! the extra expected cost the codes claim: (case-mix cost per visit in the
 //! window − the baseline's, moved as peers moved) × visits.
 
-use super::calibrate::{p_of_severity, sidak};
+use super::calibrate::p_of_severity;
 use super::Panel;
 
 /// Floor of the relative change's standard deviation (real-world drift of
@@ -169,22 +169,12 @@ pub(crate) fn two_windows(
     window: usize,
     min_expected: f64,
 ) -> Vec<UpcodingStat> {
-    let long = upcoding(p, train_end, window, min_expected);
-    let short_w = window.div_ceil(3).max(1);
-    if short_w >= window {
-        return long;
-    }
-    let short = upcoding(p, train_end, short_w, min_expected);
-    long.into_iter()
-        .zip(short)
-        .map(|(l, s)| {
-            let best = if s.p < l.p { s } else { l };
-            UpcodingStat {
-                p: sidak(best.p, 2),
-                ..best
-            }
-        })
-        .collect()
+    super::two_windows(
+        window,
+        |w| upcoding(p, train_end, w, min_expected),
+        |s| s.p,
+        |s, p| UpcodingStat { p, ..s },
+    )
 }
 
 #[cfg(test)]
