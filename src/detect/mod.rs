@@ -12,7 +12,7 @@
 //! | claims | more duplicate, over-long or mismatched claims than the province rate | [`claims`] |
 //! | prescriber | one doctor's claims far dearer than colleagues' for the same diagnoses | [`prescriber`] |
 //! | upcoding | diagnoses coded heavier while admissions do not follow | `upcoding` |
-//! | cost shift | claims dearer than the same diagnoses cost there before, net of peers, counted claim by claim | `shift` |
+//! | cost shift | claims dearer than the same diagnoses cost there before, net of peers, counted claim by claim | [`shift`] |
 //!
 //! [`fit`] learns what must be learnt (baselines, forest, mixture and their
 //! null distributions) from a training range and returns a
@@ -33,7 +33,7 @@ pub mod forest;
 pub mod mixture;
 pub mod peer;
 pub mod prescriber;
-mod shift;
+pub mod shift;
 pub mod signals;
 mod upcoding;
 
@@ -52,6 +52,7 @@ pub use forest::{IsolationForest, IsolationForestParams};
 pub use mixture::{Mixture, MixtureConfig};
 pub use peer::PeerConfig;
 pub use prescriber::PrescriberConfig;
+pub use shift::ShiftConfig;
 pub use signals::Lang;
 
 use calibrate::{cusum_p, empirical_p, p_of_severity, poisson_tail, severity_of_p, sidak};
@@ -117,6 +118,7 @@ pub struct DetectConfig {
     pub multivariate_window: usize,
     pub claims: ClaimConfig,
     pub prescriber: PrescriberConfig,
+    pub shift: ShiftConfig,
     pub alert: AlertConfig,
 }
 
@@ -130,6 +132,7 @@ impl Default for DetectConfig {
             multivariate_window: 4,
             claims: ClaimConfig::default(),
             prescriber: PrescriberConfig::default(),
+            shift: ShiftConfig::default(),
             alert: AlertConfig::default(),
         }
     }
@@ -666,7 +669,7 @@ impl DetectorModel {
         };
         let up = upcoding::two_windows(&p, train_end, cfg.peer.window, 10.0);
         let sh = if has_prescriber {
-            shift::two_windows(&p, train_end, cfg.peer.window)
+            shift::two_windows(&p, train_end, cfg.peer.window, &cfg.shift)
         } else {
             vec![shift::ShiftStat::default(); p.len()]
         };

@@ -15,7 +15,7 @@
 //!
 //! s² the spread of the window's residuals, n its claims, τ² the spread of
 //! true shifts between facilities (empirical Bayes on the training
-//! windows), at least `FLOOR`² for real-world drift the training range
+//! windows), at least `ShiftConfig::floor`² for real-world drift the training range
 //! cannot show (it is also where the cell means were fitted). z = d/√var,
 //! p = 1 − Φ(z), Šidák over the two windows. Log costs make the test
 //! robust to a few dear claims; cells make it blind to a change of case
@@ -27,6 +27,8 @@
 use std::collections::HashMap;
 
 use super::calibrate::p_of_severity;
+use serde::{Deserialize, Serialize};
+
 use super::{median, Panel};
 
 /// Columns joined to the features table by [`super::prescriber::prescriber_stats`]:
@@ -34,10 +36,25 @@ use super::{median, Panel};
 /// of their residuals, and their cost.
 pub const COLUMNS: [&str; 4] = ["claim_n", "claim_s", "claim_s2", "claim_cost"];
 
-/// Least standard deviation of a facility's shift (3 % of cost per claim).
-const FLOOR: f64 = 0.03;
-/// Fewest priced claims in a window.
-const MIN_CLAIMS: f64 = 30.0;
+/// Settings of the claim-level cost shift (`[shift]` in `detector.toml`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ShiftConfig {
+    /// Least standard deviation of a facility's shift in log cost per
+    /// claim: real-world drift the training range cannot show. Default 0.03.
+    pub floor: f64,
+    /// Fewest priced claims of the facility in a window. Default 30.
+    pub min_claims: f64,
+}
+
+impl Default for ShiftConfig {
+    fn default() -> Self {
+        ShiftConfig {
+            floor: 0.03,
+            min_claims: 30.0,
+        }
+    }
+}
 
 /// Per row: tail probability, shift (log), excess VND.
 #[derive(Debug, Clone, Copy)]
@@ -59,7 +76,7 @@ impl Default for ShiftStat {
 
 /// The shift of every row over trailing windows of `window` periods;
 /// `train_end`: first period after training.
-fn shift(p: &Panel, train_end: i32, window: usize) -> Vec<ShiftStat> {
+fn shift(p: &Panel, train_end: i32, window: usize, cfg: &ShiftConfig) -> Vec<ShiftStat> {
     let n = p.len();
     let Some(cols) = COLUMNS
         .iter()
@@ -82,7 +99,7 @@ fn shift(p: &Panel, train_end: i32, window: usize) -> Vec<ShiftStat> {
                 cs2 += get(2, j);
                 cc += get(3, j);
             }
-            if cn < MIN_CLAIMS {
+            if cn < cfg.min_claims {
                 continue;
             }
             let s2 = ((cs2 - cs * cs / cn) / (cn - 1.0)).max(1e-6);
@@ -113,7 +130,7 @@ fn shift(p: &Panel, train_end: i32, window: usize) -> Vec<ShiftStat> {
             Some(m - shared)
         })
         .collect();
-    let tau2 = between_facilities(p, &d, &var, train_end).max(FLOOR * FLOOR);
+    let tau2 = between_facilities(p, &d, &var, train_end).max(cfg.floor * cfg.floor);
     (0..n)
         .map(|i| match d[i] {
             Some(d) => ShiftStat {
@@ -137,10 +154,15 @@ fn between_facilities(p: &Panel, d: &[Option<f64>], var: &[f64], train_end: i32)
 
 /// [`shift`] over the window and a third of it: per row the smaller tail
 /// probability (Šidák over the two) and its statistics.
-pub(crate) fn two_windows(p: &Panel, train_end: i32, window: usize) -> Vec<ShiftStat> {
+pub(crate) fn two_windows(
+    p: &Panel,
+    train_end: i32,
+    window: usize,
+    cfg: &ShiftConfig,
+) -> Vec<ShiftStat> {
     super::two_windows(
         window,
-        |w| shift(p, train_end, w),
+        |w| shift(p, train_end, w, cfg),
         |s| s.p,
         |s, p| ShiftStat { p, ..s },
     )
