@@ -17,7 +17,8 @@
 //!   steps on 1 January, seasons and smooth growth all give the same yearly
 //!   rate; a spike (an epidemic of two months) is trimmed. When the line
 //!   through the ratios slopes (growth changed inside the year), the line
-//!   read at the last month.
+//!   read at the last month; across the province, the mean of that and a
+//!   local trend's growth (ETS), which follows the change sooner.
 //! - **Facilities**: the same estimate on each facility's own months, shrunk
 //!   toward the province's growth by credibility (empirical Bayes: the
 //!   facility estimate's sampling variance against the spread of true growth
@@ -243,7 +244,21 @@ pub(crate) fn fit_all(
                 .collect();
             let gr = growth_of(&tot, upto, &hist, cfg);
             if gr.broke {
-                gr.g - gr.g_year
+                // The line through the ratios still lags a change that is
+                // months old; a local trend (ETS on the same total) follows
+                // it within months but is thrown by price steps. Their mean.
+                let g = if cfg.break_blend {
+                    let last: f64 = tot[upto - 12..upto].iter().sum();
+                    let next: f64 = super::model::forecast(&tot, 12).point.iter().sum();
+                    if last > 0.0 && next > 0.0 {
+                        0.5 * (gr.g + (next / last).ln())
+                    } else {
+                        gr.g
+                    }
+                } else {
+                    gr.g
+                };
+                g - gr.g_year
             } else {
                 0.0
             }

@@ -95,6 +95,10 @@ pub struct ForecastConfig {
     /// more than this many standard errors, growth changed inside the year
     /// and the recent six set it. Default 3; 0 turns it off.
     pub break_t: f64,
+    /// After such a change across the province, its new growth is the mean
+    /// of the line's and a local trend's (ETS on the province's regular
+    /// facilities' total). Default true.
+    pub break_blend: bool,
     /// A month whose year-on-year ratio is more than this many robust
     /// standard deviations above the others' is a spike (an epidemic, a
     /// one-off) when it belongs to a run of at most `spike_months` such
@@ -133,6 +137,7 @@ impl Default for ForecastConfig {
             growth_window: 12,
             growth_trim: 0.15,
             break_t: 3.0,
+            break_blend: true,
             spike_z: 3.5,
             spike_months: 3,
             closed_after: 3,
