@@ -86,6 +86,14 @@ struct IngestArgs {
     /// Directory overriding the bundled reference tables (provinces.csv, service_groups.csv, visit_types.csv).
     #[arg(long)]
     reference_dir: Option<PathBuf>,
+    /// Largest decompressed size of one .gz file or zip member, in bytes
+    /// (past it: a decompression bomb, that input rejected). Default 16 GiB.
+    #[arg(long, default_value_t = 16 << 30)]
+    max_decompressed_bytes: u64,
+    /// Longest XML field (text between two tags, e.g. one inline document),
+    /// in bytes; a file with a longer one is rejected. Default 256 MiB.
+    #[arg(long, default_value_t = 256 << 20)]
+    max_text_bytes: u64,
     /// Hide the progress bar.
     #[arg(long)]
     quiet: bool,
@@ -284,6 +292,10 @@ fn cmd_ingest(a: IngestArgs) -> Result<()> {
         mapping: a.mapping,
         reference_dir: a.reference_dir,
         progress: !a.quiet,
+        limits: bhyt::ingest::source::Limits {
+            max_decompressed_bytes: a.max_decompressed_bytes,
+            max_text_bytes: a.max_text_bytes,
+        },
         ..Default::default()
     };
     let t = Instant::now();

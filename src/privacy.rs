@@ -24,7 +24,7 @@ pub const MIN_KEY_LEN: usize = 16;
 pub enum PrivacyError {
     #[error(
         "no pseudonymisation key: set {KEY_ENV}, or {KEY_FILE_ENV}/--key-file to a file holding it \
-         (use --demo only for the bundled synthetic sample)"
+         (use --demo-key only for the bundled synthetic sample)"
     )]
     NoKey,
     #[error("pseudonymisation key is too short ({0} bytes, need at least {MIN_KEY_LEN})")]

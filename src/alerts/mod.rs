@@ -703,16 +703,50 @@ fn write_alerts(list: &[Alert], o: &RunOptions, as_of: NaiveDate) -> Result<(), 
         Column::new("reviewer".into(), s(&|_| String::new())),
     ])?;
     crate::store::write_parquet_atomic(&mut df, &o.out.join("alerts.parquet"))?;
-    // CSV for reviewers: UTF-8 with a BOM so spreadsheet programs read Vietnamese.
+    // CSV for reviewers: UTF-8 with a BOM so spreadsheet programs read
+    // Vietnamese, text cells that a spreadsheet would run as a formula
+    // neutralised (facility names and prescriber codes come from the claims).
     let mut buf: Vec<u8> = "\u{feff}".as_bytes().to_vec();
     CsvWriter::new(&mut buf)
         .include_header(true)
-        .finish(&mut df)?;
+        .finish(&mut spreadsheet_safe(&df)?)?;
     crate::store::write_atomic(&o.out.join("alerts.csv"), &buf)?;
     let xlsx =
         alerts_xlsx(&df, as_of).map_err(|e| AlertError::Input(format!("alerts.xlsx: {e}")))?;
     crate::store::write_atomic(&o.out.join("alerts.xlsx"), &xlsx)?;
     Ok(())
+}
+
+/// A text cell as a spreadsheet must show it: one starting with `=`, `+`,
+/// `-`, `@`, a tab or a carriage return is a formula to Excel and
+/// LibreOffice (CSV injection), so it gets a leading apostrophe, which
+/// they read as "this is text" (OWASP's advice).
+pub fn spreadsheet_text(v: &str) -> std::borrow::Cow<'_, str> {
+    if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{v}"))
+    } else {
+        std::borrow::Cow::Borrowed(v)
+    }
+}
+
+/// The frame with every text cell passed through [`spreadsheet_text`].
+fn spreadsheet_safe(df: &DataFrame) -> PolarsResult<DataFrame> {
+    let cols = df
+        .columns()
+        .iter()
+        .map(|c| match c.dtype() {
+            DataType::String => {
+                let ca: StringChunked = c
+                    .str()?
+                    .iter()
+                    .map(|v| v.map(|v| spreadsheet_text(v).into_owned()))
+                    .collect();
+                Ok(ca.with_name(c.name().clone()).into_series().into())
+            }
+            _ => Ok(c.clone()),
+        })
+        .collect::<PolarsResult<Vec<Column>>>()?;
+    DataFrame::new(df.height(), cols)
 }
 
 /// The reviewers' sheet: the alerts with a drop-down for the decision,
@@ -783,4 +817,38 @@ fn alerts_xlsx(df: &DataFrame, as_of: NaiveDate) -> Result<Vec<u8>, rust_xlsxwri
         ws.autofilter(0, 0, df.height() as u32, df.width() as u16 - 1)?;
     }
     wb.save_to_buffer()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_cells_cannot_run_as_formulas() {
+        let df = df!(
+            "facility_name" => ["=HYPERLINK(\"http://x\",\"Bệnh viện\")", "Bệnh viện A", "+1", "-2", "@SUM(A1)", "\tx", "\rx", ""],
+            "excess_vnd" => [-1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+        )
+        .unwrap();
+        let safe = spreadsheet_safe(&df).unwrap();
+        let names: Vec<&str> = safe
+            .column("facility_name")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap())
+            .collect();
+        assert_eq!(names[0], "'=HYPERLINK(\"http://x\",\"Bệnh viện\")");
+        assert_eq!(names[1], "Bệnh viện A");
+        for n in &names[2..7] {
+            assert!(n.starts_with('\''), "{n:?}");
+        }
+        assert_eq!(names[7], "");
+        // Numbers are numbers, negative or not.
+        assert_eq!(
+            safe.column("excess_vnd").unwrap(),
+            df.column("excess_vnd").unwrap()
+        );
+    }
 }

@@ -98,6 +98,8 @@ pub struct IngestOptions {
     pub progress: bool,
     /// Rows buffered before a Parquet flush (bounds memory).
     pub flush_rows: usize,
+    /// Bounds on one input's decompressed size and longest field.
+    pub limits: source::Limits,
 }
 
 impl Default for IngestOptions {
@@ -111,6 +113,7 @@ impl Default for IngestOptions {
             validation: ValidationConfig::default(),
             progress: false,
             flush_rows: crate::store::sink::DEFAULT_FLUSH_ROWS,
+            limits: source::Limits::default(),
         }
     }
 }
@@ -232,8 +235,8 @@ pub fn run(
         facilities,
         validation: opts.validation.clone(),
     };
-    let (sources, skipped) =
-        source::discover(&opts.inputs).map_err(|e| IngestError::Other(e.to_string()))?;
+    let (sources, skipped) = source::discover(&opts.inputs, opts.limits)
+        .map_err(|e| IngestError::Other(e.to_string()))?;
     report.files_skipped = skipped.into_iter().map(|s| (s.path, s.reason)).collect();
 
     let total_bytes: u64 = sources.iter().map(|s| s.raw_size()).sum();

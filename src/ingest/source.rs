@@ -31,6 +31,31 @@ pub enum Location {
     ZipMember { archive: PathBuf, name: String },
 }
 
+/// Bounds on what one input may hold, so a hostile file costs a line in the
+/// report rather than the machine's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Limits {
+    /// Largest decompressed content of a `.gz` file or a zip member, in
+    /// bytes: past it the input is a decompression bomb (a few megabytes
+    /// that inflate to gigabytes) and is rejected. Zip members are
+    /// decompressed to a temporary file, not into memory. Default 16 GiB.
+    pub max_decompressed_bytes: u64,
+    /// Longest run of XML text between two tags (one field, or one inline
+    /// document in NOIDUNGFILE), in bytes: a parser holds a text node
+    /// whole, so a file with gigabytes inside one element is rejected
+    /// here. Default 256 MiB — a year of one patient's lines is a few MB.
+    pub max_text_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_decompressed_bytes: 16 << 30,
+            max_text_bytes: 256 << 20,
+        }
+    }
+}
+
 /// One input: a file, or a member of a zip archive.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
@@ -39,6 +64,79 @@ pub struct SourceFile {
     pub location: Location,
     pub format: Format,
     pub gzip: bool,
+    pub limits: Limits,
+}
+
+/// A reader that fails once more than `left` bytes came through: the
+/// decompressed size is checked as it is produced, never trusted from a
+/// header.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "decompressed content passes the limit of {} bytes (max_decompressed_bytes): \
+                     a decompression bomb, or raise the limit",
+                    self.limit
+                ),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// A reader that fails when more than `limit` bytes pass without a `<`:
+/// bounds the longest XML text node (a field) the parser will buffer.
+pub(crate) struct TextCapped<R> {
+    inner: R,
+    run: u64,
+    limit: u64,
+}
+
+impl<R> TextCapped<R> {
+    pub(crate) fn new(inner: R, limit: u64) -> Self {
+        TextCapped {
+            inner,
+            run: 0,
+            limit,
+        }
+    }
+}
+
+impl<R: Read> Read for TextCapped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let chunk = &buf[..n];
+        self.run = match chunk.iter().rposition(|b| *b == b'<') {
+            Some(i) => (n - 1 - i) as u64,
+            None => self.run + n as u64,
+        };
+        // Within the chunk, the longest run before its last '<'.
+        let longest = chunk
+            .split(|b| *b == b'<')
+            .map(|s| s.len() as u64)
+            .max()
+            .unwrap_or(0);
+        if self.run > self.limit || longest > self.limit {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "a field holds more than {} bytes (max_text_bytes): not a claims record",
+                    self.limit
+                ),
+            ));
+        }
+        Ok(n)
+    }
 }
 
 /// A file found but not read, and why.
@@ -68,8 +166,12 @@ fn classify(name: &str) -> Option<(Format, bool)> {
 
 /// Lists the inputs under the given files and folders, sorted by path so that
 /// the ingest order (and so "newest file wins") is the same on every run.
-pub fn discover(inputs: &[PathBuf]) -> std::io::Result<(Vec<SourceFile>, Vec<Skipped>)> {
+pub fn discover(
+    inputs: &[PathBuf],
+    limits: Limits,
+) -> std::io::Result<(Vec<SourceFile>, Vec<Skipped>)> {
     let mut files = Vec::new();
+    let mut skipped = Vec::new();
     for input in inputs {
         if !input.exists() {
             return Err(std::io::Error::new(
@@ -81,7 +183,30 @@ pub fn discover(inputs: &[PathBuf]) -> std::io::Result<(Vec<SourceFile>, Vec<Ski
             .follow_links(true)
             .sort_by_file_name()
         {
-            let e = e?;
+            // A dangling link, a link loop, a folder that cannot be read:
+            // that entry is reported, the others are read.
+            let e = match e {
+                Ok(e) => e,
+                Err(err) => {
+                    let path = err
+                        .path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| input.display().to_string());
+                    let reason = if err.loop_ancestor().is_some() {
+                        "symbolic link loop".to_string()
+                    } else {
+                        match err.io_error() {
+                            Some(io) if io.kind() == std::io::ErrorKind::NotFound => {
+                                "dangling symbolic link (its target does not exist)".to_string()
+                            }
+                            Some(io) => format!("cannot be read: {io}"),
+                            None => format!("cannot be read: {err}"),
+                        }
+                    };
+                    skipped.push(Skipped { path, reason });
+                    continue;
+                }
+            };
             if e.file_type().is_file() {
                 files.push(e.into_path());
             }
@@ -90,7 +215,6 @@ pub fn discover(inputs: &[PathBuf]) -> std::io::Result<(Vec<SourceFile>, Vec<Ski
     files.sort();
     files.dedup();
     let mut out = Vec::new();
-    let mut skipped = Vec::new();
     for path in files {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if name.starts_with('.') {
@@ -98,7 +222,7 @@ pub fn discover(inputs: &[PathBuf]) -> std::io::Result<(Vec<SourceFile>, Vec<Ski
         }
         let display = path.display().to_string();
         if name.to_ascii_lowercase().ends_with(".zip") {
-            match zip_members(&path) {
+            match zip_members(&path, limits) {
                 Ok((members, sk)) => {
                     out.extend(members);
                     skipped.extend(sk);
@@ -116,6 +240,7 @@ pub fn discover(inputs: &[PathBuf]) -> std::io::Result<(Vec<SourceFile>, Vec<Ski
                 location: Location::File(path),
                 format,
                 gzip,
+                limits,
             }),
             None => skipped.push(Skipped {
                 path: display,
@@ -127,7 +252,10 @@ pub fn discover(inputs: &[PathBuf]) -> std::io::Result<(Vec<SourceFile>, Vec<Ski
     Ok((out, skipped))
 }
 
-fn zip_members(path: &Path) -> Result<(Vec<SourceFile>, Vec<Skipped>), zip::result::ZipError> {
+fn zip_members(
+    path: &Path,
+    limits: Limits,
+) -> Result<(Vec<SourceFile>, Vec<Skipped>), zip::result::ZipError> {
     let mut archive = zip::ZipArchive::new(File::open(path)?)?;
     let mut names = Vec::new();
     for i in 0..archive.len() {
@@ -154,6 +282,7 @@ fn zip_members(path: &Path) -> Result<(Vec<SourceFile>, Vec<Skipped>), zip::resu
                 },
                 format,
                 gzip,
+                limits,
             }),
         }
     }
@@ -199,16 +328,26 @@ impl SourceFile {
             Location::File(p) => Ok(Box::new(File::open(p)?)),
             Location::ZipMember { archive, name } => {
                 // Zip members are read through a fresh archive handle so each
-                // pass can reopen them; the member is decompressed into memory
-                // in one piece (members are a submission each, not a year).
+                // pass can reopen them. The member is decompressed into an
+                // anonymous temporary file, not memory, and its size is
+                // counted as it inflates: the size its header declares
+                // (up to 2^64 with zip64) is never trusted.
                 let mut a = zip::ZipArchive::new(File::open(archive)?)
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-                let mut m = a
+                let m = a
                     .by_name(name)
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-                let mut buf = Vec::with_capacity(m.size() as usize);
-                m.read_to_end(&mut buf)?;
-                Ok(Box::new(std::io::Cursor::new(buf)))
+                let limit = self.limits.max_decompressed_bytes;
+                let mut capped = Capped {
+                    inner: m,
+                    left: limit,
+                    limit,
+                };
+                let mut tmp = tempfile::tempfile()?;
+                std::io::copy(&mut capped, &mut tmp)?;
+                use std::io::Seek;
+                tmp.seek(std::io::SeekFrom::Start(0))?;
+                Ok(Box::new(tmp))
             }
         }
     }
@@ -243,14 +382,27 @@ impl SourceFile {
         };
         // Buffers sized to the file: thousands of small submissions must
         // not each allocate (and zero) megabytes.
-        let raw_buf = (self.raw_size() as usize + 1).clamp(8 << 10, BUF);
-        if self.gzip {
-            Ok(Box::new(BufReader::with_capacity(
+        let raw_buf = (self.raw_size().saturating_add(1)).clamp(8 << 10, BUF as u64) as usize;
+        let limit = self.limits.max_decompressed_bytes;
+        let (content, cap): (Box<dyn Read + Send>, usize) = if self.gzip {
+            let gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(raw_buf, raw));
+            (
+                Box::new(Capped {
+                    inner: gz,
+                    left: limit,
+                    limit,
+                }),
                 BUF,
-                flate2::read::MultiGzDecoder::new(BufReader::with_capacity(raw_buf, raw)),
-            )))
+            )
         } else {
-            Ok(Box::new(BufReader::with_capacity(raw_buf, raw)))
+            (Box::new(raw), raw_buf)
+        };
+        // XML: no text node longer than the limit reaches the parser.
+        if self.format == Format::Xml {
+            let text = TextCapped::new(content, self.limits.max_text_bytes);
+            Ok(Box::new(BufReader::with_capacity(cap, text)))
+        } else {
+            Ok(Box::new(BufReader::with_capacity(cap, content)))
         }
     }
 
@@ -288,7 +440,8 @@ impl SourceFile {
     pub fn content_hash(&self) -> std::io::Result<(String, u64)> {
         let mut r = self.open_raw()?;
         let mut h = Sha256::new();
-        let mut buf = vec![0u8; (self.raw_size() as usize + 1).clamp(8 << 10, BUF)];
+        let mut buf =
+            vec![0u8; (self.raw_size().saturating_add(1)).clamp(8 << 10, BUF as u64) as usize];
         let mut n = 0u64;
         loop {
             let k = r.read(&mut buf)?;

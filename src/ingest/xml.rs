@@ -179,14 +179,33 @@ fn resolve_ref(r: &quick_xml::events::BytesRef<'_>, position: u64) -> Result<Str
         .ok_or_else(|| XmlError::new(position, format!("unknown entity &{name};")))
 }
 
+/// UTF-16 (with a byte-order mark, or without one: every other byte of
+/// `<?xml` or `<GIAMDINHHS` is zero) is named as what it is rather than
+/// failing later as a truncated file.
 fn reject_utf16(bytes: &[u8], position: u64) -> Result<(), XmlError> {
-    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
-        return Err(XmlError::new(
+    let bom = bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]);
+    let head = &bytes[..bytes.len().min(16)];
+    let zeros_at = |odd: usize| {
+        head.len() >= 8
+            && head.iter().skip(odd).step_by(2).all(|b| *b == 0)
+            && head.iter().skip(1 - odd).step_by(2).all(|b| *b != 0)
+    };
+    let form = if bom {
+        Some("UTF-16")
+    } else if head.first() == Some(&b'<') && zeros_at(1) {
+        Some("UTF-16LE without a byte-order mark")
+    } else if head.get(1) == Some(&b'<') && zeros_at(0) {
+        Some("UTF-16BE without a byte-order mark")
+    } else {
+        None
+    };
+    match form {
+        Some(f) => Err(XmlError::new(
             position,
-            "document is UTF-16; Decision 130 files must be UTF-8 (wrong encoding)",
-        ));
+            format!("document is {f}; Decision 130 files must be UTF-8 (wrong encoding)"),
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Parses every row of an in-memory document, borrowing values from it.
