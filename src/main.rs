@@ -164,8 +164,10 @@ struct DetectArgs {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Saved model (JSON). Scored with as is; fitted and written when missing or with --fit.
-    #[arg(long, default_value = "models/trained/detector.json")]
-    model: PathBuf,
+    /// Default: the data's own, `<data-dir>/models/detector.json` (without
+    /// --data-dir: `models/detector.json` beside the features table).
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Fit the model (again) on this table before scoring.
     #[arg(long)]
     fit: bool,
@@ -197,9 +199,10 @@ struct ReportArgs {
     /// The features table the alerts were raised on.
     #[arg(long, default_value = "out/features/facility_period.parquet")]
     features: PathBuf,
-    /// The detector model (control limits in the charts).
-    #[arg(long, default_value = "models/trained/detector.json")]
-    model: PathBuf,
+    /// The detector model (control limits in the charts). Default: as for
+    /// `detect` (`<data-dir>/models/detector.json`, else beside the features).
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Output folder of `bhyt forecast` (the planner's page), if any.
     #[arg(long, default_value = "out/forecast")]
     forecast_dir: PathBuf,
@@ -334,6 +337,9 @@ fn print_report(r: &IngestReport, secs: f64, dir: &std::path::Path) {
     for e in &r.errors {
         println!("  error:    {e}");
     }
+    for w in &r.warnings {
+        println!("  warning:  {w}");
+    }
     println!(
         "visits: read {} = accepted {} + quarantined {}",
         group_vi(r.visits.read as i64),
@@ -451,12 +457,30 @@ fn write_features(store: &Store, cfg: &FeatureConfig, out: &std::path::Path) -> 
     Ok(tables.facility_period.height())
 }
 
+/// The detector model that belongs with the data: under the store, or
+/// beside the features table when detection runs without the store. Never
+/// a file of the working folder, which would score one province with
+/// another's model.
+fn default_model(data_dir: Option<&std::path::Path>, features: &std::path::Path) -> PathBuf {
+    match data_dir {
+        Some(d) => d.join("models").join("detector.json"),
+        None => features
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("models")
+            .join("detector.json"),
+    }
+}
+
 fn cmd_detect(a: DetectArgs) -> Result<()> {
     let cfg: bhyt::detect::DetectConfig = load_config(a.config.as_deref())?;
+    let model = a
+        .model
+        .unwrap_or_else(|| default_model(a.data_dir.as_deref(), &a.features));
     let opts = bhyt::alerts::RunOptions {
         features: a.features,
         data_dir: a.data_dir,
-        model: a.model,
+        model,
         fit: a.fit,
         train_to: a.train_to,
         config: cfg,
@@ -481,6 +505,9 @@ fn print_detect_report(r: &bhyt::alerts::RunReport, secs: f64, o: &bhyt::alerts:
         r.model_meta.training_to,
         if r.fitted { ", fitted now" } else { "" }
     );
+    if let Some(n) = &r.as_of_note {
+        println!("{n}");
+    }
     println!(
         "scored {} facility-periods; as of {}: {} alerts ({} new, {} continuing, {} suppressed by a review), {} resolved",
         r.scored, r.as_of, r.alerts, r.new, r.continuing, r.suppressed, r.resolved
@@ -493,10 +520,13 @@ fn print_detect_report(r: &bhyt::alerts::RunReport, secs: f64, o: &bhyt::alerts:
 
 fn cmd_report(a: ReportArgs) -> Result<()> {
     let t = Instant::now();
+    let model = a
+        .model
+        .unwrap_or_else(|| default_model(a.data_dir.as_deref(), &a.features));
     let r = bhyt::report::run(&bhyt::report::ReportOptions {
         detect_dir: a.detect_dir,
         features: a.features,
-        model: Some(a.model),
+        model: Some(model),
         forecast_dir: Some(a.forecast_dir),
         data_dir: a.data_dir,
         capacity: a.capacity,
@@ -534,18 +564,13 @@ fn cmd_review(a: ReviewArgs) -> Result<()> {
     }
     if let Some(path) = &a.import {
         let rows = read_reviews(path)?;
-        let mut added = 0;
-        for r in &rows {
-            if db.decide(&r.alert_id, r.decision, &r.comment, &r.reviewer)? {
-                added += 1;
-            }
-        }
+        let (added, known) = db.import(&rows, &path.display().to_string())?;
         println!(
             "{}: {} decisions read, {} new, {} already recorded",
             path.display(),
             rows.len(),
             added,
-            rows.len() - added
+            known
         );
     }
     if a.list || (a.alert.is_none() && a.import.is_none()) {

@@ -113,6 +113,13 @@ impl Pseudonymizer {
         &self.source
     }
 
+    /// Identifies the key without revealing it: the keyed hash of a
+    /// constant. The store records it so a batch hashed with another key
+    /// is refused.
+    pub fn fingerprint(&self) -> String {
+        self.hash("key-fingerprint", "bhyt")
+    }
+
     /// Keyed hash of `value` in a `domain` (so a card number and a citizen ID
     /// that happen to share digits do not collide), as 20 hex characters
     /// (80 bits: collision-free in practice for tens of millions of people).

@@ -421,6 +421,83 @@ fn reviewed_sheets_import_from_csv_and_xlsx() {
     );
 }
 
+/// A reviewed sheet is imported all or nothing: an unknown alert or two
+/// different decisions for one alert stop the import before anything is
+/// written; a clean sheet goes in one transaction (fast at scale).
+#[test]
+fn review_import_is_all_or_nothing_and_reports_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = AlertDb::open(&dir.path().join("a.sqlite")).unwrap();
+    let cands: Vec<Candidate> = (0..20_000)
+        .map(|i| candidate(&format!("F{i:05}"), "oe_cost", 5.0, 0.2))
+        .collect();
+    db.apply("2024-03-04", "m", &cands, &AlertConfig::default())
+        .unwrap();
+    let row = |n: usize, id: &str, d: Decision, c: &str| bhyt::alerts::lifecycle::ReviewRow {
+        row: n,
+        alert_id: id.into(),
+        decision: d,
+        comment: c.into(),
+        reviewer: "NV1".into(),
+    };
+    let decided = |db: &AlertDb| {
+        db.week("2024-03-04")
+            .unwrap()
+            .iter()
+            .filter(|w| w.decision.is_some())
+            .count()
+    };
+    // Row 2 fine, row 3 unknown: nothing is written.
+    let bad = [
+        row(2, "F00000:oe_cost:2024-03-04", Decision::Confirmed, ""),
+        row(3, "nope", Decision::Dismissed, ""),
+    ];
+    let e = db.import(&bad, "r.csv").unwrap_err().to_string();
+    assert!(
+        e.contains("row 3") && e.contains("nope") && e.contains("nothing imported"),
+        "{e}"
+    );
+    assert_eq!(decided(&db), 0);
+    // Two decisions for one alert: reported, nothing written.
+    let conflict = [
+        row(2, "F00001:oe_cost:2024-03-04", Decision::Confirmed, ""),
+        row(3, "F00002:oe_cost:2024-03-04", Decision::Dismissed, ""),
+        row(
+            4,
+            "F00001:oe_cost:2024-03-04",
+            Decision::Explained,
+            "khoa mới",
+        ),
+    ];
+    let e = db.import(&conflict, "r.csv").unwrap_err().to_string();
+    assert!(e.contains("rows 2 and 4") && e.contains("F00001"), "{e}");
+    assert_eq!(decided(&db), 0);
+    // A clean sheet of 20 000 rows (an identical repeat counts once).
+    let mut all: Vec<_> = (0..20_000)
+        .map(|i| {
+            row(
+                i + 2,
+                &format!("F{i:05}:oe_cost:2024-03-04"),
+                Decision::Dismissed,
+                "",
+            )
+        })
+        .collect();
+    all.push(row(
+        20_002,
+        "F00000:oe_cost:2024-03-04",
+        Decision::Dismissed,
+        "",
+    ));
+    let t = std::time::Instant::now();
+    let (added, known) = db.import(&all, "r.csv").unwrap();
+    println!("20 001 rows imported in {:.3} s", t.elapsed().as_secs_f64());
+    assert_eq!((added, known), (20_000, 1));
+    assert_eq!(decided(&db), 20_000);
+    // Again: nothing new.
+    assert_eq!(db.import(&all, "r.csv").unwrap(), (0, 20_001));
+}
+
 /// Generated claims end to end: ingest, weekly features, detection with
 /// the claim checks and contributors; outputs carry no personal value and
 /// every alert names claims and services.

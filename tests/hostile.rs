@@ -142,3 +142,101 @@ fn utf16_without_a_byte_order_mark_is_named() {
     assert!(rejected_for(&r, "g_be.xml").contains("UTF-16BE"));
     assert_eq!(r.visits.accepted, 1);
 }
+
+#[test]
+fn a_batch_with_another_key_is_refused() {
+    use bhyt::privacy::{KeySource, Pseudonymizer};
+    let env = Env::new();
+    good(&env);
+    env.ingest(&["in"]);
+    write(
+        &env.path("more/b.xml"),
+        "93001",
+        &[visit("G2", "93001", CARD, false)],
+        &Style::default(),
+    );
+    let other = Pseudonymizer::new(b"another-key-9876543210fedcba", KeySource::Env).unwrap();
+    let opts = bhyt::ingest::IngestOptions {
+        inputs: vec![env.path("more")],
+        ..Default::default()
+    };
+    let e = bhyt::ingest::run(&env.store(), &opts, &other)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("another pseudonymisation key"), "{e}");
+    // Nothing of the refused batch is in; the right key goes on.
+    assert_eq!(count(env.store().visits().unwrap()), 1);
+    assert_eq!(env.ingest(&["more"]).visits.accepted, 1);
+    assert_eq!(count(env.store().visits().unwrap()), 2);
+}
+
+#[test]
+fn a_field_longer_than_any_claims_system_writes_is_quarantined() {
+    let env = Env::new();
+    let mut h = visit("L1", "93001", CARD, false);
+    h.xml1.set("MA_KHOA", "K".repeat(3 << 20));
+    write(
+        &env.path("in/a.xml"),
+        "93001",
+        &[h, visit("L2", "93001", CARD, false)],
+        &Style::default(),
+    );
+    let r = env.ingest(&["in"]);
+    assert_eq!(r.visits.accepted, 1);
+    assert_eq!(
+        r.by_rule.get(&("XML1".into(), "too_long".into())),
+        Some(&1),
+        "{:?}",
+        r.by_rule
+    );
+    // The reason names the field and the length, not the value.
+    let q = env.store().quarantine().unwrap().collect().unwrap();
+    let reasons: Vec<String> = q
+        .column("reason")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .map(String::from)
+        .collect();
+    let reason = reasons.iter().find(|r| r.contains("MA_KHOA")).unwrap();
+    assert!(reason.contains("3145728") && reason.len() < 200, "{reason}");
+}
+
+#[test]
+fn registries_and_budgets_with_vietnamese_headers_are_read_and_unknown_columns_named() {
+    let env = Env::new();
+    good(&env);
+    std::fs::write(
+        env.path("dm.csv"),
+        "ma_cskcb,ten_co_so,ma_tinh,tuyen,hang,loai_hinh,ghi_chu\n\
+         93001,Bệnh viện Đa khoa tỉnh,93,tỉnh,I,đa khoa,mới\n",
+    )
+    .unwrap();
+    std::fs::write(
+        env.path("dt.csv"),
+        "ma_cskcb,nam,du_toan_vnd\n93001,2024,1500000000\n",
+    )
+    .unwrap();
+    let r = env.ingest_with(&["in"], |o| {
+        o.registry = Some(env.path("dm.csv"));
+        o.budgets = Some(env.path("dt.csv"));
+    });
+    assert_eq!(r.budgets.as_ref().unwrap().accepted, 1, "{r:?}");
+    assert!(
+        r.warnings.len() == 1 && r.warnings[0].contains("`ghi_chu`"),
+        "{:?}",
+        r.warnings
+    );
+    let f = env.store().facilities().unwrap().collect().unwrap();
+    let get = |c: &str| f.column(c).unwrap().str().unwrap().get(0).map(String::from);
+    assert_eq!(get("name").as_deref(), Some("Bệnh viện Đa khoa tỉnh"));
+    assert_eq!(get("kind").as_deref(), Some("general"));
+    assert_eq!(get("level").as_deref(), Some("provincial"));
+    let b = env.store().budgets().unwrap().collect().unwrap();
+    assert_eq!(
+        b.column("budget_vnd").unwrap().f64().unwrap().get(0),
+        Some(1.5e9)
+    );
+}

@@ -333,6 +333,104 @@ impl AlertDb {
         Ok(n > 0)
     }
 
+    /// Records the decisions of a reviewed sheet: all or nothing. Every row
+    /// is checked first — its alert must exist, and an alert given two
+    /// different decisions (or comments) in the sheet is a conflict, not
+    /// "last row wins" — then all are written in one transaction. Returns
+    /// (new, already recorded); identical repeated rows count once.
+    pub fn import(&self, rows: &[ReviewRow], file: &str) -> Result<(usize, usize), LifecycleError> {
+        use std::collections::HashMap;
+        // Latest open week of every alert: what `decide` would look up.
+        let mut known: HashMap<String, (String, String, String, f64, f64)> = HashMap::new();
+        {
+            let mut st = self
+                .conn
+                .prepare(
+                    "SELECT alert_id, facility_code, cause, as_of, severity, intensity
+                     FROM alert_weeks WHERE state != 'resolved' ORDER BY as_of",
+                )
+                .map_err(|e| self.err(e))?;
+            let it = st
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?),
+                    ))
+                })
+                .map_err(|e| self.err(e))?;
+            for row in it {
+                let (id, v) = row.map_err(|e| self.err(e))?;
+                known.insert(id, v);
+            }
+        }
+        let mut problems = Vec::new();
+        let mut first: HashMap<&str, &ReviewRow> = HashMap::new();
+        let mut unique = Vec::new();
+        for r in rows {
+            if !known.contains_key(&r.alert_id) {
+                problems.push(format!(
+                    "row {}: field alert_id: no alert `{}` in {}",
+                    r.row, r.alert_id, self.path
+                ));
+                continue;
+            }
+            match first.get(r.alert_id.as_str()) {
+                None => {
+                    first.insert(&r.alert_id, r);
+                    unique.push(r);
+                }
+                Some(f) if f.decision == r.decision && f.comment == r.comment => {}
+                Some(f) => problems.push(format!(
+                    "rows {} and {}: alert `{}` is given `{}` and `{}` — keep one",
+                    f.row,
+                    r.row,
+                    r.alert_id,
+                    f.decision.as_str(),
+                    r.decision.as_str()
+                )),
+            }
+        }
+        if !problems.is_empty() {
+            let n = problems.len();
+            problems.truncate(10);
+            return Err(LifecycleError::Input(format!(
+                "{file}: nothing imported, {n} problem{}: {}{}",
+                if n == 1 { "" } else { "s" },
+                problems.join("; "),
+                if n > 10 { "; …" } else { "" }
+            )));
+        }
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let mut added = 0;
+        {
+            let mut st = tx
+                .prepare(
+                    "INSERT OR IGNORE INTO decisions
+                     (alert_id, facility_code, cause, decision, comment, reviewer, as_of, severity, intensity)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(|e| self.err(e))?;
+            for r in &unique {
+                let (f, cause, as_of, sev, ex) = &known[&r.alert_id];
+                added += st
+                    .execute(params![
+                        r.alert_id,
+                        f,
+                        cause,
+                        r.decision.as_str(),
+                        r.comment,
+                        r.reviewer,
+                        as_of,
+                        sev,
+                        ex
+                    ])
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok((added, rows.len() - added))
+    }
+
     /// Alerts of a week with their latest decision, most severe first.
     pub fn week(&self, as_of: &str) -> Result<Vec<WeekRow>, LifecycleError> {
         let mut st = self
@@ -371,6 +469,8 @@ impl AlertDb {
 /// One row of a reviewed sheet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReviewRow {
+    /// Row number in the sheet (1 = the header).
+    pub row: usize,
     pub alert_id: String,
     pub decision: Decision,
     pub comment: String,
@@ -452,6 +552,7 @@ pub fn read_reviews(path: &Path) -> Result<Vec<ReviewRow>, LifecycleError> {
             ))
         })?;
         out.push(ReviewRow {
+            row: i + 1,
             alert_id: get(Some(id)),
             decision,
             comment: get(com),

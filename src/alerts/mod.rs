@@ -86,6 +86,8 @@ pub struct RunReport {
     pub fitted: bool,
     pub scored: usize,
     pub as_of: NaiveDate,
+    /// Why the default period is not the table's last, when it is not.
+    pub as_of_note: Option<String>,
     pub alerts: usize,
     pub new: usize,
     pub continuing: usize,
@@ -322,6 +324,44 @@ fn read_parquet(path: &std::path::Path) -> Result<DataFrame, AlertError> {
     })
 }
 
+/// The period alerts are raised for when the user names none: the last
+/// one whose volume is normal for it (at least half the median of the
+/// eight before). A store's last weeks often hold only a few long stays
+/// discharged late, and raising alerts on them measures nothing. Returns
+/// the period and, when later ones were passed over, why.
+pub fn last_complete_period(
+    totals: &[(NaiveDate, f64)],
+    period: &str,
+) -> (Option<NaiveDate>, Option<String>) {
+    let n = totals.len();
+    for i in (0..n).rev() {
+        let before: Vec<f64> = totals[i.saturating_sub(8)..i].iter().map(|t| t.1).collect();
+        if before.len() < 4 {
+            return (totals.get(n.saturating_sub(1)).map(|t| t.0), None);
+        }
+        let mut b = before.clone();
+        let med = detect::median(&mut b);
+        if totals[i].1 >= 0.5 * med {
+            let note = (i + 1 < n).then(|| {
+                let later: f64 = totals[i + 1..].iter().map(|t| t.1).sum();
+                format!(
+                    "as of {}: the last {period} with a usual volume; the {} later {period}(s) \
+                     ({} … {}) hold {:.0} visits in all, {:.0} % of one usual {period} \
+                     (claims not yet in, or long stays discharged late) — --as-of to choose",
+                    totals[i].0,
+                    n - 1 - i,
+                    totals[i + 1].0,
+                    totals[n - 1].0,
+                    later,
+                    100.0 * later / med.max(1.0)
+                )
+            });
+            return (Some(totals[i].0), note);
+        }
+    }
+    (totals.last().map(|t| t.0), None)
+}
+
 /// The weekly run: score, raise, explain, record.
 pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
     let bar = |msg: &str| {
@@ -404,14 +444,40 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
         .map(|s| s.period_start)
         .max()
         .ok_or_else(|| AlertError::Input("the features table is empty".into()))?;
-    let as_of = match o.as_of {
-        Some(d) => scores
-            .iter()
-            .map(|s| s.period_start)
-            .filter(|p| *p <= d)
-            .max()
-            .ok_or_else(|| AlertError::Input(format!("no period on or before {d}")))?,
-        None => last,
+    let (as_of, as_of_note) = match o.as_of {
+        Some(d) => (
+            scores
+                .iter()
+                .map(|s| s.period_start)
+                .filter(|p| *p <= d)
+                .max()
+                .ok_or_else(|| AlertError::Input(format!("no period on or before {d}")))?,
+            None,
+        ),
+        None => {
+            // Visits per period over all facilities: the last weeks of a
+            // store hold only the long stays discharged late, not a week.
+            let mut totals: std::collections::BTreeMap<NaiveDate, f64> = Default::default();
+            for s in &scores {
+                totals.entry(s.period_start).or_default();
+            }
+            if let (Ok(p), Ok(v)) = (table.column("period_start"), table.column("visits")) {
+                if let (Ok(p), Ok(v)) = (p.date(), v.cast(&DataType::Float64)) {
+                    let v = v
+                        .f64()
+                        .cloned()
+                        .unwrap_or_else(|_| Float64Chunked::from_vec("v".into(), vec![]));
+                    for (d, n) in p.as_date_iter().zip(v.iter()) {
+                        if let (Some(d), Some(n)) = (d, n) {
+                            *totals.entry(d).or_default() += n;
+                        }
+                    }
+                }
+            }
+            let totals: Vec<(NaiveDate, f64)> = totals.into_iter().collect();
+            let (d, note) = last_complete_period(&totals, &period_name);
+            (d.unwrap_or(last), note)
+        }
     };
     let mut week: Vec<&RowScore> = scores
         .iter()
@@ -542,6 +608,7 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
         fitted,
         scored: scores.len(),
         as_of,
+        as_of_note,
         alerts: list.iter().filter(|a| !a.suppressed).count(),
         new: count("new"),
         continuing: count("continuing"),
@@ -822,6 +889,28 @@ fn alerts_xlsx(df: &DataFrame, as_of: NaiveDate) -> Result<Vec<u8>, rust_xlsxwri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_week_is_the_last_with_a_usual_volume() {
+        let d = |k: u64| NaiveDate::from_ymd_opt(2025, 9, 1).unwrap() + chrono::Days::new(7 * k);
+        // Ten usual weeks, then three that hold a few late discharges.
+        let mut t: Vec<(NaiveDate, f64)> = (0..10).map(|k| (d(k), 1000.0 + k as f64)).collect();
+        t.extend([(d(10), 40.0), (d(11), 5.0), (d(12), 1.0)]);
+        let (w, note) = last_complete_period(&t, "week");
+        assert_eq!(w, Some(d(9)));
+        let note = note.unwrap();
+        assert!(
+            note.contains("3 later week") && note.contains("46 visits"),
+            "{note}"
+        );
+        // A complete table: its last week, no note.
+        let (w, note) = last_complete_period(&t[..10], "week");
+        assert_eq!((w, note), (Some(d(9)), None));
+        // A dip of a quarter is a quiet week (Tết), not an incomplete one.
+        let mut q = t[..10].to_vec();
+        q.push((d(10), 600.0));
+        assert_eq!(last_complete_period(&q, "week").0, Some(d(10)));
+    }
 
     #[test]
     fn text_cells_cannot_run_as_formulas() {

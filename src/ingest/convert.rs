@@ -34,6 +34,7 @@ pub enum Rule {
     VisitRejected,
     UnreadableDocument,
     DuplicateRecord,
+    TooLong,
 }
 
 impl Rule {
@@ -54,6 +55,7 @@ impl Rule {
             Rule::VisitRejected => "visit_rejected",
             Rule::UnreadableDocument => "unreadable_document",
             Rule::DuplicateRecord => "duplicate_record",
+            Rule::TooLong => "too_long",
         }
     }
 }
@@ -400,6 +402,44 @@ const PERSONAL: &[&str] = &[
     "MA_BN",
 ];
 
+/// Longest value a field may hold, in characters. Decision 130 sizes its
+/// fields in tens of characters (codes, dates, amounts) to a few hundred
+/// (names, addresses); the bounds here are generous multiples of those, so
+/// only a value no claims system writes (a 50 MB department code) is
+/// quarantined — it would otherwise travel into every table and export.
+pub const MAX_CODE_CHARS: usize = 255;
+/// Free text: names of patients, drugs, services, supplies; addresses.
+pub const MAX_TEXT_CHARS: usize = 2048;
+
+fn max_chars(field: &str) -> usize {
+    match field {
+        "HO_TEN" | "DIA_CHI" | "TEN_THUOC" | "TEN_DICH_VU" | "TEN_VAT_TU" | "MA_THE_BHYT"
+        | "MA_BENH_KT" | "MA_KHOA" | "MA_BAC_SI" | "MA_PTTT" | "MA_DKBD" => MAX_TEXT_CHARS,
+        _ => MAX_CODE_CHARS,
+    }
+}
+
+/// The first field longer than its bound, as an issue.
+fn check_lengths(f: &Fields<'_, '_>) -> Result<(), Issue> {
+    for (i, v) in f.raw.vals.iter().enumerate() {
+        let Some(v) = v.as_deref() else { continue };
+        let name = f.name(i);
+        let max = max_chars(name);
+        // Bytes bound characters from above: count only when it may matter.
+        if v.len() > max && v.chars().count() > max {
+            return Err(Issue::new(
+                Rule::TooLong,
+                Some(name),
+                format!(
+                    "{name} is {} characters long, more than the {max} allowed",
+                    v.chars().count()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A value as quoted in a reason: clipped, or withheld for personal fields.
 fn quoted(field: &str, s: &str) -> String {
     if PERSONAL.contains(&field) {
@@ -418,6 +458,7 @@ impl Converter {
             names: &VISIT_FIELDS,
             fmt: &ctx.format,
         };
+        check_lengths(&f)?;
         let ma_lk = f.req(vf::MA_LK)?.to_string();
         let facility_code = match f.opt(vf::MA_CSKCB) {
             Some(s) => s.to_string(),
@@ -591,6 +632,7 @@ impl Converter {
             names: &LINE_FIELDS,
             fmt: &ctx.format,
         };
+        check_lengths(&f)?;
         let ma_lk = f.req(lf::MA_LK)?.to_string();
         let stt = f.int_opt(lf::STT)?.unwrap_or(0);
         let drug = f.opt(lf::MA_THUOC);

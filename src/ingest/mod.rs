@@ -136,6 +136,9 @@ pub struct IngestReport {
     pub by_rule: BTreeMap<(String, String), u64>,
     /// One-line errors (file, position, message) for unreadable documents.
     pub errors: Vec<String>,
+    /// What was read but may not be what the user meant (a registry column
+    /// that no name matches).
+    pub warnings: Vec<String>,
     pub facilities: Option<Counts>,
     pub budgets: Option<Counts>,
 }
@@ -192,13 +195,15 @@ pub fn run(
         None => Reference::builtin(),
     };
     let mut manifest = store.manifest()?;
+    manifest.check_key(&pseudo.fingerprint())?;
     manifest.abandon_pending()?;
     let mut report = IngestReport::default();
     let mut registry_q = Vec::new();
     if let Some(p) = &opts.registry {
-        let (c, q) = registry::load_facilities(p, store, &reference)?;
+        let (c, q, w) = registry::load_facilities(p, store, &reference)?;
         report.facilities = Some(c);
         registry_q.extend(q);
+        report.warnings.extend(w);
     }
     let facilities = match facility_lookup(store) {
         Ok(f) => f,
@@ -206,9 +211,10 @@ pub fn run(
         Err(e) => return Err(e),
     };
     if let Some(p) = &opts.budgets {
-        let (c, q) = registry::load_budgets(p, store, &facilities)?;
+        let (c, q, w) = registry::load_budgets(p, store, &facilities)?;
         report.budgets = Some(c);
         registry_q.extend(q);
+        report.warnings.extend(w);
     }
     if opts.registry.is_some() || opts.budgets.is_some() {
         let mut b = crate::schema::QuarantineBuilder::default();

@@ -56,10 +56,41 @@ fn kind(v: &str) -> Option<&'static str> {
 
 fn header_index(h: &csv::StringRecord, names: &[&str]) -> Option<usize> {
     h.iter().position(|c| {
-        let c = c.trim().trim_start_matches('\u{feff}').to_ascii_lowercase();
+        let c = c.trim().trim_start_matches('\u{feff}').to_lowercase();
         names.iter().any(|n| *n == c)
     })
 }
+
+/// The columns of a header that none of `known` names: a user who wrote
+/// `ten_co_so` for the name must hear that it was not read, not find the
+/// names missing later.
+fn unknown_columns(h: &csv::StringRecord, known: &[&[&str]], file: &Path) -> Vec<String> {
+    h.iter()
+        .enumerate()
+        .filter(|(i, _)| !known.iter().any(|names| header_index(h, names) == Some(*i)))
+        .map(|(_, c)| {
+            format!(
+                "{}: column `{}` is not read (known columns: {})",
+                file.display(),
+                c.trim().trim_start_matches('\u{feff}'),
+                known.iter().map(|n| n[0]).collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect()
+}
+
+/// Column names of the registry and the budgets: English, then the
+/// Vietnamese ones users write (without diacritics, as in the claims).
+const CODE: &[&str] = &["facility_code", "ma_cskcb", "code", "ma_co_so"];
+const PROVINCE: &[&str] = &["province_code", "ma_tinh", "province", "tinh"];
+const NAME: &[&str] = &["name", "ten_cskcb", "ten_co_so", "ten", "ten_benh_vien"];
+const LEVEL: &[&str] = &["level", "tuyen", "tuyen_kt", "tuyen_chuyen_mon"];
+const GRADE: &[&str] = &["grade", "hang", "hang_bv", "hang_benh_vien"];
+const OWNERSHIP: &[&str] = &["ownership", "so_huu", "hinh_thuc_so_huu", "cong_lap"];
+const KIND: &[&str] = &["kind", "loai", "loai_hinh", "loai_hinh_cskcb", "loai_co_so"];
+const PREVIOUS: &[&str] = &["previous_code", "ma_cskcb_cu", "ma_cu"];
+const YEAR: &[&str] = &["year", "nam"];
+const AMOUNT: &[&str] = &["budget_vnd", "amount", "du_toan", "du_toan_vnd", "so_tien"];
 
 fn open_csv(path: &Path) -> Result<csv::Reader<std::fs::File>, IngestError> {
     csv::ReaderBuilder::new()
@@ -85,7 +116,7 @@ pub fn load_facilities(
     path: &Path,
     store: &Store,
     reference: &Reference,
-) -> Result<(Counts, Vec<QuarantineRow>), IngestError> {
+) -> Result<(Counts, Vec<QuarantineRow>, Vec<String>), IngestError> {
     let mut rdr = open_csv(path)?;
     let h = rdr.headers().map_err(|e| csv_error(path, e))?.clone();
     let need = |names: &[&str], what: &str| {
@@ -95,16 +126,23 @@ pub fn load_facilities(
             message: format!("facility registry has no {what} column"),
         })
     };
-    let i_code = need(&["facility_code", "ma_cskcb", "code"], "facility_code")?;
-    let i_prov = need(&["province_code", "ma_tinh", "province"], "province_code")?;
-    let i_name = header_index(&h, &["name", "ten_cskcb"]);
-    let i_level = header_index(&h, &["level", "tuyen"]);
-    let i_grade = header_index(&h, &["grade", "hang"]);
-    let i_own = header_index(&h, &["ownership"]);
-    let i_kind = header_index(&h, &["kind", "loai"]);
+    let i_code = need(CODE, "facility_code")?;
+    let i_prov = need(PROVINCE, "province_code")?;
+    let i_name = header_index(&h, NAME);
+    let i_level = header_index(&h, LEVEL);
+    let i_grade = header_index(&h, GRADE);
+    let i_own = header_index(&h, OWNERSHIP);
+    let i_kind = header_index(&h, KIND);
     // After a merger or a re-coding, the code a facility claimed under
     // before: forecasts join the two series.
-    let i_prev = header_index(&h, &["previous_code", "ma_cskcb_cu", "ma_cu"]);
+    let i_prev = header_index(&h, PREVIOUS);
+    let warnings = unknown_columns(
+        &h,
+        &[
+            CODE, NAME, PROVINCE, LEVEL, GRADE, OWNERSHIP, KIND, PREVIOUS,
+        ],
+        path,
+    );
     let ctx = SourceCtx::new(&path.display().to_string(), 0);
     let mut counts = Counts::default();
     let mut q = Vec::new();
@@ -208,7 +246,7 @@ pub fn load_facilities(
     let mut df =
         DataFrame::new_infer_height(columns).map_err(|e| IngestError::Other(e.to_string()))?;
     write_parquet_atomic(&mut df, &store.facilities_path())?;
-    Ok((counts, q))
+    Ok((counts, q, warnings))
 }
 
 /// Loads yearly budgets (facility, year, VND) into the store.
@@ -216,7 +254,7 @@ pub fn load_budgets(
     path: &Path,
     store: &Store,
     facilities: &HashMap<String, FacilityInfo>,
-) -> Result<(Counts, Vec<QuarantineRow>), IngestError> {
+) -> Result<(Counts, Vec<QuarantineRow>, Vec<String>), IngestError> {
     let mut rdr = open_csv(path)?;
     let h = rdr.headers().map_err(|e| csv_error(path, e))?.clone();
     let need = |names: &[&str], what: &str| {
@@ -226,9 +264,10 @@ pub fn load_budgets(
             message: format!("budgets file has no {what} column"),
         })
     };
-    let i_code = need(&["facility_code", "ma_cskcb"], "facility_code")?;
-    let i_year = need(&["year", "nam"], "year")?;
-    let i_amount = need(&["budget_vnd", "amount", "du_toan"], "budget_vnd")?;
+    let i_code = need(CODE, "facility_code")?;
+    let i_year = need(YEAR, "year")?;
+    let i_amount = need(AMOUNT, "budget_vnd")?;
+    let warnings = unknown_columns(&h, &[CODE, YEAR, AMOUNT], path);
     let ctx = SourceCtx::new(&path.display().to_string(), 0);
     let fmt = ValueFormat::default();
     let mut counts = Counts::default();
@@ -319,7 +358,7 @@ pub fn load_budgets(
     ])
     .map_err(|e| IngestError::Other(e.to_string()))?;
     write_parquet_atomic(&mut df, &store.budgets_path())?;
-    Ok((counts, q))
+    Ok((counts, q, warnings))
 }
 
 /// Reads the stored registry into the lookup the converter uses.

@@ -106,9 +106,43 @@ impl Manifest {
                  rows INTEGER NOT NULL,
                  PRIMARY KEY(relpath, seq)
              );
-             CREATE INDEX IF NOT EXISTS parts_seq ON parts(seq);",
+             CREATE INDEX IF NOT EXISTS parts_seq ON parts(seq);
+             CREATE TABLE IF NOT EXISTS settings(
+                 name TEXT PRIMARY KEY,
+                 value TEXT NOT NULL
+             );",
         )?;
         Ok(Manifest { conn })
+    }
+
+    /// Checks the run's key against the one the store was written with (a
+    /// keyed hash of a constant: it identifies the key without revealing
+    /// it), recording it on the first run. Batches hashed with two keys
+    /// would give one patient two pseudonyms and break every per-patient
+    /// indicator silently.
+    pub fn check_key(&self, fingerprint: &str) -> Result<(), StoreError> {
+        let stored: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM settings WHERE name = 'key_fingerprint'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match stored {
+            Some(s) if s != fingerprint => Err(StoreError::KeyMismatch {
+                stored: s,
+                given: fingerprint.to_string(),
+            }),
+            Some(_) => Ok(()),
+            None => {
+                self.conn.execute(
+                    "INSERT INTO settings(name, value) VALUES ('key_fingerprint', ?1)",
+                    [fingerprint],
+                )?;
+                Ok(())
+            }
+        }
     }
 
     /// The committed source with this content, if any.

@@ -55,6 +55,12 @@ pub enum StoreError {
     },
     #[error("store {0} has no {1} yet: run `bhyt ingest` first")]
     Empty(PathBuf, &'static str),
+    #[error(
+        "this store was written with another pseudonymisation key (fingerprint {stored}, \
+         this run's {given}): the same patient would get two pseudonyms. Use the store's key, \
+         or ingest into a new data directory"
+    )]
+    KeyMismatch { stored: String, given: String },
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
