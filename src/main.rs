@@ -94,6 +94,10 @@ struct IngestArgs {
     /// in bytes; a file with a longer one is rejected. Default 256 MiB.
     #[arg(long, default_value_t = 256 << 20)]
     max_text_bytes: u64,
+    /// A damaged envelope: ingest the complete HOSO records before the
+    /// damage (salvage) or reject the whole file (reject).
+    #[arg(long, value_enum, default_value = "salvage")]
+    damaged: bhyt::ingest::Damaged,
     /// Hide the progress bar.
     #[arg(long)]
     quiet: bool,
@@ -299,6 +303,7 @@ fn cmd_ingest(a: IngestArgs) -> Result<()> {
             max_decompressed_bytes: a.max_decompressed_bytes,
             max_text_bytes: a.max_text_bytes,
         },
+        damaged: a.damaged,
         ..Default::default()
     };
     let t = Instant::now();

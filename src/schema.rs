@@ -383,6 +383,7 @@ pub const RULES: &[(&str, &str)] = &[
     ("visit_rejected", "a line whose visit was quarantined (the rule of the visit is in the reason)"),
     ("unreadable_document", "an inner document of the HOSO could not be decoded or parsed (bad base64, bad XML, not UTF-8); the HOSO's readable rows are quarantined"),
     ("duplicate_record", "a registry or budget row listed twice"),
+    ("damaged_file", "an envelope is damaged part-way (truncated, garbage inside an inline document): the complete HOSO records before the damage are read, this row stands for the rest of the file, which could not be (`--damaged reject` refuses the whole file instead)"),
     ("too_long", "a field is longer than any claims system writes: 2048 characters for names, addresses, card lists, secondary diagnoses, departments, doctors and procedures; 255 for every other code, date or amount"),
 ];
 

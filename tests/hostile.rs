@@ -240,3 +240,113 @@ fn registries_and_budgets_with_vietnamese_headers_are_read_and_unknown_columns_n
         Some(1.5e9)
     );
 }
+
+/// Damage part-way: the complete HOSO records before it are ingested, the
+/// rest recorded as lost with the reason; `--damaged reject` refuses the file.
+fn damaged_case(n: usize, cut_in: usize, garbage: bool) {
+    let hosos: Vec<_> = (0..n)
+        .map(|i| visit(&format!("D{i:05}"), "93001", CARD, i % 2 == 0))
+        .collect();
+    let bytes = envelope(&hosos);
+    let text = String::from_utf8(bytes).unwrap();
+    if n > 1000 {
+        assert!(
+            text.len() > 8 << 20,
+            "{} bytes: not a large envelope",
+            text.len()
+        );
+    }
+    // Start of HOSO number `cut_in` (0-based).
+    let at = text.match_indices("<HOSO>").nth(cut_in).unwrap().0 + 200;
+    let damaged: Vec<u8> = if garbage {
+        let mut b = text.as_bytes().to_vec();
+        b.splice(at..at, b"<<<&&&".iter().copied());
+        b
+    } else {
+        text.as_bytes()[..at].to_vec()
+    };
+    for salvage in [true, false] {
+        let env = Env::new();
+        good(&env);
+        std::fs::write(env.path("in/b_damaged.xml"), &damaged).unwrap();
+        let r = env.ingest_with(&["in"], |o| {
+            o.flush_rows = 100_000;
+            if !salvage {
+                o.damaged = bhyt::ingest::Damaged::Reject;
+            }
+        });
+        if salvage {
+            assert_eq!(r.visits.accepted as usize, 1 + cut_in, "{r:?}");
+            assert!(r.files_rejected.is_empty(), "{:?}", r.files_rejected);
+            assert_eq!(
+                r.by_rule.get(&("document".into(), "damaged_file".into())),
+                Some(&1)
+            );
+            let e = r.errors.iter().find(|e| e.contains("damaged")).unwrap();
+            assert!(
+                e.contains("b_damaged.xml") && e.contains(&format!("{cut_in} complete HOSO")),
+                "{e}"
+            );
+        } else {
+            assert_eq!(r.visits.accepted, 1);
+            rejected_for(&r, "b_damaged.xml");
+        }
+    }
+}
+
+#[test]
+fn a_truncated_envelope_keeps_its_complete_records() {
+    damaged_case(5, 3, false);
+}
+
+#[test]
+fn garbage_inside_one_record_keeps_the_records_before_it() {
+    damaged_case(5, 2, true);
+}
+
+#[test]
+fn a_large_damaged_envelope_streams_and_keeps_its_complete_records() {
+    // Past the 8 MiB of "small" envelopes: the streaming reader.
+    damaged_case(4000, 3500, false);
+}
+
+#[test]
+fn a_zip_member_declaring_exabytes_is_not_trusted() {
+    let env = Env::new();
+    good(&env);
+    let body = envelope(&[visit("Z9", "93001", CARD, false)]);
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut z = zip::ZipWriter::new(&mut buf);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .large_file(true);
+        z.start_file("claims.xml", opts).unwrap();
+        z.write_all(&body).unwrap();
+        z.finish().unwrap();
+    }
+    let mut bytes = buf.into_inner();
+    // Every zip64 extra field (0x0001) whose first size is the real one now
+    // declares 2^62 bytes uncompressed.
+    let real = (body.len() as u64).to_le_bytes();
+    let mut patched = 0;
+    for i in 0..bytes.len().saturating_sub(12) {
+        if bytes[i..i + 2] == [1, 0] && bytes[i + 4..i + 12] == real {
+            bytes[i + 4..i + 12].copy_from_slice(&(1u64 << 62).to_le_bytes());
+            patched += 1;
+        }
+    }
+    assert!(patched >= 1, "no zip64 size field found");
+    std::fs::write(env.path("in/z.zip"), &bytes).unwrap();
+    let mut a = zip::ZipArchive::new(std::fs::File::open(env.path("in/z.zip")).unwrap()).unwrap();
+    assert_eq!(a.by_name("claims.xml").unwrap().size(), 1 << 62);
+    drop(a);
+    // Before: "memory allocation of 4611686018427387904 bytes failed", the
+    // whole batch lost. Now the member is read for what it holds (or
+    // rejected with one line) and the batch goes on.
+    let r = env.ingest(&["in"]);
+    assert!(r.visits.accepted >= 1, "{r:?}");
+    for (_, e) in &r.files_rejected {
+        assert!(!e.contains('\n'), "{e}");
+    }
+}

@@ -35,6 +35,7 @@ pub enum Rule {
     UnreadableDocument,
     DuplicateRecord,
     TooLong,
+    DamagedFile,
 }
 
 impl Rule {
@@ -56,6 +57,7 @@ impl Rule {
             Rule::UnreadableDocument => "unreadable_document",
             Rule::DuplicateRecord => "duplicate_record",
             Rule::TooLong => "too_long",
+            Rule::DamagedFile => "damaged_file",
         }
     }
 }

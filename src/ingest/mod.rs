@@ -100,6 +100,22 @@ pub struct IngestOptions {
     pub flush_rows: usize,
     /// Bounds on one input's decompressed size and longest field.
     pub limits: source::Limits,
+    /// What a damaged envelope gives (default: the complete HOSO records
+    /// before the damage).
+    pub damaged: Damaged,
+}
+
+/// What to do with an envelope that is damaged part-way (truncated, or
+/// garbage inside one inline document): the reader cannot find its way
+/// back into the XML after the damage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum Damaged {
+    /// Ingest the complete HOSO records before the damage, record the rest
+    /// of the file as lost (quarantine rule `damaged_file`) with the reason.
+    #[default]
+    Salvage,
+    /// Reject the whole file.
+    Reject,
 }
 
 impl Default for IngestOptions {
@@ -114,6 +130,7 @@ impl Default for IngestOptions {
             progress: false,
             flush_rows: crate::store::sink::DEFAULT_FLUSH_ROWS,
             limits: source::Limits::default(),
+            damaged: Damaged::default(),
         }
     }
 }
@@ -290,6 +307,7 @@ pub fn run(
             hash,
             identity,
             replaces,
+            salvage: opts.damaged == Damaged::Salvage,
         };
         if is_env {
             envelopes.push(job);
@@ -407,15 +425,15 @@ fn ingest_envelope_whole(
     let (reader, hasher) = open_envelope(src, pb)?;
     let base = SourceCtx::new(&src.display, job.seq);
     let mut items = Vec::new();
-    xml::scan(reader, |item| {
+    let scanned = xml::scan(reader, |item| {
         items.push(item);
         Ok(())
-    })
-    .map_err(|e| IngestError::Source {
-        file: src.display.clone(),
-        position: e.position,
-        message: e.message,
-    })?;
+    });
+    let hosos = items
+        .iter()
+        .filter(|i| matches!(i, XmlItem::Hoso(_)))
+        .count();
+    let damage = salvage_or_reject(job, scanned.err(), hosos)?;
     let mut tally = Tally::default();
     let mut seen: HashSet<(String, String)> = HashSet::new();
     let mut stray: Vec<RawRecord<'static>> = Vec::new();
@@ -429,7 +447,57 @@ fn ingest_envelope_whole(
         }
     }
     finish_stray(stray, conv, &base, &mut seen, &mut tally, sink)?;
+    if let Some(d) = damage {
+        record_damage(d, hosos, &base, &mut tally, sink)?;
+    }
     Ok((tally, source::finish_hash(&hasher)))
+}
+
+/// A scan that stopped on damage: with `salvage` and at least one complete
+/// HOSO before it, the damage to record; otherwise the file's error.
+fn salvage_or_reject(
+    job: &Job,
+    err: Option<xml::XmlError>,
+    hosos: usize,
+) -> Result<Option<xml::XmlError>, IngestError> {
+    match err {
+        None => Ok(None),
+        Some(e) if job.salvage && hosos > 0 => Ok(Some(e)),
+        Some(e) => Err(IngestError::Source {
+            file: job.src.display.clone(),
+            position: e.position,
+            message: e.message,
+        }),
+    }
+}
+
+/// Records where a salvaged file is damaged: one line in the report and a
+/// quarantine row for the rest of the file, which could not be read.
+fn record_damage(
+    e: xml::XmlError,
+    hosos: usize,
+    base: &SourceCtx,
+    tally: &mut Tally,
+    sink: &mut PartSink,
+) -> Result<(), IngestError> {
+    let reason = format!(
+        "the file is damaged at byte {} ({}): the {hosos} complete HOSO records before it were \
+         read, the rest of the file could not be (--damaged reject refuses the whole file)",
+        e.position, e.message
+    );
+    tally.errors.push(format!("{}: {reason}", base.file));
+    let issue = Issue::new(Rule::DamagedFile, None, reason);
+    tally.quarantine(
+        sink,
+        base.quarantine(
+            "document",
+            format!("after HOSO #{}", hosos.saturating_sub(1)),
+            None,
+            e.position,
+            &issue,
+        ),
+    )?;
+    Ok(())
 }
 
 impl IngestReport {
@@ -454,6 +522,7 @@ struct Job {
     hash: String,
     identity: String,
     replaces: Option<i64>,
+    salvage: bool,
 }
 
 fn progress_bar(show: bool, total: u64) -> indicatif::ProgressBar {
@@ -538,11 +607,14 @@ fn ingest_envelope(
     let mut seen: HashSet<(String, String)> = HashSet::new();
     let mut stray: Vec<RawRecord<'static>> = Vec::new();
 
-    let scan_result = std::thread::scope(|s| -> Result<Result<(), IngestError>, IngestError> {
+    type Damage = Option<(xml::XmlError, usize)>;
+    let scan_result = std::thread::scope(|s| -> Result<Result<Damage, IngestError>, IngestError> {
         let (tx, rx) = sync_channel::<Vec<XmlItem>>(2);
         let reader_thread = s.spawn(move || {
             let mut batch = Vec::with_capacity(HOSO_BATCH);
+            let mut hosos = 0usize;
             let r = xml::scan(reader, |item| {
+                hosos += usize::from(matches!(item, XmlItem::Hoso(_)));
                 batch.push(item);
                 if batch.len() >= HOSO_BATCH {
                     tx.send(std::mem::take(&mut batch))
@@ -553,10 +625,11 @@ fn ingest_envelope(
                 }
                 Ok(())
             });
-            if r.is_ok() && !batch.is_empty() {
+            // The HOSOs before damage are complete: they go on too.
+            if !batch.is_empty() {
                 let _ = tx.send(batch);
             }
-            r
+            (r, hosos)
         });
         // Three stages overlap: the reader thread cuts HOSOs, the rayon
         // workers decode and validate a batch, and the writer thread applies
@@ -590,19 +663,15 @@ fn ingest_envelope(
             writer.join().expect("writer thread does not panic")
         };
         let consumed = consume();
-        let scanned = reader_thread.join().expect("reader thread does not panic");
-        match (scanned, consumed) {
-            (Err(e), _) => Err(IngestError::Source {
-                file: src.display.clone(),
-                position: e.position,
-                message: e.message,
-            }),
-            (Ok(_), Err(e)) => Ok(Err(e)),
-            (Ok(_), Ok(())) => Ok(Ok(())),
-        }
+        let (scanned, hosos) = reader_thread.join().expect("reader thread does not panic");
+        let damage = salvage_or_reject(job, scanned.err(), hosos)?;
+        Ok(consumed.map(|_| damage.map(|d| (d, hosos))))
     });
-    scan_result??;
+    let damage = scan_result??;
     finish_stray(stray, conv, &base, &mut seen, &mut tally, sink)?;
+    if let Some((d, hosos)) = damage {
+        record_damage(d, hosos, &base, &mut tally, sink)?;
+    }
     Ok((tally, source::finish_hash(&hasher)))
 }
 
