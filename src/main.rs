@@ -91,8 +91,8 @@ struct IngestArgs {
     #[arg(long, default_value_t = 16 << 30)]
     max_decompressed_bytes: u64,
     /// Longest XML field (text between two tags, e.g. one inline document),
-    /// in bytes; a file with a longer one is rejected. Default 256 MiB.
-    #[arg(long, default_value_t = 256 << 20)]
+    /// in bytes; a file with a longer one is rejected. Default 32 MiB.
+    #[arg(long, default_value_t = 32 << 20)]
     max_text_bytes: u64,
     /// A damaged envelope: ingest the complete HOSO records before the
     /// damage (salvage) or reject the whole file (reject).
@@ -729,4 +729,24 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
         println!("      {}", p.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The detector model belongs with the data it was fitted on, never
+    /// to the folder the command happens to run in.
+    #[test]
+    fn the_default_model_lives_with_the_data() {
+        let f = std::path::Path::new("/w/out/features/facility_period.parquet");
+        assert_eq!(
+            default_model(Some(std::path::Path::new("/w/data")), f),
+            PathBuf::from("/w/data/models/detector.json")
+        );
+        assert_eq!(
+            default_model(None, f),
+            PathBuf::from("/w/out/features/models/detector.json")
+        );
+    }
 }

@@ -39,6 +39,8 @@ fn ingest_refuses_to_run_without_a_key() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("BHYT_PSEUDONYM_KEY"), "{err}");
+    // It names the flag that exists.
+    assert!(err.contains("--demo-key"), "{err}");
     assert!(
         !dir.path().join("data").exists(),
         "nothing written without a key"
@@ -65,4 +67,79 @@ fn ingest_refuses_to_run_without_a_key() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
+}
+
+/// Bombs under a memory limit (issue 14): with the address space capped at
+/// 1 GB beyond the executable, `bhyt ingest` reads a folder holding a gzip file that inflates to
+/// 8 GiB of zeros, an envelope with 1 GiB inside one NOIDUNGFILE and the
+/// bundled sample's first claims file; the two bombs are rejected with one
+/// line each, the claims are ingested, the run ends normally.
+#[cfg(unix)]
+#[test]
+fn bombs_are_rejected_in_bounded_memory() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("in")).unwrap();
+    // 8 GiB of zeros: one gzip member of 1 MiB, repeated 8192 times (the
+    // decoder reads concatenated members), about 8 MB on disk.
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(&vec![0u8; 1 << 20]).unwrap();
+    let member = e.finish().unwrap();
+    let mut f = std::fs::File::create(d.join("in/bomb.xml.gz")).unwrap();
+    for _ in 0..8192 {
+        f.write_all(&member).unwrap();
+    }
+    drop(f);
+    // A valid prefix, then 1 GiB inside NOIDUNGFILE (written, not held).
+    let mut f = std::fs::File::create(d.join("in/field.xml")).unwrap();
+    f.write_all(b"<?xml version=\"1.0\" encoding=\"utf-8\"?><GIAMDINHHS><THONGTINDONVI><MACSKCB>93001</MACSKCB></THONGTINDONVI><THONGTINHOSO><DANHSACHHOSO><HOSO><FILEHOSO><LOAIHOSO>XML1</LOAIHOSO><NOIDUNGFILE>").unwrap();
+    let chunk = vec![b'A'; 1 << 20];
+    for _ in 0..1024 {
+        f.write_all(&chunk).unwrap();
+    }
+    drop(f);
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample");
+    let year = sample.join("claims/93/2023");
+    let first = std::fs::read_dir(&year)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "gz"))
+        .min()
+        .unwrap();
+    std::fs::copy(&first, d.join("in").join(first.file_name().unwrap())).unwrap();
+    // 1 GB of address space beyond the program's own mapping (a debug
+    // build's executable alone maps 1.5 GB).
+    let exe = env!("CARGO_BIN_EXE_bhyt");
+    let limit_kb = std::fs::metadata(exe).unwrap().len() / 1024 + 1_000_000;
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v {limit_kb} && exec \"$0\" \"$@\""))
+        .arg(exe)
+        .args(["ingest", "--quiet", "--demo-key", "--registry"])
+        .arg(sample.join("facilities.csv"))
+        .arg("--data-dir")
+        .arg(d.join("data"))
+        .arg(d.join("in"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let rejected: Vec<&str> = stdout.lines().filter(|l| l.contains("rejected:")).collect();
+    assert_eq!(rejected.len(), 2, "{stdout}");
+    // Zeros hold no tag: the field limit stops them before the 16 GiB one.
+    assert!(
+        rejected
+            .iter()
+            .any(|l| l.contains("bomb.xml.gz") && l.contains("max_")),
+        "{stdout}"
+    );
+    assert!(
+        rejected
+            .iter()
+            .any(|l| l.contains("field.xml") && l.contains("max_text_bytes")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("files: 1 ingested"), "{stdout}");
 }

@@ -350,3 +350,38 @@ fn a_zip_member_declaring_exabytes_is_not_trusted() {
         assert!(!e.contains('\n'), "{e}");
     }
 }
+
+#[test]
+fn a_mapping_file_names_the_registry_and_budget_columns() {
+    let env = Env::new();
+    good(&env);
+    std::fs::write(
+        env.path("reg.csv"),
+        "CSKCB,TinhTP,TenDonVi\n93001,93,Trung tâm Y tế\n",
+    )
+    .unwrap();
+    std::fs::write(
+        env.path("bud.csv"),
+        "CSKCB,Nam,KinhPhi\n93001,2024,900000000\n",
+    )
+    .unwrap();
+    std::fs::write(
+        env.path("map.toml"),
+        "[registry.columns]\nfacility_code = \"CSKCB\"\nprovince_code = \"TinhTP\"\nname = \"TenDonVi\"\n\
+         [budgets.columns]\nfacility_code = \"CSKCB\"\nbudget_vnd = \"KinhPhi\"\n",
+    )
+    .unwrap();
+    let r = env.ingest_with(&["in"], |o| {
+        o.registry = Some(env.path("reg.csv"));
+        o.budgets = Some(env.path("bud.csv"));
+        o.mapping = Some(env.path("map.toml"));
+    });
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    assert_eq!(r.facilities.as_ref().unwrap().accepted, 1);
+    assert_eq!(r.budgets.as_ref().unwrap().accepted, 1);
+    let f = env.store().facilities().unwrap().collect().unwrap();
+    assert_eq!(
+        f.column("name").unwrap().str().unwrap().get(0),
+        Some("Trung tâm Y tế")
+    );
+}

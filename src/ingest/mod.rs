@@ -215,9 +215,13 @@ pub fn run(
     manifest.check_key(&pseudo.fingerprint())?;
     manifest.abandon_pending()?;
     let mut report = IngestReport::default();
+    let mapping = match &opts.mapping {
+        Some(p) => Mapping::load(p)?,
+        None => Mapping::default(),
+    };
     let mut registry_q = Vec::new();
     if let Some(p) = &opts.registry {
-        let (c, q, w) = registry::load_facilities(p, store, &reference)?;
+        let (c, q, w) = registry::load_facilities(p, store, &reference, &mapping.registry.columns)?;
         report.facilities = Some(c);
         registry_q.extend(q);
         report.warnings.extend(w);
@@ -228,7 +232,7 @@ pub fn run(
         Err(e) => return Err(e),
     };
     if let Some(p) = &opts.budgets {
-        let (c, q, w) = registry::load_budgets(p, store, &facilities)?;
+        let (c, q, w) = registry::load_budgets(p, store, &facilities, &mapping.budgets.columns)?;
         report.budgets = Some(c);
         registry_q.extend(q);
         report.warnings.extend(w);
@@ -248,10 +252,6 @@ pub fn run(
             &store.root().join("quarantine").join("registry.parquet"),
         )?;
     }
-    let mapping = match &opts.mapping {
-        Some(p) => Mapping::load(p)?,
-        None => Mapping::default(),
-    };
     let conv = Converter {
         reference,
         pseudo: pseudo.clone(),

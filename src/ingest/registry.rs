@@ -61,19 +61,38 @@ fn header_index(h: &csv::StringRecord, names: &[&str]) -> Option<usize> {
     })
 }
 
+/// The names a column is known by: its own list, plus the one a `--mapping`
+/// file gives it (`[registry.columns]`, `[budgets.columns]`).
+fn names_of(own: &'static [&'static str], mapped: &HashMap<String, String>) -> Vec<String> {
+    let mut v: Vec<String> = own.iter().map(|s| s.to_string()).collect();
+    if let Some(m) = mapped.get(own[0]) {
+        v.push(m.trim().to_lowercase());
+    }
+    v
+}
+
+fn index_of(h: &csv::StringRecord, names: &[String]) -> Option<usize> {
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    header_index(h, &refs)
+}
+
 /// The columns of a header that none of `known` names: a user who wrote
 /// `ten_co_so` for the name must hear that it was not read, not find the
 /// names missing later.
-fn unknown_columns(h: &csv::StringRecord, known: &[&[&str]], file: &Path) -> Vec<String> {
+fn unknown_columns(h: &csv::StringRecord, known: &[Vec<String>], file: &Path) -> Vec<String> {
     h.iter()
         .enumerate()
-        .filter(|(i, _)| !known.iter().any(|names| header_index(h, names) == Some(*i)))
+        .filter(|(i, _)| !known.iter().any(|names| index_of(h, names) == Some(*i)))
         .map(|(_, c)| {
             format!(
                 "{}: column `{}` is not read (known columns: {})",
                 file.display(),
                 c.trim().trim_start_matches('\u{feff}'),
-                known.iter().map(|n| n[0]).collect::<Vec<_>>().join(", ")
+                known
+                    .iter()
+                    .map(|n| n[0].as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         })
         .collect()
@@ -116,33 +135,32 @@ pub fn load_facilities(
     path: &Path,
     store: &Store,
     reference: &Reference,
+    mapped: &HashMap<String, String>,
 ) -> Result<(Counts, Vec<QuarantineRow>, Vec<String>), IngestError> {
     let mut rdr = open_csv(path)?;
     let h = rdr.headers().map_err(|e| csv_error(path, e))?.clone();
-    let need = |names: &[&str], what: &str| {
-        header_index(&h, names).ok_or_else(|| IngestError::Source {
+    let [code, prov, name, lvl, grd, own, knd, prev] = [
+        CODE, PROVINCE, NAME, LEVEL, GRADE, OWNERSHIP, KIND, PREVIOUS,
+    ]
+    .map(|n| names_of(n, mapped));
+    let need = |names: &[String], what: &str| {
+        index_of(&h, names).ok_or_else(|| IngestError::Source {
             file: path.display().to_string(),
             position: 1,
             message: format!("facility registry has no {what} column"),
         })
     };
-    let i_code = need(CODE, "facility_code")?;
-    let i_prov = need(PROVINCE, "province_code")?;
-    let i_name = header_index(&h, NAME);
-    let i_level = header_index(&h, LEVEL);
-    let i_grade = header_index(&h, GRADE);
-    let i_own = header_index(&h, OWNERSHIP);
-    let i_kind = header_index(&h, KIND);
+    let i_code = need(&code, "facility_code")?;
+    let i_prov = need(&prov, "province_code")?;
+    let i_name = index_of(&h, &name);
+    let i_level = index_of(&h, &lvl);
+    let i_grade = index_of(&h, &grd);
+    let i_own = index_of(&h, &own);
+    let i_kind = index_of(&h, &knd);
     // After a merger or a re-coding, the code a facility claimed under
     // before: forecasts join the two series.
-    let i_prev = header_index(&h, PREVIOUS);
-    let warnings = unknown_columns(
-        &h,
-        &[
-            CODE, NAME, PROVINCE, LEVEL, GRADE, OWNERSHIP, KIND, PREVIOUS,
-        ],
-        path,
-    );
+    let i_prev = index_of(&h, &prev);
+    let warnings = unknown_columns(&h, &[code, name, prov, lvl, grd, own, knd, prev], path);
     let ctx = SourceCtx::new(&path.display().to_string(), 0);
     let mut counts = Counts::default();
     let mut q = Vec::new();
@@ -254,20 +272,22 @@ pub fn load_budgets(
     path: &Path,
     store: &Store,
     facilities: &HashMap<String, FacilityInfo>,
+    mapped: &HashMap<String, String>,
 ) -> Result<(Counts, Vec<QuarantineRow>, Vec<String>), IngestError> {
     let mut rdr = open_csv(path)?;
     let h = rdr.headers().map_err(|e| csv_error(path, e))?.clone();
-    let need = |names: &[&str], what: &str| {
-        header_index(&h, names).ok_or_else(|| IngestError::Source {
+    let [code, year, amount] = [CODE, YEAR, AMOUNT].map(|n| names_of(n, mapped));
+    let need = |names: &[String], what: &str| {
+        index_of(&h, names).ok_or_else(|| IngestError::Source {
             file: path.display().to_string(),
             position: 1,
             message: format!("budgets file has no {what} column"),
         })
     };
-    let i_code = need(CODE, "facility_code")?;
-    let i_year = need(YEAR, "year")?;
-    let i_amount = need(AMOUNT, "budget_vnd")?;
-    let warnings = unknown_columns(&h, &[CODE, YEAR, AMOUNT], path);
+    let i_code = need(&code, "facility_code")?;
+    let i_year = need(&year, "year")?;
+    let i_amount = need(&amount, "budget_vnd")?;
+    let warnings = unknown_columns(&h, &[code, year, amount], path);
     let ctx = SourceCtx::new(&path.display().to_string(), 0);
     let fmt = ValueFormat::default();
     let mut counts = Counts::default();

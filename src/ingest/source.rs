@@ -43,7 +43,8 @@ pub struct Limits {
     /// Longest run of XML text between two tags (one field, or one inline
     /// document in NOIDUNGFILE), in bytes: a parser holds a text node
     /// whole, so a file with gigabytes inside one element is rejected
-    /// here. Default 256 MiB — a year of one patient's lines is a few MB.
+    /// here (its buffer grows to at most twice this). Default 32 MiB: the
+    /// inline documents of one long inpatient stay are a few MB.
     pub max_text_bytes: u64,
 }
 
@@ -51,7 +52,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_decompressed_bytes: 16 << 30,
-            max_text_bytes: 256 << 20,
+            max_text_bytes: 32 << 20,
         }
     }
 }

@@ -47,6 +47,14 @@ pub struct Mapping {
     pub visits: TableMapping,
     #[serde(default)]
     pub lines: TableMapping,
+    /// The facility registry's columns (`facility_code`, `name`,
+    /// `province_code`, `level`, `grade`, `ownership`, `kind`,
+    /// `previous_code`) → the file's column names.
+    #[serde(default)]
+    pub registry: TableMapping,
+    /// The budgets' columns (`facility_code`, `year`, `budget_vnd`).
+    #[serde(default)]
+    pub budgets: TableMapping,
 }
 
 impl Mapping {
