@@ -117,17 +117,14 @@ impl<R: Read> Read for TextCapped<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         let chunk = &buf[..n];
-        self.run = match chunk.iter().rposition(|b| *b == b'<') {
-            Some(i) => (n - 1 - i) as u64,
-            None => self.run + n as u64,
-        };
-        // Within the chunk, the longest run before its last '<'.
-        let longest = chunk
-            .split(|b| *b == b'<')
-            .map(|s| s.len() as u64)
-            .max()
-            .unwrap_or(0);
-        if self.run > self.limit || longest > self.limit {
+        // The chunk's first run continues the previous chunk's last one.
+        let mut longest = 0;
+        for (k, seg) in chunk.split(|b| *b == b'<').enumerate() {
+            let len = seg.len() as u64 + if k == 0 { self.run } else { 0 };
+            longest = longest.max(len);
+            self.run = len;
+        }
+        if longest > self.limit {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!(
@@ -502,5 +499,30 @@ mod tests {
         assert_eq!(classify("a.parquet"), Some((Format::Parquet, false)));
         assert_eq!(classify("a.parquet.gz"), None);
         assert_eq!(classify("notes.txt"), None);
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    /// A run of text is counted across reads, whatever the chunking.
+    #[test]
+    fn text_runs_are_counted_across_reads() {
+        let read_all = |data: &[u8], chunk: usize| {
+            let mut r = std::io::BufReader::with_capacity(
+                chunk,
+                TextCapped::new(std::io::BufReader::with_capacity(chunk, data), 16),
+            );
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).map(|_| out.len())
+        };
+        let ok = b"<a>0123456789<b>0123456789<c/>";
+        // Between two '<': the tag and its text, 12 bytes here, 20 there.
+        let long = b"<a>0123456789ABCDEFGH<b/>";
+        for chunk in [1, 3, 4, 7, 64] {
+            assert_eq!(read_all(ok, chunk).unwrap(), ok.len(), "chunk {chunk}");
+            assert!(read_all(long, chunk).is_err(), "chunk {chunk}");
+        }
     }
 }
