@@ -117,13 +117,17 @@ impl<R: Read> Read for TextCapped<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         let chunk = &buf[..n];
-        // The chunk's first run continues the previous chunk's last one.
+        // Every byte of the input passes here: memchr finds the tags. The
+        // chunk's first run continues the previous chunk's last one.
         let mut longest = 0;
-        for (k, seg) in chunk.split(|b| *b == b'<').enumerate() {
-            let len = seg.len() as u64 + if k == 0 { self.run } else { 0 };
-            longest = longest.max(len);
-            self.run = len;
+        let mut start = 0usize;
+        for i in memchr::memchr_iter(b'<', chunk) {
+            longest = longest.max(self.run + (i - start) as u64);
+            self.run = 0;
+            start = i + 1;
         }
+        self.run += (n - start) as u64;
+        longest = longest.max(self.run);
         if longest > self.limit {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
