@@ -62,10 +62,8 @@ pub(super) fn ingest_envelope_whole(
     conv: &Converter,
     sink: &mut PartSink,
     pb: &indicatif::ProgressBar,
-) -> Result<(Tally, String), IngestError> {
-    let src = &job.src;
-    let (reader, hasher) = open_envelope(src, pb)?;
-    let base = SourceCtx::new(&src.display, job.seq);
+) -> EnvelopeResult {
+    let (reader, hasher, base) = open_envelope(job, pb)?;
     let mut items = Vec::new();
     let scanned = xml::scan(reader, |item| {
         items.push(item);
@@ -142,17 +140,25 @@ fn record_damage(
     Ok(())
 }
 
-/// Opens an envelope, hashing its bytes as they are read.
-fn open_envelope(
-    src: &SourceFile,
-    pb: &indicatif::ProgressBar,
-) -> Result<(Box<dyn std::io::BufRead + Send>, source::SharedHasher), IngestError> {
-    src.open_hashed(Some(pb.clone()))
+/// An envelope opened for reading: its content (hashed as it is read) and
+/// the context its rows are quarantined with.
+type Opened = (
+    Box<dyn std::io::BufRead + Send>,
+    source::SharedHasher,
+    SourceCtx,
+);
+
+/// Opens a job's envelope, hashing its bytes as they are read.
+fn open_envelope(job: &Job, pb: &indicatif::ProgressBar) -> Result<Opened, IngestError> {
+    let src = &job.src;
+    let (reader, hasher) = src
+        .open_hashed(Some(pb.clone()))
         .map_err(|e| IngestError::Source {
             file: src.display.clone(),
             position: 0,
             message: e.to_string(),
-        })
+        })?;
+    Ok((reader, hasher, SourceCtx::new(&src.display, job.seq)))
 }
 
 /// Rows outside any HOSO of an envelope: validated as one group.
@@ -183,10 +189,8 @@ pub(super) fn ingest_envelope(
     conv: &Converter,
     sink: &mut PartSink,
     pb: &indicatif::ProgressBar,
-) -> Result<(Tally, String), IngestError> {
-    let src = &job.src;
-    let (reader, hasher) = open_envelope(src, pb)?;
-    let base = SourceCtx::new(&src.display, job.seq);
+) -> EnvelopeResult {
+    let (reader, hasher, base) = open_envelope(job, pb)?;
     let mut tally = Tally::default();
     let mut seen: HashSet<(String, String)> = HashSet::new();
     let mut stray: Vec<RawRecord<'static>> = Vec::new();
