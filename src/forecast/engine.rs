@@ -187,8 +187,18 @@ pub(crate) fn fit_all(
         // Next year's change of growth: the prior, with what this history shows.
         let shock_var = {
             let prior = cfg.growth_shock_sd * cfg.growth_shock_sd;
-            match pg.as_ref().and_then(|g| g.shock) {
-                Some(d) => (prior + d * d) / 2.0,
+            // The larger of the year's change against last year and the
+            // change inside the year, averaged with the prior; one year
+            // without a change does not narrow the prior.
+            let d2 = pg.as_ref().map(|g| {
+                g.shock
+                    .into_iter()
+                    .chain(g.half_change)
+                    .map(|d| d * d)
+                    .fold(f64::NAN, f64::max)
+            });
+            match d2.filter(|v| v.is_finite()) {
+                Some(d2) => prior.max((prior + d2) / 2.0),
                 None => prior,
             }
         };
@@ -428,6 +438,16 @@ fn scale_of(z: &[f64], min: f64) -> Option<f64> {
     Some((median_of(&a) / 0.6745).clamp(min, 5.0))
 }
 
+/// Root mean square of standardised errors `z`, shrunk toward `prior` with
+/// `weight` errors' worth of it, within [0.5, 5].
+fn shrunk_scale(z: &[f64], prior: f64, weight: f64) -> f64 {
+    let n = z.len() as f64;
+    let ss: f64 = z.iter().map(|v| v * v).sum();
+    ((ss + weight * prior * prior) / (n + weight))
+        .sqrt()
+        .clamp(0.5, 5.0)
+}
+
 /// Calibration factors (sums of months and months; facilities and
 /// provinces) from the engine's own forecasts made 12, 9, 6 and 3 months
 /// before `upto` (those with two years of history), checked on the months
@@ -477,16 +497,12 @@ pub(crate) fn calibrate(
     }
     let fac_year = scale_of(&zy.0, 0.9).unwrap_or(1.0);
     let fac_month = scale_of(&zm.0, 0.5).unwrap_or(1.0);
-    // A province has one yearly error per inner origin: too few for a
-    // factor of its own; its months have twelve each.
-    let prov_year = if zy.1.is_empty() {
-        fac_year
-    } else {
-        let ms = zy.1.iter().map(|v| v * v).sum::<f64>() / zy.1.len() as f64;
-        let n = zy.1.len() as f64;
-        ((n * ms + 4.0 * fac_year * fac_year) / (n + 4.0)).sqrt()
-    };
-    let prov_month = scale_of(&zm.1, 0.5).unwrap_or(fac_month);
+    // A province has one yearly error per inner origin and twelve months
+    // per origin that move together (one level, one growth): too few for
+    // factors of their own. Their mean squares, shrunk toward the
+    // facilities' factors (4 years' and 12 months' weight).
+    let prov_year = shrunk_scale(&zy.1, fac_year, 4.0);
+    let prov_month = shrunk_scale(&zm.1, fac_month, 12.0);
     [fac_year, fac_month, prov_year, prov_month]
 }
 

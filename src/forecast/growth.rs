@@ -279,6 +279,11 @@ pub(crate) struct Growth {
     /// Mean change of the year-on-year ratio against the same months a year
     /// before (the change of growth this year), when the history allows.
     pub(crate) shock: Option<f64>,
+    /// The change of the year-on-year ratios inside the last year: median
+    /// of the last six against the first six (spikes left out). Defined
+    /// from two years of history, when `shock` is not; a common rise that
+    /// lasts half a year shows here before it shows in `shock`.
+    pub(crate) half_change: Option<f64>,
     /// A step in level in the last two years.
     pub(crate) step: Option<Step>,
     /// Whether growth changed inside the year (the line through the ratios
@@ -365,14 +370,53 @@ pub(crate) fn growth_of(y: &[f64], upto: usize, season: &[f64], cfg: &ForecastCo
         let prev_g = trimmed_mean(&prev, cfg.growth_trim);
         g - prev_g
     });
+    let half = |r: &[f64], s: &[bool]| {
+        let v: Vec<f64> = r
+            .iter()
+            .zip(s)
+            .filter(|(_, s)| !**s)
+            .map(|(v, _)| *v)
+            .collect();
+        (v.len() >= 3).then(|| median_of(&v))
+    };
+    let half_change = match (half(&r12[..6], &spike[..6]), half(&r12[6..], &spike[6..])) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
     Growth {
         g,
         var,
         month_var,
         clean,
         shock,
+        half_change,
         step,
         broke,
         g_year,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A rise of the year-on-year ratios in the last six months shows as the
+    /// change inside the year before a third year of history exists.
+    #[test]
+    fn a_rise_inside_the_last_year_is_measured_from_two_years() {
+        let cfg = ForecastConfig::default();
+        let season = vec![0.0; 30];
+        let smooth: Vec<f64> = (0..30).map(|m| 100.0 * (0.09 * m as f64 / 12.0).exp()).collect();
+        let g = growth_of(&smooth, 30, &season, &cfg);
+        assert!(g.shock.is_none(), "two and a half years: no change against last year");
+        assert!(g.half_change.expect("two years").abs() < 1e-3);
+        // The last six months 8 % above the trend: their ratios rise by 8 points.
+        let mut risen = smooth.clone();
+        for v in &mut risen[24..] {
+            *v *= 1.08f64;
+        }
+        let g = growth_of(&risen, 30, &season, &cfg);
+        let d = g.half_change.expect("two years");
+        assert!((d - 0.08f64.ln_1p()).abs() < 0.005, "{d}");
     }
 }

@@ -91,9 +91,9 @@ pub struct ForecastConfig {
     /// Share of the year-on-year ratios trimmed at each end before their
     /// mean is taken (robust to a month of odd claims). Default 0.15.
     pub growth_trim: f64,
-    /// When the last six year-on-year ratios differ from the six before by
-    /// more than this many standard errors, growth changed inside the year
-    /// and the recent six set it. Default 3; 0 turns it off.
+    /// When the line through the last 12 year-on-year ratios slopes by more
+    /// than this many standard errors, growth changed inside the year and
+    /// the line read at the last month sets it. Default 3; 0 turns it off.
     pub break_t: f64,
     /// After such a change across the province, its new growth is the mean
     /// of the line's and a local trend's (ETS on the province's regular
@@ -121,8 +121,9 @@ pub struct ForecastConfig {
     pub step_t: f64,
     pub step_min: f64,
     /// Standard deviation of the change of a province's yearly growth from
-    /// one year to the next (a prior, combined with the changes the history
-    /// shows). Default 0.02.
+    /// one year to the next: a prior, averaged with the largest change the
+    /// history shows (against last year, or inside the last year) and never
+    /// narrowed by it. Default 0.02.
     pub growth_shock_sd: f64,
     /// Known changes.
     #[serde(rename = "change")]
