@@ -32,6 +32,21 @@ const SERVICE_GROUPS_CSV: &str = include_str!("../datasets/reference/service_gro
 const VISIT_TYPES_CSV: &str = include_str!("../datasets/reference/visit_types.csv");
 const ICD10_CHAPTERS_CSV: &str = include_str!("../datasets/reference/icd10_chapters.csv");
 const DRUG_CLASSES_CSV: &str = include_str!("../datasets/reference/drug_classes.csv");
+const DEPARTMENTS_CSV: &str = include_str!("../datasets/reference/departments.csv");
+
+/// A department code (MA_KHOA) with its names, for reasons and reports.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Department {
+    pub code: String,
+    pub name_vi: String,
+    pub name_en: String,
+}
+
+/// Department names (bundled table: the codes the generator writes; a
+/// code not in it is shown as it is).
+pub fn departments() -> Vec<Department> {
+    parse("departments.csv", DEPARTMENTS_CSV).expect("bundled departments parse")
+}
 
 /// An ICD-10 chapter as a range of 3-character categories.
 #[derive(Debug, Clone, Deserialize)]

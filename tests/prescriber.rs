@@ -1,7 +1,10 @@
 //! The prescriber comparison (MA_BAC_SI against colleagues at the same
-//! facility for the same diagnoses), on real stores:
+//! facility for the same diagnoses) and the department comparison (MA_KHOA:
+//! a ward's change against the other wards'), on real stores:
 //! - fast: a hand-built facility of six doctors whose claims vary by ±40 %;
 //!   one doubles his drug quantities from week 10;
+//! - fast: four wards, one billing more per stay from week 12 while an
+//!   epidemic fills another with a diagnosis it rarely saw in training;
 //! - ignored (release, ≈ 1 min): generated claims at 30 % volume, where one
 //!   doctor of forty at an otherwise normal hospital orders more tests and
 //!   twice the drugs (generator anomaly `prescriber_overprescribing`): the
@@ -158,6 +161,132 @@ fn a_doctor_who_doubles_his_prescriptions_stands_out_from_colleagues() {
     // the third week of the change.
     let first = first_alert.expect("BS03 is singled out");
     assert!(first <= 12, "first at week {first}");
+}
+
+/// One inpatient claim of department `dept` with diagnosis `dx` on `day`
+/// whose drug line is `qty` tablets.
+fn ward_claim(n: usize, day: NaiveDate, dept: &str, dx: &str, qty: f64) -> bhyt::qd130::Hoso {
+    let ma_lk = format!("IP{n:06}");
+    let mut h = common::visit(&ma_lk, "93002", &format!("HS493{n:010}"), true);
+    let t = day.format("%Y%m%d").to_string();
+    let admit = (day - chrono::Duration::days(5))
+        .format("%Y%m%d")
+        .to_string();
+    h.xml1
+        .set("NGAY_VAO", format!("{admit}0734"))
+        .set("NGAY_RA", format!("{t}0930"))
+        .set("MA_BENH_CHINH", dx)
+        .set("MA_KHOA", dept);
+    h.xml2[0]
+        .set("SO_LUONG", common::fmt(qty))
+        .set("THANH_TIEN_BV", common::fmt(qty * 19760.0))
+        .set("THANH_TIEN_BH", common::fmt(qty * 19760.0));
+    for l in h.xml2.iter_mut().chain(h.xml3.iter_mut()) {
+        l.set("MA_KHOA", dept);
+    }
+    common::retotal(&mut h);
+    h
+}
+
+/// Four wards of one hospital. From week 12 the cardiology ward (K04)
+/// bills 60 % more drugs per stay for the same diagnoses; from week 8 the
+/// infectious-diseases ward (K11) fills up with an epidemic's dengue
+/// patients, a diagnosis it saw nine times in training, cheaper: nine
+/// claims' mean is not a level to hold a ward to (its error enters the
+/// variance). Only K04 stands out, and it is named.
+#[test]
+fn a_ward_whose_cost_per_stay_rises_stands_out_from_the_others() {
+    let env = common::Env::new();
+    let monday = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+    let mut hosos = Vec::new();
+    let mut n = 0;
+    let mut x: u64 = 7;
+    let wards = [
+        ("K03", "J18"),
+        ("K04", "I50"),
+        ("K11", "A09"),
+        ("K19", "K35"),
+    ];
+    for week in 0..20i64 {
+        for k in 0..48usize {
+            let (mut dept, mut dx) = wards[k % 4];
+            // Training: nine dengue stays at K11, off-season and cheaper
+            // than the epidemic's (a fifth less);
+            // from week 8 most of K11's stays.
+            let dengue_training = week < 8 && k < 12 && week % 3 == 0;
+            if dept == "K11" && (dengue_training || (week >= 8 && k % 8 < 6)) {
+                dx = "A90";
+            }
+            if dept == "K19" && week >= 8 && k % 8 == 3 {
+                (dept, dx) = ("K11", "A90");
+            }
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let u = (x >> 11) as f64 / (1u64 << 53) as f64 * 0.8 - 0.4;
+            let mut qty = (60.0 * u.exp()).round();
+            if dept == "K04" && week >= 12 {
+                qty *= 1.6;
+            }
+            if dx == "A90" && week < 8 {
+                qty *= 0.6;
+            }
+            let day = monday + chrono::Duration::days(week * 7 + (k % 5) as i64);
+            hosos.push(ward_claim(n, day, dept, dx, qty));
+            n += 1;
+        }
+    }
+    common::write(
+        &env.path("in/93002.xml"),
+        "93002",
+        &hosos,
+        &Default::default(),
+    );
+    env.ingest(&["in"]);
+    let stats = bhyt::detect::prescriber::department_stats(
+        &env.store(),
+        bhyt::features::Period::Week,
+        monday + chrono::Duration::days(8 * 7 - 1),
+        13,
+        &Default::default(),
+    )
+    .unwrap();
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    let weeks = stats
+        .column("period_start")
+        .unwrap()
+        .cast(&DataType::Int32)
+        .unwrap();
+    let weeks = weeks.i32().unwrap();
+    let dept = stats.column("department_code").unwrap().str().unwrap();
+    let p = stats.column("department_p").unwrap().f64().unwrap();
+    let ratio = stats.column("department_ratio").unwrap().f64().unwrap();
+    let mut first_alert = None;
+    for i in 0..stats.height() {
+        let w = (epoch + chrono::Duration::days(weeks.get(i).unwrap() as i64) - monday).num_weeks();
+        let Some(pv) = p.get(i) else {
+            continue;
+        };
+        if w < 12 {
+            // The epidemic fills K11 from week 8: no alert.
+            assert!(
+                pv > calibrated_alert_p(),
+                "week {w}: {:?} p {pv}",
+                dept.get(i)
+            );
+        } else if pv < calibrated_alert_p() {
+            assert_eq!(dept.get(i), Some("K04"), "week {w}");
+            assert!(
+                ratio.get(i).unwrap() > 1.1,
+                "week {w}: ratio {:?}",
+                ratio.get(i)
+            );
+            first_alert.get_or_insert(w);
+        }
+    }
+    // Within four weeks (its colleagues include K11's inflated stays).
+    let first = first_alert.expect("K04 is singled out");
+    assert!(first <= 16, "first at week {first}");
 }
 
 /// Tail probability of the default alert severity (4: p ≈ 3·10⁻⁵).

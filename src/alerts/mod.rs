@@ -110,6 +110,7 @@ pub fn cause_of(s: &RowScore) -> String {
         "forest" | "mixture" => "multivariate".into(),
         // One doctor's explained rise is not another's.
         "prescriber" => format!("prescriber:{}", s.prescriber.as_deref().unwrap_or("?")),
+        "department" => format!("department:{}", s.department.as_deref().unwrap_or("?")),
         _ => s.signal.clone(),
     }
 }
@@ -269,6 +270,14 @@ pub fn reason(s: &RowScore, lang: Lang, period: &str) -> String {
             "Doctor {}: cost per claim {} times that of colleagues at the same facility for the same diagnoses and visit types, over {} (from {}); severity {}; estimated excess {}.",
             s.prescriber.as_deref().unwrap_or("?"), v(s.observed), window, onset, sev, amount
         ),
+        ("department", Lang::Vi) => format!(
+            "Khoa {}: chi phí bình quân mỗi hồ sơ tăng gấp {} lần so với mức trước đây của chính khoa với cùng chẩn đoán và loại hình khám, trong khi các khoa khác của cơ sở không tăng như vậy, trong {} gần nhất (từ {}); mức độ {}; chi vượt ước tính {}.",
+            department_label(s.department.as_deref(), lang), v(s.observed), window, onset, sev, amount
+        ),
+        ("department", Lang::En) => format!(
+            "Department {}: cost per claim {} times its own earlier level for the same diagnoses and visit types, while the facility's other departments did not rise so, over {} (from {}); severity {}; estimated excess {}.",
+            department_label(s.department.as_deref(), lang), v(s.observed), window, onset, sev, amount
+        ),
         (_, Lang::Vi) => format!(
             "Nhiều chỉ số cùng lệch khỏi các tuần thông thường của cơ sở (mô hình đa biến); lệch nhiều nhất: {} ở mức {} so với dự kiến {}; mức độ {}; chi vượt ước tính {}.",
             lab, v(s.observed), v(s.expected), sev, amount
@@ -277,6 +286,25 @@ pub fn reason(s: &RowScore, lang: Lang, period: &str) -> String {
             "Several indicators are off together against the facility's usual periods (multivariate model); most of all {} at {} against {} expected; severity {}; estimated excess {}.",
             lab, v(s.observed), v(s.expected), sev, amount
         ),
+    }
+}
+
+/// A department code with its name when the reference table knows it:
+/// "K04 (Khoa Nội tim mạch)".
+fn department_label(code: Option<&str>, lang: Lang) -> String {
+    let Some(code) = code else {
+        return "?".into();
+    };
+    let known = crate::reference::departments();
+    match known.iter().find(|d| d.code.eq_ignore_ascii_case(code)) {
+        Some(d) => format!(
+            "{code} ({})",
+            match lang {
+                Lang::Vi => &d.name_vi,
+                Lang::En => &d.name_en,
+            }
+        ),
+        None => code.to_string(),
     }
 }
 
@@ -419,21 +447,33 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
             period_name
         )));
     }
-    // The prescriber comparison needs the model's training range.
+    // The prescriber and department comparisons need the model's training range.
     let table = match &store {
         Some(s) => {
-            let b = bar("comparing prescribers");
-            let ps = detect::prescriber::prescriber_stats(
-                s,
+            let b = bar("comparing prescribers and departments");
+            let args = (
                 period_of(&period_name),
                 model.meta.training_to,
                 model.config.peer.window,
+            );
+            let ps = detect::prescriber::prescriber_stats(
+                s,
+                args.0,
+                args.1,
+                args.2,
                 &model.config.prescriber,
+            )?;
+            let ds = detect::prescriber::department_stats(
+                s,
+                args.0,
+                args.1,
+                args.2,
+                &model.config.department,
             )?;
             if let Some(b) = b {
                 b.finish_and_clear();
             }
-            detect::with_prescribers(&table, &ps)?
+            detect::with_unit_stats(&detect::with_unit_stats(&table, &ps)?, &ds)?
         }
         None => table,
     };
@@ -640,7 +680,7 @@ pub const ALERT_COLUMNS: &[(&str, &str)] = &[
     ("onset", "first period of the episode"),
     (
         "detector",
-        "change, peer, forest, mixture, claims, prescriber, upcoding, cost_shift",
+        "change, peer, forest, mixture, claims, prescriber, upcoding, cost_shift, department",
     ),
     ("cause", "indicator, claim check or multivariate"),
     ("severity", "ensemble severity (see models/detector.md)"),

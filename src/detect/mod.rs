@@ -118,6 +118,9 @@ pub struct DetectConfig {
     pub multivariate_window: usize,
     pub claims: ClaimConfig,
     pub prescriber: PrescriberConfig,
+    /// The department comparison (same settings as the doctors', for
+    /// departments: `[department]`).
+    pub department: PrescriberConfig,
     pub shift: ShiftConfig,
     pub alert: AlertConfig,
 }
@@ -132,6 +135,7 @@ impl Default for DetectConfig {
             multivariate_window: 4,
             claims: ClaimConfig::default(),
             prescriber: PrescriberConfig::default(),
+            department: PrescriberConfig::default(),
             shift: ShiftConfig::default(),
             alert: AlertConfig::default(),
         }
@@ -415,10 +419,14 @@ fn rolling(p: &Panel, v: &[f64], w: usize) -> Vec<f64> {
     out
 }
 
-/// The doctor of the prescriber comparison per facility and period
-/// (days since 1970), when the table carries it.
-fn doctors_of(table: &DataFrame) -> Result<HashMap<(String, i32), String>, DetectError> {
-    let Ok(code) = table.column("prescriber_code") else {
+/// The doctor (`prescriber_code`) or department (`department_code`) of a
+/// comparison per facility and period (days since 1970), when the table
+/// carries it.
+fn units_of(
+    table: &DataFrame,
+    column: &str,
+) -> Result<HashMap<(String, i32), String>, DetectError> {
+    let Ok(code) = table.column(column) else {
         return Ok(HashMap::new());
     };
     let code = code.str()?;
@@ -537,9 +545,10 @@ fn multivariate_raw(
     (rolling(p, &fs, w), rolling(p, &ms, w))
 }
 
-/// The features table with the prescriber comparison
-/// ([`prescriber::prescriber_stats`]) joined, for [`DetectorModel::score`].
-pub fn with_prescribers(table: &DataFrame, stats: &DataFrame) -> Result<DataFrame, DetectError> {
+/// The features table with a comparison within facilities
+/// ([`prescriber::prescriber_stats`], [`prescriber::department_stats`])
+/// joined, for [`DetectorModel::score`].
+pub fn with_unit_stats(table: &DataFrame, stats: &DataFrame) -> Result<DataFrame, DetectError> {
     with_claims(table, Some(stats))
 }
 
@@ -600,8 +609,11 @@ pub struct RowScore {
     pub sev_prescriber: f64,
     pub sev_upcoding: f64,
     pub sev_shift: f64,
+    pub sev_department: f64,
     /// The doctor (MA_BAC_SI) of the prescriber comparison in the period.
     pub prescriber: Option<String>,
+    /// The department (MA_KHOA) of the department comparison in the period.
+    pub department: Option<String>,
     /// Flagged claims of the driving claim check in the window, and the number expected.
     pub claims_flagged: Option<f64>,
     pub claims_expected: Option<f64>,
@@ -630,10 +642,18 @@ impl DetectorModel {
             needed.extend(prescriber::COLUMNS.iter().map(|c| c.to_string()));
             needed.extend(shift::COLUMNS.iter().map(|c| c.to_string()));
         }
-        // With a claims store: the claim checks, and the prescriber
-        // comparison and the claim-level cost shift (same residuals).
-        let detectors = 5 + usize::from(has_claims) + 2 * usize::from(has_prescriber);
-        let doctors = doctors_of(&table)?;
+        let has_department = table.column("department_p").is_ok();
+        if has_department {
+            needed.extend(prescriber::DEPARTMENT_COLUMNS.iter().map(|c| c.to_string()));
+        }
+        // With a claims store: the claim checks, the prescriber comparison
+        // and the claim-level cost shift (same residuals), the departments.
+        let detectors = 5
+            + usize::from(has_claims)
+            + 2 * usize::from(has_prescriber)
+            + usize::from(has_department);
+        let doctors = units_of(&table, "prescriber_code")?;
+        let departments = units_of(&table, "department_code")?;
         let p = Panel::from_df(&table, &needed)?;
         let known = p
             .ranges
@@ -720,9 +740,14 @@ impl DetectorModel {
             } else {
                 1.0
             };
-            let doctor = doctors.get(&(p.fac[i].clone(), p.period[i])).cloned();
+            let p_dept = if has_department {
+                p.col("department_p")[i].unwrap_or(1.0)
+            } else {
+                1.0
+            };
+            let key = (p.fac[i].clone(), p.period[i]);
             let ps = [
-                p_change, p_peer, p_forest, p_mixture, p_claims, p_presc, up[i].p, sh[i].p,
+                p_change, p_peer, p_forest, p_mixture, p_claims, p_presc, up[i].p, sh[i].p, p_dept,
             ];
             let (arg, pmin) = ps
                 .iter()
@@ -744,7 +769,8 @@ impl DetectorModel {
                 4 => ("claims", None),
                 5 => ("prescriber", None),
                 6 => ("upcoding", None),
-                _ => ("cost_shift", None),
+                7 => ("cost_shift", None),
+                _ => ("department", None),
             };
             let (signal, observed, peer_value, expected, onset, excess) = match sig_idx {
                 Some(si) => {
@@ -796,13 +822,13 @@ impl DetectorModel {
                     Some(date_of(p.period[first])),
                     sh[i].excess,
                 ),
-                None if detector == "prescriber" => (
-                    "prescriber".to_string(),
-                    p.col("prescriber_ratio")[i],
+                None if detector == "prescriber" || detector == "department" => (
+                    detector.to_string(),
+                    p.col(&format!("{detector}_ratio"))[i],
                     None,
                     Some(1.0),
                     Some(date_of(p.period[first])),
-                    p.col("prescriber_excess")[i].unwrap_or(0.0),
+                    p.col(&format!("{detector}_excess"))[i].unwrap_or(0.0),
                 ),
                 None => (
                     claims::KINDS[c_kind].to_string(),
@@ -836,8 +862,14 @@ impl DetectorModel {
                 sev_prescriber: severity_of_p(p_presc),
                 sev_upcoding: severity_of_p(up[i].p),
                 sev_shift: severity_of_p(sh[i].p),
+                sev_department: severity_of_p(p_dept),
                 prescriber: if detector == "prescriber" {
-                    doctor
+                    doctors.get(&key).cloned()
+                } else {
+                    None
+                },
+                department: if detector == "department" {
+                    departments.get(&key).cloned()
                 } else {
                     None
                 },
@@ -1023,11 +1055,19 @@ pub fn scores_frame(scores: &[RowScore], cfg: &AlertConfig) -> Result<DataFrame,
         Column::new("sev_prescriber".into(), num(|r| r.sev_prescriber)),
         Column::new("sev_upcoding".into(), num(|r| r.sev_upcoding)),
         Column::new("sev_shift".into(), num(|r| r.sev_shift)),
+        Column::new("sev_department".into(), num(|r| r.sev_department)),
         Column::new(
             "prescriber".into(),
             scores
                 .iter()
                 .map(|r| r.prescriber.clone())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "department".into(),
+            scores
+                .iter()
+                .map(|r| r.department.clone())
                 .collect::<Vec<_>>(),
         ),
         Column::new("claims_flagged".into(), opt(|r| r.claims_flagged)),
@@ -1053,15 +1093,15 @@ pub const SCORE_COLUMNS: &[(&str, &str)] = &[
     ("alert", "severity ≥ alert_severity and excess ≥ min_excess_vnd"),
     (
         "detector",
-        "detector with the smallest tail probability: change, peer, forest, mixture, claims, prescriber, upcoding, cost_shift",
+        "detector with the smallest tail probability: change, peer, forest, mixture, claims, prescriber, upcoding, cost_shift, department",
     ),
     (
         "signal",
-        "indicator behind it (for claims: duplicate, los_outlier, mismatch; prescriber; claim_cost for the cost shift)",
+        "indicator behind it (for claims: duplicate, los_outlier, mismatch; prescriber; department; claim_cost for the cost shift)",
     ),
     (
         "observed",
-        "value of the signal in the period (claims: flagged claims in the window; prescriber: the doctor's cost ratio to colleagues; upcoding: the coded admission rate against the baseline's; cost shift: cost per claim against the facility's own earlier level)",
+        "value of the signal in the period (claims: flagged claims in the window; prescriber: the doctor's cost ratio to colleagues; department: its change of cost per claim against its colleagues' change; upcoding: the coded admission rate against the baseline's; cost shift: cost per claim against the facility's own earlier level)",
     ),
     (
         "peer_value",
@@ -1093,6 +1133,14 @@ pub const SCORE_COLUMNS: &[(&str, &str)] = &[
     (
         "sev_shift",
         "severity of the claim-level cost shift (claims dearer than their diagnoses cost there before, net of peers)",
+    ),
+    (
+        "sev_department",
+        "severity of the department comparison (the department whose cost per claim rose most against its colleagues')",
+    ),
+    (
+        "department",
+        "department (MA_KHOA) behind a department alert",
     ),
     (
         "claims_flagged",

@@ -23,6 +23,14 @@
 //! doctor's cost in the window above the colleagues' level:
 //! cost × (1 − e^(−d)). Causal: a period's statistic uses its window only
 //! (and the training cells).
+//!
+//! **Departments** (MA_KHOA of the claim) go through the same machinery
+//! with one difference: a department's cell includes the department
+//! (facility × department × diagnosis × visit type), so its residual is its
+//! change against its own training level. Departments differ by design —
+//! intensive care costs more than the general ward for the same pneumonia —
+//! so their levels are not comparable; a department whose cost per claim
+//! rises while its colleagues' does not is.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -67,6 +75,34 @@ pub const COLUMNS: [&str; 5] = [
     "prescriber_tested",
 ];
 
+/// Columns of [`department_stats`] joined to the features table.
+pub const DEPARTMENT_COLUMNS: [&str; 5] = [
+    "department_p",
+    "department_ratio",
+    "department_claims",
+    "department_excess",
+    "department_tested",
+];
+
+/// Separates a unit from the group its colleagues come from
+/// (`department␟visit_group`); a unit without it has the whole facility
+/// as colleagues.
+const GROUP_SEP: &str = "\u{1f}";
+
+/// The group of a unit key (empty: the whole facility).
+fn group_of(k: &str) -> &str {
+    k.split_once(GROUP_SEP).map_or("", |x| x.1)
+}
+
+/// Whom a facility's claims are compared by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    /// The claim's main doctor (largest amount on its lines); levels compared.
+    Prescriber,
+    /// The claim's department (MA_KHOA of the visit); changes compared.
+    Department,
+}
+
 /// Per doctor and period: claims, sum and sum of squares of residuals, cost.
 #[derive(Default, Clone, Copy)]
 struct Acc {
@@ -99,17 +135,33 @@ pub fn prescriber_stats(
     window: usize,
     cfg: &PrescriberConfig,
 ) -> Result<DataFrame, DetectError> {
+    unit_stats(store, Unit::Prescriber, period, train_to, window, cfg)
+}
+
+/// The department comparison of every facility and period of the store:
+/// facility_code, period_start (date), department_code and
+/// [`DEPARTMENT_COLUMNS`], as [`prescriber_stats`] for doctors (each
+/// department's change against its own training level, against its
+/// colleagues' change).
+pub fn department_stats(
+    store: &Store,
+    period: Period,
+    train_to: chrono::NaiveDate,
+    window: usize,
+    cfg: &PrescriberConfig,
+) -> Result<DataFrame, DetectError> {
+    unit_stats(store, Unit::Department, period, train_to, window, cfg)
+}
+
+fn unit_stats(
+    store: &Store,
+    unit: Unit,
+    period: Period,
+    train_to: chrono::NaiveDate,
+    window: usize,
+    cfg: &PrescriberConfig,
+) -> Result<DataFrame, DetectError> {
     let input = |e: crate::store::StoreError| DetectError::Input(e.to_string());
-    // The main prescriber of each claim: the largest amount on its lines.
-    let main = store
-        .lines()
-        .map_err(input)?
-        .select([col("visit_key"), col("prescriber"), col("amount")])
-        .filter(col("prescriber").is_not_null())
-        .group_by([col("visit_key"), col("prescriber")])
-        .agg([col("amount").sum().alias("_a")])
-        .group_by([col("visit_key")])
-        .agg([col("prescriber").get(col("_a").arg_max(), true)]);
     let claims = store
         .visits()
         .map_err(input)?
@@ -120,17 +172,43 @@ pub fn prescriber_stats(
             col("dx3"),
             col("visit_group"),
             col("total_cost"),
+            col("department"),
         ])
         .filter(col("total_cost").gt(lit(0.0)))
-        .with_column(super::claims::period_start(period))
-        .join(
-            main,
-            [col("visit_key")],
-            [col("visit_key")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .with_column(col("total_cost").log(lit(std::f64::consts::E)).alias("_lc"));
-    let cell = [col("facility_code"), col("dx3"), col("visit_group")];
+        .with_column(super::claims::period_start(period));
+    let claims = match unit {
+        Unit::Prescriber => {
+            // The main prescriber of each claim: the largest amount on its lines.
+            let main = store
+                .lines()
+                .map_err(input)?
+                .select([col("visit_key"), col("prescriber"), col("amount")])
+                .filter(col("prescriber").is_not_null())
+                .group_by([col("visit_key"), col("prescriber")])
+                .agg([col("amount").sum().alias("_a")])
+                .group_by([col("visit_key")])
+                .agg([col("prescriber")
+                    .get(col("_a").arg_max(), true)
+                    .alias("_unit")]);
+            claims.join(
+                main,
+                [col("visit_key")],
+                [col("visit_key")],
+                JoinArgs::new(JoinType::Inner),
+            )
+        }
+        // A department is compared within its visit type (its inpatients
+        // with the other wards' inpatients): outpatient and inpatient costs
+        // move differently under a price change.
+        Unit::Department => claims.filter(col("department").is_not_null()).with_column(
+            concat_str([col("department"), col("visit_group")], GROUP_SEP, false).alias("_unit"),
+        ),
+    }
+    .with_column(col("total_cost").log(lit(std::f64::consts::E)).alias("_lc"));
+    let mut cell = vec![col("facility_code"), col("dx3"), col("visit_group")];
+    if unit == Unit::Department {
+        cell.push(col("_unit"));
+    }
     let train_end = lit(train_to);
     let norms = claims
         .clone()
@@ -138,46 +216,76 @@ pub fn prescriber_stats(
         .group_by(cell.clone())
         .agg([len().alias("_cell"), col("_lc").mean().alias("_mu")])
         .filter(col("_cell").gt_eq(lit(cfg.min_cell)));
+    // Per unit, period and diagnosis cell: a department's residuals are
+    // against its own training means, whose error does not cancel against
+    // colleagues' (the variance needs each cell's share and training count).
+    let ck = match unit {
+        Unit::Prescriber => lit(""),
+        Unit::Department => col("dx3"),
+    };
     let by = claims
         .join(norms, cell.clone(), cell, JoinArgs::new(JoinType::Inner))
         .with_column((col("_lc") - col("_mu")).alias("_r"))
-        .group_by([col("facility_code"), col("prescriber"), col("period_start")])
+        .with_column(ck.alias("_ck"))
+        .group_by([
+            col("facility_code"),
+            col("_unit"),
+            col("period_start"),
+            col("_ck"),
+        ])
         .agg([
             len().cast(DataType::Float64).alias("n"),
             col("_r").sum().alias("s"),
             (col("_r") * col("_r")).sum().alias("s2"),
             col("total_cost").sum().alias("cost"),
+            col("_cell").first().cast(DataType::Float64).alias("m"),
         ])
         .with_column(col("period_start").cast(DataType::Int32))
         .collect()?;
-    // facility → period → doctor → sums.
+    // facility → period → unit → sums (and, for departments, its cells).
     let mut acc: Sums = BTreeMap::new();
+    let mut cells: CellSums = BTreeMap::new();
     let mut periods: Vec<i32> = Vec::new();
     {
         let f = by.column("facility_code")?.str()?;
-        let d = by.column("prescriber")?.str()?;
+        let d = by.column("_unit")?.str()?;
         let p = by.column("period_start")?.i32()?;
-        let [n, s, s2, cost] =
-            ["n", "s", "s2", "cost"].map(|c| by.column(c).and_then(|c| c.f64().cloned()));
-        let (n, s, s2, cost) = (n?, s?, s2?, cost?);
+        let c = by.column("_ck")?.str()?;
+        let [n, s, s2, cost, m] =
+            ["n", "s", "s2", "cost", "m"].map(|c| by.column(c).and_then(|c| c.f64().cloned()));
+        let (n, s, s2, cost, m) = (n?, s?, s2?, cost?, m?);
         for i in 0..by.height() {
             let (Some(f), Some(d), Some(p)) = (f.get(i), d.get(i), p.get(i)) else {
                 continue;
             };
             periods.push(p);
+            let a = Acc {
+                n: n.get(i).unwrap_or(0.0),
+                s: s.get(i).unwrap_or(0.0),
+                s2: s2.get(i).unwrap_or(0.0),
+                cost: cost.get(i).unwrap_or(0.0),
+            };
             acc.entry(f.to_string())
                 .or_default()
                 .entry(p)
                 .or_default()
-                .insert(
-                    d.to_string(),
-                    Acc {
-                        n: n.get(i).unwrap_or(0.0),
-                        s: s.get(i).unwrap_or(0.0),
-                        s2: s2.get(i).unwrap_or(0.0),
-                        cost: cost.get(i).unwrap_or(0.0),
-                    },
-                );
+                .entry(d.to_string())
+                .or_default()
+                .add(&a);
+            if unit == Unit::Department {
+                cells
+                    .entry(f.to_string())
+                    .or_default()
+                    .entry(p)
+                    .or_default()
+                    .entry(d.to_string())
+                    .or_default()
+                    .push((
+                        c.get(i).unwrap_or("").to_string(),
+                        a.n,
+                        m.get(i).unwrap_or(1.0),
+                    ));
+            }
         }
     }
     periods.sort_unstable();
@@ -194,7 +302,7 @@ pub fn prescriber_stats(
     } else {
         vec![long]
     } {
-        let mut c = compare(&acc, &facs, &periods, w, cfg);
+        let mut c = compare(&acc, &cells, &facs, &periods, w, cfg);
         let tau2 = between_doctors(&c, train_t);
         for x in &mut c {
             x.var += tau2;
@@ -241,7 +349,7 @@ pub fn prescriber_stats(
             }
             match best.get(&(fi, t)) {
                 Some((p, m, c)) => {
-                    doc_col.push(Some(c.doctor.clone()));
+                    doc_col.push(Some(c.unit.clone()));
                     cols[0].push(Some(sidak(*p, *m)));
                     cols[1].push(Some(c.d.exp()));
                     cols[2].push(Some(c.n));
@@ -257,25 +365,33 @@ pub fn prescriber_stats(
             }
         }
     }
+    let (code, names) = match unit {
+        Unit::Prescriber => ("prescriber_code", COLUMNS),
+        Unit::Department => ("department_code", DEPARTMENT_COLUMNS),
+    };
     let mut columns = vec![
         Column::new("facility_code".into(), fac_col),
         Column::new("period_start".into(), per_col),
-        Column::new("prescriber_code".into(), doc_col),
+        Column::new(code.into(), doc_col),
     ];
-    for (name, v) in COLUMNS.iter().zip(cols) {
+    for (name, v) in names.iter().zip(cols) {
         columns.push(Column::new((*name).into(), v));
     }
-    for (name, v) in super::shift::COLUMNS.iter().zip(sums) {
-        columns.push(Column::new((*name).into(), v));
+    // The facility's own residual sums (the cost shift) come with the
+    // prescribers' (cells without the department: the facility's change).
+    if unit == Unit::Prescriber {
+        for (name, v) in super::shift::COLUMNS.iter().zip(sums) {
+            columns.push(Column::new((*name).into(), v));
+        }
     }
     Ok(DataFrame::new_infer_height(columns)?)
 }
 
-/// One doctor's comparison with colleagues in one window.
+/// One doctor's (department's) comparison with colleagues in one window.
 struct Cmp {
     fac: usize,
     t: usize,
-    doctor: String,
+    unit: String,
     /// Mean residual of the doctor minus the colleagues'.
     d: f64,
     /// Variance of `d` under "no difference".
@@ -286,10 +402,15 @@ struct Cmp {
 
 type Sums = BTreeMap<String, BTreeMap<i32, HashMap<String, Acc>>>;
 
+/// facility → period → unit → (diagnosis cell, claims, training claims of
+/// the cell): departments only.
+type CellSums = BTreeMap<String, BTreeMap<i32, HashMap<String, Vec<(String, f64, f64)>>>>;
+
 /// Every doctor's comparison over windows of `w` periods ending at each
 /// period.
 fn compare(
     acc: &Sums,
+    cells: &CellSums,
     facs: &[&String],
     periods: &[i32],
     w: usize,
@@ -298,36 +419,62 @@ fn compare(
     let mut cmps = Vec::new();
     for (fi, fac) in facs.iter().enumerate() {
         let per = &acc[*fac];
+        let fac_cells = cells.get(*fac);
         for (t, pt) in periods.iter().enumerate() {
             if !per.contains_key(pt) {
                 continue;
             }
             let lo = t.saturating_sub(w - 1);
-            let mut docs: HashMap<&str, Acc> = HashMap::new();
-            let mut all = Acc::default();
+            // Ordered: ties between units resolve the same way every run.
+            let mut docs: BTreeMap<&str, Acc> = BTreeMap::new();
+            // Per unit: its claims per cell in the window, with the cell's
+            // training count.
+            let mut unit_cells: BTreeMap<&str, BTreeMap<&str, (f64, f64)>> = BTreeMap::new();
             for q in &periods[lo..=t] {
                 if let Some(m) = per.get(q) {
                     for (doc, a) in m {
                         docs.entry(doc.as_str()).or_default().add(a);
-                        all.add(a);
+                    }
+                }
+                if let Some(m) = fac_cells.and_then(|c| c.get(q)) {
+                    for (doc, cs) in m {
+                        let u = unit_cells.entry(doc.as_str()).or_default();
+                        for (c, n, train) in cs {
+                            let e = u.entry(c.as_str()).or_insert((0.0, *train));
+                            e.0 += n;
+                        }
                     }
                 }
             }
-            if all.n < 3.0 {
-                continue;
+            // Error of a unit's training means in its window mean, over s²:
+            // Σ_cells n_c² / m_c (divided by n² below).
+            let q_of = |doc: &str| {
+                unit_cells.get(doc).map_or(0.0, |cs| {
+                    cs.values().map(|(n, m)| n * n / m.max(1.0)).sum::<f64>()
+                })
+            };
+            // Colleagues: the units of the same group.
+            let mut groups: BTreeMap<&str, (Acc, f64)> = BTreeMap::new();
+            for (doc, a) in &docs {
+                let g = groups.entry(group_of(doc)).or_default();
+                g.0.add(a);
+                g.1 += q_of(doc);
             }
-            let s2 = ((all.s2 - all.s * all.s / all.n) / (all.n - 1.0)).max(1e-6);
-            for (doc, a) in docs {
+            for (doc, a) in &docs {
+                let (all, q_all) = groups[group_of(doc)];
                 let rest = all.n - a.n;
-                if a.n < cfg.min_claims || rest < cfg.min_colleague_claims {
+                if all.n < 3.0 || a.n < cfg.min_claims || rest < cfg.min_colleague_claims {
                     continue;
                 }
+                let s2 = ((all.s2 - all.s * all.s / all.n) / (all.n - 1.0)).max(1e-6);
+                let q = q_of(doc);
                 cmps.push(Cmp {
                     fac: fi,
                     t,
-                    doctor: doc.to_string(),
+                    unit: doc.split(GROUP_SEP).next().unwrap_or(doc).to_string(),
                     d: a.s / a.n - (all.s - a.s) / rest,
-                    var: s2 * (1.0 / a.n + 1.0 / rest),
+                    var: s2
+                        * (1.0 / a.n + 1.0 / rest + q / (a.n * a.n) + (q_all - q) / (rest * rest)),
                     n: a.n,
                     cost: a.cost,
                 });

@@ -137,6 +137,10 @@ pub fn label(signal: &str, lang: Lang) -> &'static str {
             "chi phí mỗi hồ sơ của một bác sĩ so với đồng nghiệp cùng cơ sở, cùng chẩn đoán",
             "one doctor's cost per claim against colleagues at the same facility, same diagnoses",
         ),
+        "department" => (
+            "mức tăng chi phí mỗi hồ sơ của một khoa so với các khoa khác cùng cơ sở, cùng chẩn đoán",
+            "one department's rise in cost per claim against the facility's other departments, same diagnoses",
+        ),
         "multivariate" => (
             "tổ hợp nhiều chỉ số cùng lệch (mô hình đa biến)",
             "several indicators off together (multivariate model)",

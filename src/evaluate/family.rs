@@ -61,6 +61,11 @@ pub fn scenarios(scale: f64, full: bool) -> Vec<Scenario> {
             g.scale = 0.02
         }),
         with(
+            "department",
+            "one hospital's cardiology department over-services its inpatients (a tenth fraud)",
+            &|g| g.department_fraud = true,
+        ),
+        with(
             "late-batch",
             "a district centre's four weeks arrive in a later ingest; detected before and after",
             &|g| g.late_batch = true,

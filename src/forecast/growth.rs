@@ -406,9 +406,14 @@ mod tests {
     fn a_rise_inside_the_last_year_is_measured_from_two_years() {
         let cfg = ForecastConfig::default();
         let season = vec![0.0; 30];
-        let smooth: Vec<f64> = (0..30).map(|m| 100.0 * (0.09 * m as f64 / 12.0).exp()).collect();
+        let smooth: Vec<f64> = (0..30)
+            .map(|m| 100.0 * (0.09 * m as f64 / 12.0).exp())
+            .collect();
         let g = growth_of(&smooth, 30, &season, &cfg);
-        assert!(g.shock.is_none(), "two and a half years: no change against last year");
+        assert!(
+            g.shock.is_none(),
+            "two and a half years: no change against last year"
+        );
         assert!(g.half_change.expect("two years").abs() < 1e-3);
         // The last six months 8 % above the trend: their ratios rise by 8 points.
         let mut risen = smooth.clone();

@@ -18,6 +18,11 @@ pub enum AnomalyKind {
     /// One doctor of an otherwise normal hospital orders more tests and
     /// prescribes twice the quantities of colleagues for the same patients.
     PrescriberOverprescribing,
+    /// One inpatient department (cardiology, K04) of an otherwise normal
+    /// hospital keeps its patients 30 % longer, orders more tests and
+    /// imaging and doubles drug quantities; the hospital's other
+    /// departments are honest.
+    DepartmentOverservicing,
     /// Benign: a new intensive-care unit makes the case mix heavier.
     CaseMixShift,
     /// Benign: a price change for every facility of a grade on one date.
@@ -38,6 +43,7 @@ impl AnomalyKind {
             AnomalyKind::DuplicateClaims => "duplicate_claims",
             AnomalyKind::BudgetOverrun => "budget_overrun",
             AnomalyKind::PrescriberOverprescribing => "prescriber_overprescribing",
+            AnomalyKind::DepartmentOverservicing => "department_overservicing",
             AnomalyKind::CaseMixShift => "case_mix_shift",
             AnomalyKind::GradePriceChange => "grade_price_change",
             AnomalyKind::SeasonalEpidemic => "seasonal_epidemic",
@@ -178,6 +184,21 @@ pub(crate) fn plan(cfg: &GenConfig, facs: &[Facility]) -> Vec<Planned> {
                 start,
                 end,
             });
+        }
+        if cfg.department_fraud {
+            // A hospital with departments (not a commune station's one ward).
+            let pos = hospitals
+                .iter()
+                .rposition(|&i| facs[i].profile.level != "commune");
+            if let Some(f) = pos.map(|p| hospitals.remove(p)) {
+                let (start, end) = window(&mut rng, 21);
+                out.push(Planned {
+                    facility: f,
+                    kind: AnomalyKind::DepartmentOverservicing,
+                    start,
+                    end,
+                });
+            }
         }
     }
     out

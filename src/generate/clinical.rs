@@ -203,6 +203,33 @@ pub(crate) fn season_factor(s: Season, day_of_year: u32) -> f64 {
     }
 }
 
+/// The department (MA_KHOA, the Ministry's department list) that treats a
+/// visit: outpatients at the examination department (K01), inpatients by
+/// the diagnosis — internal medicine (K03), cardiology (K04), infectious
+/// diseases (K11), dermatology (K13), neurology (K14), general surgery
+/// (K19), orthopaedics and trauma (K24), obstetrics (K27), ophthalmology
+/// (K30), oncology (K32). A commune station's beds are one ward (K03).
+pub(crate) fn department(dx: &Dx, inpatient: bool, commune: bool) -> &'static str {
+    if !inpatient {
+        return "K01";
+    }
+    if commune {
+        return "K03";
+    }
+    match dx.code {
+        "I10" | "I20" | "I50" => "K04",
+        "A90" | "A09" => "K11",
+        "L03" => "K13",
+        "I63" => "K14",
+        "K35" => "K19",
+        "S52" => "K24",
+        "O80" => "K27",
+        "H10" => "K30",
+        "C34" => "K32",
+        _ => "K03",
+    }
+}
+
 /// Diagnosis a visit is upcoded to: a costlier code of the same complaint.
 pub(crate) fn upcode(code: &str) -> &'static str {
     match code {
@@ -346,6 +373,10 @@ pub(crate) struct Mods {
     /// more tests, one more image and twice the drug quantities on the
     /// visits they see.
     pub(crate) overprescriber: Option<u32>,
+    /// The department (MA_KHOA) that over-services its own patients: the
+    /// same extra tests, image and drug quantities on every visit it
+    /// treats.
+    pub(crate) overservicing_department: Option<&'static str>,
 }
 
 impl Default for Mods {
@@ -359,6 +390,7 @@ impl Default for Mods {
             drug_supply_price: 1.0,
             service_price: 1.0,
             overprescriber: None,
+            overservicing_department: None,
         }
     }
 }
@@ -408,10 +440,11 @@ pub(crate) fn make_visit(
     let mut xml2 = Vec::new();
     let mut xml3 = Vec::new();
     let mut stt = 0u32;
-    let dept = if inpatient { "K03" } else { "K01" };
+    let dept = department(dx, inpatient, f.profile.level == "commune");
     let doctor_idx = rng.gen_range(0..40u32);
     let doctor = format!("BS{}{:03}", &f.code, doctor_idx);
-    let over = mods.overprescriber == Some(doctor_idx);
+    let over = mods.overprescriber == Some(doctor_idx)
+        || mods.overservicing_department.is_some_and(|d| d == dept);
     let hour = rng.gen_range(7..17);
     let minute = rng.gen_range(0..60);
     let commune = f.profile.level == "commune";

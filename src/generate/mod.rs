@@ -100,6 +100,11 @@ pub struct GenConfig {
     /// run) arrive late: they are written under `claims-late/` instead of
     /// `claims/`, to be ingested in a later run.
     pub late_batch: bool,
+    /// One hospital's cardiology department over-services its inpatients
+    /// (`department_overservicing`, drawn after every other anomaly so they
+    /// stay where they are). Off by default; the evaluation family's
+    /// `department` world turns it on.
+    pub department_fraud: bool,
     /// Write the envelopes gzip-compressed (`.xml.gz`, which `ingest` reads):
     /// generated envelopes shrink about tenfold (the bundled sample).
     pub compress: bool,
@@ -129,6 +134,7 @@ impl Default for GenConfig {
             bid_spread: 0.0,
             station_daily: None,
             late_batch: false,
+            department_fraud: false,
             compress: false,
         }
     }
@@ -573,6 +579,21 @@ fn gen_week(
                     inpatient,
                     dx,
                 ));
+            }
+            if let Some(a) = active(AnomalyKind::DepartmentOverservicing) {
+                if clinical::department(dx, inpatient, f.profile.level == "commune") == "K04" {
+                    fraud = Some((
+                        a,
+                        Mods {
+                            overservicing_department: Some("K04"),
+                            // And keeps its patients longer.
+                            los_factor: 1.3,
+                            ..base
+                        },
+                        inpatient,
+                        dx,
+                    ));
+                }
             }
             if let Some(a) = active(AnomalyKind::UnjustifiedAdmission) {
                 if !inpatient && dx.admit < 0.1 && rng.gen::<f64>() < 0.12 {
