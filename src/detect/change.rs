@@ -225,7 +225,16 @@ pub(crate) fn run(
             if volume < s.min_volume {
                 continue;
             }
-            let d = (b.var + s.dispersion.powi(2) / volume.max(1.0) + s.floor.powi(2)).sqrt();
+            // A count measured by itself (log visits): its sampling noise
+            // under "nothing changed" is that of the baseline's count, not
+            // of this period's — a busy week at a station of eleven visits
+            // is not more precise because it had seventeen.
+            let noise_volume = if s.column == s.volume {
+                b.volume
+            } else {
+                volume
+            };
+            let d = (b.var + s.dispersion.powi(2) / noise_volume.max(1.0) + s.floor.powi(2)).sqrt();
             debug_assert!(b.volume > 0.0);
             z[si][i] = Some((v - b.mean) / d);
             sd[si][i] = Some(d);
@@ -390,6 +399,59 @@ mod tests {
             first <= onset + chrono::Duration::days(1),
             "{first} vs {onset}"
         );
+    }
+
+    /// Log visits of a station of eleven a week: a busy week is judged by
+    /// the sampling noise of eleven visits (the null), not of its own count
+    /// — otherwise the busier the week, the surer the rise looks.
+    #[test]
+    fn a_count_is_judged_by_the_noise_of_its_baseline_count() {
+        let mut f = Vec::new();
+        let mut per = Vec::new();
+        let mut visits = Vec::new();
+        for p in 0..16 {
+            for k in 0..4 {
+                f.push(format!("S{k}"));
+                per.push(p);
+                // The station wiggles by one visit; its peers hold still.
+                let v = match (k, p) {
+                    (0, 12..) => 18.0,
+                    (0, _) => 11.0 + if p % 2 == 0 { 1.0 } else { -1.0 },
+                    _ => 11.0,
+                };
+                visits.push(v);
+            }
+        }
+        let n = f.len();
+        let t = df!(
+            "facility_code" => f,
+            "period_start" => per,
+            "visits" => visits,
+            "peer_group" => vec!["g"; n],
+        )
+        .unwrap();
+        let cfg = ChangeConfig {
+            signals: vec![Signal {
+                log: true,
+                ..signal("visits", 1.0, 0.05, "visits")
+            }],
+            min_peers: 3,
+            ..Default::default()
+        };
+        let p = super::super::Panel::from_df(&t, &["visits".to_string()]).unwrap();
+        let base = baselines(&p, &cfg, 12);
+        let out = run(&p, &cfg, &base, 12);
+        let b = base["S0"][0].unwrap();
+        assert!((b.volume - 11.0).abs() < 1.01, "{}", b.volume);
+        // Week 12 of S0: 18 visits against a baseline of 10–12.
+        let i = (0..p.len())
+            .find(|&i| p.fac[i] == "S0" && p.period[i] == 12)
+            .unwrap();
+        let null_sd = (b.var + 1.0 / b.volume + 0.05f64.powi(2)).sqrt();
+        let want = (18f64.ln() - b.mean) / null_sd;
+        let got = out.z[0][i].unwrap();
+        // Net of the peers' median z (0 here: they did not move).
+        assert!((got - want).abs() < 1e-9, "z {got} against {want}");
     }
 
     #[test]
