@@ -1,6 +1,6 @@
 //! Detection: from the indicator table to scored facility-periods.
 //!
-//! Eight detectors, each turned into a **severity** on one calibrated scale
+//! Nine detectors, each turned into a **severity** on one calibrated scale
 //! ([`calibrate`]) and combined by an ensemble:
 //!
 //! | detector | what it sees | module |
@@ -13,6 +13,7 @@
 //! | prescriber | one doctor's claims far dearer than colleagues' for the same diagnoses | [`prescriber`] |
 //! | upcoding | diagnoses coded heavier while admissions do not follow | `upcoding` |
 //! | cost shift | claims dearer than the same diagnoses cost there before, net of peers, counted claim by claim | [`shift`] |
+//! | department | one ward's cost per claim rising against its own past while the other wards' does not | [`prescriber`] |
 //!
 //! [`fit`] learns what must be learnt (baselines, forest, mixture and their
 //! null distributions) from a training range and returns a
