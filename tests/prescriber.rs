@@ -88,44 +88,47 @@ fn claim(n: usize, day: NaiveDate, doctor: &str, qty: f64) -> bhyt::qd130::Hoso 
     h
 }
 
-#[test]
-fn a_doctor_who_doubles_his_prescriptions_stands_out_from_colleagues() {
+/// Drug quantity 60 × e^u, u uniform in ±0.4 from an LCG: claims differ.
+fn jittered_quantity(x: &mut u64) -> f64 {
+    *x = x
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let u = (*x >> 11) as f64 / (1u64 << 53) as f64 * 0.8 - 0.4;
+    (60.0 * u.exp()).round()
+}
+
+/// One facility-week of a comparison within facility 93002.
+struct UnitWeek {
+    /// Weeks since the first Monday.
+    week: i64,
+    unit: Option<String>,
+    p: Option<f64>,
+    ratio: Option<f64>,
+    excess: Option<f64>,
+    /// Priced claims of the facility (prescriber comparison only).
+    claims: Option<f64>,
+}
+
+/// Writes `hosos` as facility 93002's claims, ingests them, and runs the
+/// `prescriber` or `department` comparison with weeks 0–7 as training.
+fn compare_units(hosos: &[bhyt::qd130::Hoso], monday: NaiveDate, unit: &str) -> Vec<UnitWeek> {
     let env = common::Env::new();
-    let monday = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
-    let mut hosos = Vec::new();
-    let mut n = 0;
-    let mut x: u64 = 130;
-    for week in 0..16 {
-        for k in 0..60 {
-            let doctor = format!("BS{:02}", k % 6);
-            // Drug quantity 60 × e^u, u uniform in ±0.4 (LCG): claims differ.
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let u = (x >> 11) as f64 / (1u64 << 53) as f64 * 0.8 - 0.4;
-            let mut qty = (60.0 * u.exp()).round();
-            if doctor == "BS03" && week >= 10 {
-                qty *= 2.0;
-            }
-            let day = monday + chrono::Duration::days(week * 7 + (k % 5) as i64);
-            hosos.push(claim(n, day, &doctor, qty));
-            n += 1;
-        }
-    }
     common::write(
         &env.path("in/93002.xml"),
         "93002",
-        &hosos,
+        hosos,
         &Default::default(),
     );
     env.ingest(&["in"]);
-    let stats = bhyt::detect::prescriber::prescriber_stats(
-        &env.store(),
-        bhyt::features::Period::Week,
-        monday + chrono::Duration::days(8 * 7 - 1),
-        13,
-        &Default::default(),
-    )
+    let train_to = monday + chrono::Duration::days(8 * 7 - 1);
+    let period = bhyt::features::Period::Week;
+    let cfg = Default::default();
+    let stats = match unit {
+        "prescriber" => {
+            bhyt::detect::prescriber::prescriber_stats(&env.store(), period, train_to, 13, &cfg)
+        }
+        _ => bhyt::detect::prescriber::department_stats(&env.store(), period, train_to, 13, &cfg),
+    }
     .unwrap();
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
     let weeks = stats
@@ -134,26 +137,64 @@ fn a_doctor_who_doubles_his_prescriptions_stands_out_from_colleagues() {
         .cast(&DataType::Int32)
         .unwrap();
     let weeks = weeks.i32().unwrap();
-    let doctor = stats.column("prescriber_code").unwrap().str().unwrap();
-    let p = stats.column("prescriber_p").unwrap().f64().unwrap();
-    let ratio = stats.column("prescriber_ratio").unwrap().f64().unwrap();
-    let excess = stats.column("prescriber_excess").unwrap().f64().unwrap();
-    let claims = stats.column("claim_n").unwrap().f64().unwrap();
+    let code = stats
+        .column(&format!("{unit}_code"))
+        .unwrap()
+        .str()
+        .unwrap();
+    let f = |c: &str| stats.column(c).ok().map(|c| c.f64().unwrap().clone());
+    let (p, ratio, excess) = (
+        f(&format!("{unit}_p")).unwrap(),
+        f(&format!("{unit}_ratio")).unwrap(),
+        f(&format!("{unit}_excess")).unwrap(),
+    );
+    let claims = f("claim_n");
+    (0..stats.height())
+        .map(|i| UnitWeek {
+            week: (epoch + chrono::Duration::days(weeks.get(i).unwrap() as i64) - monday)
+                .num_weeks(),
+            unit: code.get(i).map(str::to_string),
+            p: p.get(i),
+            ratio: ratio.get(i),
+            excess: excess.get(i),
+            claims: claims.as_ref().and_then(|c| c.get(i)),
+        })
+        .collect()
+}
+
+#[test]
+fn a_doctor_who_doubles_his_prescriptions_stands_out_from_colleagues() {
+    let monday = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+    let mut hosos = Vec::new();
+    let mut n = 0;
+    let mut x: u64 = 130;
+    for week in 0..16 {
+        for k in 0..60 {
+            let doctor = format!("BS{:02}", k % 6);
+            let mut qty = jittered_quantity(&mut x);
+            if doctor == "BS03" && week >= 10 {
+                qty *= 2.0;
+            }
+            let day = monday + chrono::Duration::days(week * 7 + (k % 5) as i64);
+            hosos.push(claim(n, day, &doctor, qty));
+            n += 1;
+        }
+    }
     let mut first_alert = None;
-    for i in 0..stats.height() {
-        let w = (epoch + chrono::Duration::days(weeks.get(i).unwrap() as i64) - monday).num_weeks();
+    for r in compare_units(&hosos, monday, "prescriber") {
+        let w = r.week;
         // Every facility-week with priced claims is a row (its residual sums
         // feed the cost shift); the doctor columns only where one was compared.
-        assert!(claims.get(i).unwrap() > 0.0);
-        let Some(pv) = p.get(i) else {
+        assert!(r.claims.unwrap() > 0.0);
+        let Some(pv) = r.p else {
             continue;
         };
         if w < 10 {
             // Before the change: nobody far from colleagues.
-            assert!(pv > 1e-3, "week {w}: {:?} p {pv}", doctor.get(i));
+            assert!(pv > 1e-3, "week {w}: {:?} p {pv}", r.unit);
         } else if pv < calibrated_alert_p() {
-            assert_eq!(doctor.get(i), Some("BS03"), "week {w}");
-            assert!(ratio.get(i).unwrap() > 1.2 && excess.get(i).unwrap() > 0.0);
+            assert_eq!(r.unit.as_deref(), Some("BS03"), "week {w}");
+            assert!(r.ratio.unwrap() > 1.2 && r.excess.unwrap() > 0.0);
             first_alert.get_or_insert(w);
         }
     }
@@ -196,7 +237,6 @@ fn ward_claim(n: usize, day: NaiveDate, dept: &str, dx: &str, qty: f64) -> bhyt:
 /// variance). Only K04 stands out, and it is named.
 #[test]
 fn a_ward_whose_cost_per_stay_rises_stands_out_from_the_others() {
-    let env = common::Env::new();
     let monday = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
     let mut hosos = Vec::new();
     let mut n = 0;
@@ -220,11 +260,7 @@ fn a_ward_whose_cost_per_stay_rises_stands_out_from_the_others() {
             if dept == "K19" && week >= 8 && k % 8 == 3 {
                 (dept, dx) = ("K11", "A90");
             }
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let u = (x >> 11) as f64 / (1u64 << 53) as f64 * 0.8 - 0.4;
-            let mut qty = (60.0 * u.exp()).round();
+            let mut qty = jittered_quantity(&mut x);
             if dept == "K04" && week >= 12 {
                 qty *= 1.6;
             }
@@ -236,51 +272,18 @@ fn a_ward_whose_cost_per_stay_rises_stands_out_from_the_others() {
             n += 1;
         }
     }
-    common::write(
-        &env.path("in/93002.xml"),
-        "93002",
-        &hosos,
-        &Default::default(),
-    );
-    env.ingest(&["in"]);
-    let stats = bhyt::detect::prescriber::department_stats(
-        &env.store(),
-        bhyt::features::Period::Week,
-        monday + chrono::Duration::days(8 * 7 - 1),
-        13,
-        &Default::default(),
-    )
-    .unwrap();
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
-    let weeks = stats
-        .column("period_start")
-        .unwrap()
-        .cast(&DataType::Int32)
-        .unwrap();
-    let weeks = weeks.i32().unwrap();
-    let dept = stats.column("department_code").unwrap().str().unwrap();
-    let p = stats.column("department_p").unwrap().f64().unwrap();
-    let ratio = stats.column("department_ratio").unwrap().f64().unwrap();
     let mut first_alert = None;
-    for i in 0..stats.height() {
-        let w = (epoch + chrono::Duration::days(weeks.get(i).unwrap() as i64) - monday).num_weeks();
-        let Some(pv) = p.get(i) else {
+    for r in compare_units(&hosos, monday, "department") {
+        let w = r.week;
+        let Some(pv) = r.p else {
             continue;
         };
         if w < 12 {
             // The epidemic fills K11 from week 8: no alert.
-            assert!(
-                pv > calibrated_alert_p(),
-                "week {w}: {:?} p {pv}",
-                dept.get(i)
-            );
+            assert!(pv > calibrated_alert_p(), "week {w}: {:?} p {pv}", r.unit);
         } else if pv < calibrated_alert_p() {
-            assert_eq!(dept.get(i), Some("K04"), "week {w}");
-            assert!(
-                ratio.get(i).unwrap() > 1.1,
-                "week {w}: ratio {:?}",
-                ratio.get(i)
-            );
+            assert_eq!(r.unit.as_deref(), Some("K04"), "week {w}");
+            assert!(r.ratio.unwrap() > 1.1, "week {w}: ratio {:?}", r.ratio);
             first_alert.get_or_insert(w);
         }
     }
