@@ -43,9 +43,12 @@ pub struct Department {
 }
 
 /// Department names (bundled table: the codes the generator writes; a
-/// code not in it is shown as it is).
-pub fn departments() -> Vec<Department> {
-    parse("departments.csv", DEPARTMENTS_CSV).expect("bundled departments parse")
+/// code not in it is shown as it is), parsed once.
+pub fn departments() -> &'static [Department] {
+    static TABLE: std::sync::OnceLock<Vec<Department>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        parse("departments.csv", DEPARTMENTS_CSV).expect("bundled departments parse")
+    })
 }
 
 /// An ICD-10 chapter as a range of 3-character categories.

@@ -295,8 +295,10 @@ fn department_label(code: Option<&str>, lang: Lang) -> String {
     let Some(code) = code else {
         return "?".into();
     };
-    let known = crate::reference::departments();
-    match known.iter().find(|d| d.code.eq_ignore_ascii_case(code)) {
+    match crate::reference::departments()
+        .iter()
+        .find(|d| d.code.eq_ignore_ascii_case(code))
+    {
         Some(d) => format!(
             "{code} ({})",
             match lang {
@@ -451,23 +453,23 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
     let table = match &store {
         Some(s) => {
             let b = bar("comparing prescribers and departments");
-            let args = (
+            let (period, train_to, window) = (
                 period_of(&period_name),
                 model.meta.training_to,
                 model.config.peer.window,
             );
             let ps = detect::prescriber::prescriber_stats(
                 s,
-                args.0,
-                args.1,
-                args.2,
+                period,
+                train_to,
+                window,
                 &model.config.prescriber,
             )?;
             let ds = detect::prescriber::department_stats(
                 s,
-                args.0,
-                args.1,
-                args.2,
+                period,
+                train_to,
+                window,
                 &model.config.department,
             )?;
             if let Some(b) = b {

@@ -215,6 +215,11 @@ pub(crate) fn run(
     let mut sd = vec![vec![None; n]; ns];
     for (si, s) in cfg.signals.iter().enumerate() {
         let vol = p.col(&s.volume);
+        // A count measured by itself (log visits): its sampling noise
+        // under "nothing changed" is that of the baseline's count, not of
+        // this period's — a busy week at a station of eleven visits is not
+        // more precise because it had seventeen.
+        let self_count = s.column == s.volume;
         for i in 0..n {
             let Some(Some(b)) = base.get(&p.fac[i]).map(|v| v[si]) else {
                 continue;
@@ -225,15 +230,7 @@ pub(crate) fn run(
             if volume < s.min_volume {
                 continue;
             }
-            // A count measured by itself (log visits): its sampling noise
-            // under "nothing changed" is that of the baseline's count, not
-            // of this period's — a busy week at a station of eleven visits
-            // is not more precise because it had seventeen.
-            let noise_volume = if s.column == s.volume {
-                b.volume
-            } else {
-                volume
-            };
+            let noise_volume = if self_count { b.volume } else { volume };
             let d = (b.var + s.dispersion.powi(2) / noise_volume.max(1.0) + s.floor.powi(2)).sqrt();
             debug_assert!(b.volume > 0.0);
             z[si][i] = Some((v - b.mean) / d);

@@ -448,11 +448,11 @@ fn compare(
             }
             // Error of a unit's training means in its window mean, over s²:
             // Σ_cells n_c² / m_c (divided by n² below).
-            let q_of = |doc: &str| {
-                unit_cells.get(doc).map_or(0.0, |cs| {
-                    cs.values().map(|(n, m)| n * n / m.max(1.0)).sum::<f64>()
-                })
-            };
+            let q: BTreeMap<&str, f64> = unit_cells
+                .iter()
+                .map(|(doc, cs)| (*doc, cs.values().map(|(n, m)| n * n / m.max(1.0)).sum()))
+                .collect();
+            let q_of = |doc: &str| q.get(doc).copied().unwrap_or(0.0);
             // Colleagues: the units of the same group.
             let mut groups: BTreeMap<&str, (Acc, f64)> = BTreeMap::new();
             for (doc, a) in &docs {
