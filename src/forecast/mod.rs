@@ -125,6 +125,11 @@ pub struct ForecastConfig {
     /// history shows (against last year, or inside the last year) and never
     /// narrowed by it. Default 0.02.
     pub growth_shock_sd: f64,
+    /// Weight of the direct forecast of the regular facilities' total (its
+    /// own growth, unshrunk) against the sum of their forecasts; the
+    /// facilities are scaled to the blend, keeping their shares. Default
+    /// 0.5; 0: bottom-up only.
+    pub direct_weight: f64,
     /// Known changes.
     #[serde(rename = "change")]
     pub changes: Vec<KnownChange>,
@@ -146,6 +151,7 @@ impl Default for ForecastConfig {
             step_t: 6.0,
             step_min: 0.1,
             growth_shock_sd: 0.02,
+            direct_weight: 0.5,
             changes: Vec::new(),
         }
     }
