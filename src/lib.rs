@@ -22,6 +22,7 @@ pub mod format;
 pub mod generate;
 pub mod ingest;
 pub mod privacy;
+pub mod project;
 pub mod qd130;
 pub mod reference;
 pub mod report;

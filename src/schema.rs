@@ -398,7 +398,11 @@ pub fn render_dictionary() -> String {
          Layout: `data/visits/year=YYYY/month=MM/*.parquet`, `data/lines/year=YYYY/month=MM/*.parquet`, \
          `data/quarantine/*.parquet`, `data/registry/{facilities,budgets}.parquet`, `data/manifest.sqlite`.\n\
          Read visits and lines through `Store::visits()` / `Store::lines()`, which keep only the newest \
-         version of a resubmitted visit.\n",
+         version of a resubmitted visit.\n\
+         The manifest (SQLite) holds `sources` (one row per file read: content hash, status, \
+         counts), `parts` (which part files hold which source's rows), `settings` (store layout \
+         version, the key's fingerprint) and `runs` (append-only: each stage's finished runs with \
+         their inputs and summary as JSON; `bhyt status` shows the last of each).\n",
     );
     for (title, cols) in [
         ("visits — one row per visit (XML1, MA_LK)", VISIT_COLUMNS),

@@ -15,14 +15,30 @@ fn every_subcommand_has_help() {
     let out = bhyt().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Exit codes"), "{text}");
     for sub in [
-        "ingest", "generate", "features", "detect", "evaluate", "forecast", "report", "review",
-        "status", "demo",
+        "init",
+        "weekly",
+        "ingest",
+        "generate",
+        "features",
+        "detect",
+        "evaluate",
+        "forecast",
+        "report",
+        "review",
+        "status",
+        "demo",
+        "completions",
+        "man",
     ] {
         assert!(text.contains(sub), "{sub} missing from --help");
         let o = bhyt().args([sub, "--help"]).output().unwrap();
         assert!(o.status.success(), "{sub} --help failed");
-        assert!(String::from_utf8_lossy(&o.stdout).contains("Usage"));
+        let help = String::from_utf8_lossy(&o.stdout);
+        assert!(help.contains("Usage"), "{help}");
+        // Each subcommand shows how it is called.
+        assert!(help.contains("Example"), "{sub} --help has no example");
     }
 }
 
@@ -125,7 +141,8 @@ fn bombs_are_rejected_in_bounded_memory() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // Done, with part of the input rejected: exit code 2.
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
     let rejected: Vec<&str> = stdout.lines().filter(|l| l.contains("rejected:")).collect();
     assert_eq!(rejected.len(), 2, "{stdout}");
     // Zeros hold no tag: the field limit stops them before the 16 GiB one.

@@ -8,11 +8,14 @@ use clap::Args;
 
 use bhyt::evaluate::family::{self, Targets};
 
+use super::{say, Console, Ctx, Outcome};
+
 #[derive(Args)]
 pub struct EvaluateArgs {
-    /// scores.parquet written by `bhyt detect`.
-    #[arg(long, default_value = "out/detect/scores.parquet")]
-    scores: PathBuf,
+    /// scores.parquet written by `bhyt detect`. Default: the project's
+    /// `<out_dir>/detect/scores.parquet`, else under `out/`.
+    #[arg(long)]
+    scores: Option<PathBuf>,
     /// labels.csv (facility_code, start, end, type, benign, true_excess_vnd).
     #[arg(long, required_unless_present = "family")]
     labels: Option<PathBuf>,
@@ -21,7 +24,11 @@ pub struct EvaluateArgs {
     grace_days: i64,
     /// Also write the per-label outcomes as JSON here.
     #[arg(long)]
-    json: Option<PathBuf>,
+    outcomes: Option<PathBuf>,
+    /// Print one JSON object (the evaluation, or the family's rows) on
+    /// stdout; the table goes to stderr.
+    #[arg(long)]
+    json: bool,
     /// Instead: generate, ingest, detect and evaluate each world of the
     /// family (prices per claim, tender prices, 2 % volume, small commune
     /// stations, a late batch, another seed) and print the table with the
@@ -46,25 +53,31 @@ pub struct EvaluateArgs {
     keep: bool,
 }
 
-pub fn run(a: EvaluateArgs) -> Result<()> {
+pub fn run(a: EvaluateArgs, ctx: &Ctx) -> Result<Outcome> {
+    let con = Console { json: a.json };
     if a.family {
-        return run_family(&a);
+        return run_family(&a, con);
     }
     let Some(labels) = &a.labels else {
         bail!("--labels is required without --family");
     };
     let labels = bhyt::evaluate::read_labels(labels)?;
-    let scores = bhyt::evaluate::read_scores(&a.scores)?;
+    let scores_path = a
+        .scores
+        .clone()
+        .unwrap_or_else(|| ctx.out(None, "detect").join("scores.parquet"));
+    let scores = bhyt::evaluate::read_scores(&scores_path)?;
     let e = bhyt::evaluate::evaluate(&scores, &labels, a.grace_days);
-    print!("{}", bhyt::evaluate::render(&e));
-    if let Some(p) = &a.json {
+    say!(con, "{}", bhyt::evaluate::render(&e).trim_end());
+    if let Some(p) = &a.outcomes {
         let json = serde_json::to_string_pretty(&e)?;
         bhyt::store::write_atomic(p, json.as_bytes())?;
     }
-    Ok(())
+    con.emit(&serde_json::to_value(&e)?)?;
+    Ok(Outcome::Done)
 }
 
-fn run_family(a: &EvaluateArgs) -> Result<()> {
+fn run_family(a: &EvaluateArgs, con: Console) -> Result<Outcome> {
     let t = Targets::default();
     let worlds: Vec<_> = family::scenarios(a.scale, a.full)
         .into_iter()
@@ -81,6 +94,7 @@ fn run_family(a: &EvaluateArgs) -> Result<()> {
         eprintln!("  {:.0} s", r.seconds);
         rows.push(r);
     }
-    print!("{}", family::render(&rows, &t));
-    Ok(())
+    say!(con, "{}", family::render(&rows, &t).trim_end());
+    con.emit(&serde_json::json!({ "worlds": rows }))?;
+    Ok(Outcome::Done)
 }

@@ -11,21 +11,26 @@ use clap::Args;
 use bhyt::forecast::{self, is_province, scenarios, ForecastConfig};
 use bhyt::format::group_vi;
 use bhyt::store::Store;
+use serde_json::json;
+
+use super::{load_config, p, say, Console, Ctx, Outcome};
 
 #[derive(Args)]
 pub struct ForecastArgs {
-    #[arg(long, default_value = "data")]
-    data_dir: PathBuf,
+    /// Claims store. Default: the project's, else `data`.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Use the data up to this day only (default: all of it).
     #[arg(long)]
     as_of: Option<chrono::NaiveDate>,
     /// TOML configuration with known changes (ForecastConfig; see models/forecast.toml).
+    /// Default: the project's forecast_config.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Output folder: forecast_monthly, forecast_yearly, forecast_growth,
-    /// budget_projection .parquet, charts/.
-    #[arg(long, default_value = "out/forecast")]
-    out: PathBuf,
+    /// budget_projection .parquet, charts/. Default `<out_dir>/forecast`.
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Also run the rolling-origin backtest of the store's history, the
     /// engine beside the naive baselines (backtest.parquet and a table).
     #[arg(long)]
@@ -45,28 +50,47 @@ pub struct ForecastArgs {
     /// Benchmark: only these scenarios (comma-separated names).
     #[arg(long, value_delimiter = ',')]
     scenario: Vec<String>,
-    /// Language of the charts.
-    #[arg(long, value_enum, default_value = "vi")]
-    lang: bhyt::detect::Lang,
+    /// Language of the charts (vi, en). Default: the project's, else vi.
+    #[arg(long, value_enum)]
+    lang: Option<bhyt::detect::Lang>,
+    /// Print one JSON object (provinces' next-year totals with intervals,
+    /// projections, backtest rows) on stdout; the text goes to stderr.
+    #[arg(long)]
+    json: bool,
 }
 
-pub fn run(a: ForecastArgs) -> Result<()> {
-    let cfg: ForecastConfig = crate::load_config(a.config.as_deref())?;
+pub fn run(a: ForecastArgs, ctx: &Ctx) -> Result<Outcome> {
+    let con = Console { json: a.json };
+    let cfg: ForecastConfig = load_config(
+        ctx.config(a.config.clone(), |f| &f.forecast_config)
+            .as_deref(),
+    )?;
     if a.benchmark {
-        return benchmark(&a, &cfg);
+        return benchmark(&a, &cfg, con);
     }
-    let store = Store::open(&a.data_dir)?;
+    let data_dir = ctx.data_dir(a.data_dir.clone());
+    let out = ctx.out(a.out.clone(), "forecast");
+    let store = Store::open(&data_dir)?;
     let t = Instant::now();
     let h = forecast::history(&store, a.as_of)?;
     let (f, mut tables) = forecast::run(&h, &cfg)?;
-    let charts = forecast::write(&h, &f, &mut tables, &a.out, a.lang)?;
-    println!(
+    let charts = forecast::write(&h, &f, &mut tables, &out, ctx.lang(a.lang))?;
+    let mut summary = json!({
+        "history": { "from": h.months[0], "to": h.last_day, "facilities": h.series.len() },
+        "forecast_from": f.start,
+        "out": p(&out),
+        "charts": charts,
+        "provinces": [],
+        "projection": [],
+    });
+    say!(
+        con,
         "history {} … {} ({} facilities); forecast from {} → {} ({} charts) in {:.2} s",
         h.months[0],
         h.last_day,
         h.series.len(),
         f.start,
-        a.out.display(),
+        out.display(),
         charts,
         t.elapsed().as_secs_f64()
     );
@@ -78,14 +102,26 @@ pub fn run(a: ForecastArgs) -> Result<()> {
         let Some(code) = ycodes.get(i).filter(|c| is_province(c)) else {
             continue;
         };
-        println!(
+        let year = y.column("year")?.i32()?.get(i).unwrap_or(0);
+        say!(
+            con,
             "{} ({code}) {}: {} VND, 90 % interval {} … {}",
             h.display_name(code),
-            y.column("year")?.i32()?.get(i).unwrap_or(0),
+            year,
             group_vi(v("forecast_vnd", i)?.round() as i64),
             group_vi(v("lo90", i)?.round() as i64),
             group_vi(v("hi90", i)?.round() as i64),
         );
+        summary["provinces"]
+            .as_array_mut()
+            .expect("an array")
+            .push(json!({
+                "code": code, "name": h.display_name(code), "year": year,
+                "forecast_vnd": v("forecast_vnd", i)?,
+                "lo80": v("lo80", i)?, "hi80": v("hi80", i)?,
+                "lo90": v("lo90", i)?, "hi90": v("hi90", i)?,
+                "lo95": v("lo95", i)?, "hi95": v("hi95", i)?,
+            }));
     }
     let g = &tables.growth;
     let gcodes = g.column("code")?.str()?.clone();
@@ -94,7 +130,8 @@ pub fn run(a: ForecastArgs) -> Result<()> {
             continue;
         };
         let v = |c: &str| -> Result<f64> { Ok(g.column(c)?.f64()?.get(i).unwrap_or(f64::NAN)) };
-        println!(
+        say!(
+            con,
             "{} {} → {}: growth {:+.1} % ({} VND): volume {}, price {}, case mix {}, known changes {}, other {}; out-of-province patients {}",
             h.display_name(code),
             g.column("base_year")?.i32()?.get(i).unwrap_or(0),
@@ -117,7 +154,8 @@ pub fn run(a: ForecastArgs) -> Result<()> {
         .filter_map(|i| Some((codes.get(i)?.to_string(), over.get(i)?, run_out.phys.get(i))))
         .collect();
     rows.sort_by(|a, b| b.1.total_cmp(&a.1));
-    println!(
+    say!(
+        con,
         "projection {}: expected overrun (+) or surplus (−), VND:",
         p.column("year")?.i32()?.get(0).unwrap_or(0)
     );
@@ -132,7 +170,12 @@ pub fn run(a: ForecastArgs) -> Result<()> {
             .format("%m/%Y")
             .to_string()
         });
-        println!(
+        summary["projection"]
+            .as_array_mut()
+            .expect("an array")
+            .push(json!({ "code": c, "name": h.display_name(c), "overrun_vnd": o, "runs_out_in": month }));
+        say!(
+            con,
             "  {c:<12} {:<32} {:>20}{}",
             h.display_name(c),
             group_vi(o.round() as i64),
@@ -144,26 +187,53 @@ pub fn run(a: ForecastArgs) -> Result<()> {
     if a.backtest {
         let t = Instant::now();
         let mut b = forecast::backtest(&h, &cfg)?;
-        bhyt::store::write_parquet_atomic(&mut b.per_origin, &a.out.join("backtest.parquet"))?;
-        println!(
+        bhyt::store::write_parquet_atomic(&mut b.per_origin, &out.join("backtest.parquet"))?;
+        say!(
+            con,
             "backtest ({:.2} s; origins {} … {} every {} months, 12 months ahead each; errors of 12-month totals):\n",
             t.elapsed().as_secs_f64(),
             b.origins.first().map(|d| d.to_string()).unwrap_or_default(),
             b.origins.last().map(|d| d.to_string()).unwrap_or_default(),
             cfg.backtest_step
         );
-        print!(
+        say!(
+            con,
             "{}",
-            forecast::backtest::markdown(&[("this store".into(), &b)])
+            forecast::backtest::markdown(&[("this store".into(), &b)]).trim_end()
         );
         for (p, o, e) in &b.province_errors {
-            println!("{} ({p}) from {o}: {:+.2} %", h.display_name(p), 100.0 * e);
+            say!(
+                con,
+                "{} ({p}) from {o}: {:+.2} %",
+                h.display_name(p),
+                100.0 * e
+            );
         }
+        summary["backtest"] = json!({
+            "origins": b.origins,
+            "methods": b.methods,
+            "coverage_90": {
+                "facility_12_month_totals": b.coverage_year,
+                "province_12_month_totals": b.coverage_year_province,
+                "facility_months": b.coverage_month,
+                "province_months": b.coverage_month_province,
+            },
+        });
     }
-    Ok(())
+    let secs = t.elapsed().as_secs_f64();
+    summary["seconds"] = json!(secs);
+    super::record_run(
+        Some(&data_dir),
+        "forecast",
+        secs,
+        json!({ "as_of": a.as_of, "backtest": a.backtest }),
+        &summary,
+    );
+    con.emit(&summary)?;
+    Ok(Outcome::Done)
 }
 
-fn benchmark(a: &ForecastArgs, cfg: &ForecastConfig) -> Result<()> {
+fn benchmark(a: &ForecastArgs, cfg: &ForecastConfig, con: Console) -> Result<Outcome> {
     let family = scenarios::family(a.scale, a.seed);
     let chosen: Vec<&scenarios::Scenario> = family
         .iter()
@@ -187,7 +257,8 @@ fn benchmark(a: &ForecastArgs, cfg: &ForecastConfig) -> Result<()> {
         pb.inc(1);
     }
     pb.finish_and_clear();
-    println!(
+    say!(
+        con,
         "forecast benchmark: {} scenarios at scale {}, seed {}, in {:.1} s\n",
         chosen.len(),
         a.scale,
@@ -195,11 +266,25 @@ fn benchmark(a: &ForecastArgs, cfg: &ForecastConfig) -> Result<()> {
         t.elapsed().as_secs_f64()
     );
     for s in &chosen {
-        println!("- {}: {}", s.name, s.what);
+        say!(con, "- {}: {}", s.name, s.what);
     }
-    println!();
+    say!(con, "");
     let rows: Vec<(String, &forecast::Backtest)> =
         done.iter().map(|(n, b)| (n.clone(), b)).collect();
-    print!("{}", forecast::backtest::markdown(&rows));
-    Ok(())
+    say!(con, "{}", forecast::backtest::markdown(&rows).trim_end());
+    con.emit(&json!({
+        "scale": a.scale,
+        "seed": a.seed,
+        "scenarios": done.iter().map(|(n, b)| json!({
+            "name": n,
+            "methods": b.methods,
+            "coverage_90": {
+                "facility_12_month_totals": b.coverage_year,
+                "province_12_month_totals": b.coverage_year_province,
+                "facility_months": b.coverage_month,
+                "province_months": b.coverage_month_province,
+            },
+        })).collect::<Vec<_>>(),
+    }))?;
+    Ok(Outcome::Done)
 }

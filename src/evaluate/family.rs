@@ -104,7 +104,7 @@ impl Default for Targets {
 }
 
 /// One world's row of the table.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct WorldResult {
     pub name: String,
     pub what: String,

@@ -8,7 +8,7 @@ use super::baselines::Baseline;
 use super::*;
 
 /// One method's accuracy over the backtest.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct MethodScore {
     pub method: String,
     /// Mean absolute error of the province 12-month totals (over provinces
@@ -19,7 +19,7 @@ pub struct MethodScore {
 }
 
 /// Coverage of 80/90/95 % intervals, with the number of cases checked.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Coverage {
     pub rate: [f64; 3],
     pub n: usize,

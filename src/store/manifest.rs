@@ -47,6 +47,29 @@ pub struct SourceRecord {
     pub error: Option<String>,
 }
 
+/// One stage's last run, as recorded.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRecord {
+    pub stage: String,
+    /// UTC, ISO 8601.
+    pub finished_at: String,
+    pub seconds: f64,
+    pub inputs: serde_json::Value,
+    pub summary: serde_json::Value,
+}
+
+/// Sources of one status in the manifest.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatusCount {
+    pub status: String,
+    pub sources: i64,
+    pub bytes: i64,
+    pub visits_accepted: i64,
+    pub visits_quarantined: i64,
+    pub lines_accepted: i64,
+    pub lines_quarantined: i64,
+}
+
 pub struct Manifest {
     conn: Connection,
 }
@@ -110,6 +133,14 @@ impl Manifest {
              CREATE TABLE IF NOT EXISTS settings(
                  name TEXT PRIMARY KEY,
                  value TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS runs(
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 stage TEXT NOT NULL,
+                 finished_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+                 seconds REAL NOT NULL,
+                 inputs TEXT NOT NULL,
+                 summary TEXT NOT NULL
              );",
         )?;
         Ok(Manifest { conn })
@@ -321,6 +352,73 @@ impl Manifest {
             "UPDATE sources SET status='rejected', error='interrupted run' WHERE status='pending'",
             [],
         )?)
+    }
+
+    /// Records a finished run of a stage over this store: its inputs and
+    /// what it found (JSON objects), for `bhyt status`. Append-only.
+    pub fn record_run(
+        &self,
+        stage: &str,
+        seconds: f64,
+        inputs: &serde_json::Value,
+        summary: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO runs(stage, seconds, inputs, summary) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![stage, seconds, inputs.to_string(), summary.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// The last recorded run of each stage, in pipeline order.
+    pub fn last_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT stage, finished_at, seconds, inputs, summary FROM runs
+             WHERE id IN (SELECT max(id) FROM runs GROUP BY stage)",
+        )?;
+        let mut rows = st
+            .query_map([], |r| {
+                let json = |s: String| serde_json::from_str(&s).unwrap_or(serde_json::Value::Null);
+                Ok(RunRecord {
+                    stage: r.get(0)?,
+                    finished_at: r.get(1)?,
+                    seconds: r.get(2)?,
+                    inputs: json(r.get(3)?),
+                    summary: json(r.get(4)?),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let order = [
+            "ingest", "features", "detect", "forecast", "report", "weekly",
+        ];
+        rows.sort_by_key(|r| {
+            order
+                .iter()
+                .position(|s| *s == r.stage)
+                .unwrap_or(order.len())
+        });
+        Ok(rows)
+    }
+
+    /// Sources by status, with their visit and line counts summed.
+    pub fn sources_by_status(&self) -> Result<Vec<StatusCount>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT status, count(*), sum(bytes), sum(visits_accepted), sum(visits_quarantined),
+                    sum(lines_accepted), sum(lines_quarantined)
+             FROM sources GROUP BY status ORDER BY count(*) DESC",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(StatusCount {
+                status: r.get(0)?,
+                sources: r.get(1)?,
+                bytes: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                visits_accepted: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                visits_quarantined: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                lines_accepted: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
+                lines_quarantined: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     pub fn sources(&self) -> Result<Vec<SourceRecord>, StoreError> {

@@ -20,13 +20,15 @@
 
 mod manifest;
 pub mod sink;
+mod summary;
 
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-pub use manifest::{Manifest, SourceRecord, SourceStatus};
+pub use manifest::{Manifest, RunRecord, SourceRecord, SourceStatus, StatusCount};
 pub use sink::{PartSink, RunSink};
+pub use summary::{ProvinceSpan, RuleCount, StoreSummary};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
