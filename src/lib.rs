@@ -27,4 +27,6 @@ pub mod qd130;
 pub mod reference;
 pub mod report;
 pub mod schema;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod store;

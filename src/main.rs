@@ -102,6 +102,18 @@ enum Command {
     /// Run the pipeline on the bundled synthetic sample (no setup needed).
     #[command(after_help = "Example:\n  cargo run --release -- demo")]
     Demo(cmd::demo::DemoArgs),
+    /// The review workspace: a web server for reviewers, inspectors and planners (SQLite, or PostgreSQL with --database).
+    #[cfg(feature = "serve")]
+    #[command(
+        after_help = "Examples:\n  bhyt users add lan --role reviewer --province 92 < lan.pass\n  bhyt serve --listen 127.0.0.1:8080"
+    )]
+    Serve(cmd::serve::ServeArgs),
+    /// Accounts of the review workspace.
+    #[cfg(feature = "serve")]
+    #[command(
+        after_help = "Example:\n  bhyt users add admin --role admin --password-file admin.pass"
+    )]
+    Users(cmd::serve::UsersArgs),
     /// Shell completions, generated from the command definitions.
     #[command(
         after_help = "Example:\n  bhyt completions bash > ~/.local/share/bash-completion/completions/bhyt"
@@ -136,6 +148,10 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Review(a) => cmd::review::run(a, &ctx),
         Command::Status(a) => cmd::status::run(a, &ctx),
         Command::Demo(a) => cmd::demo::run(a),
+        #[cfg(feature = "serve")]
+        Command::Serve(a) => cmd::serve::serve(a, &ctx),
+        #[cfg(feature = "serve")]
+        Command::Users(a) => cmd::serve::users(a, &ctx),
         Command::Completions(a) => cmd::docs::completions(a, Cli::command()),
         Command::Man(a) => cmd::docs::man(a, Cli::command()),
     }

@@ -26,6 +26,15 @@ pub struct DemoArgs {
     /// Language of the alert reasons.
     #[arg(long, value_enum, default_value = "vi")]
     pub lang: bhyt::detect::Lang,
+    /// Then open the results in the review workspace (`bhyt serve`), with a
+    /// demo admin account whose password is printed.
+    #[cfg(feature = "serve")]
+    #[arg(long)]
+    pub serve: bool,
+    /// Address of the workspace with --serve.
+    #[cfg(feature = "serve")]
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
 }
 
 pub fn run(a: DemoArgs) -> Result<Outcome> {
@@ -131,5 +140,42 @@ pub fn run(a: DemoArgs) -> Result<Outcome> {
     for p in &rep.pages {
         println!("      {}", p.display());
     }
+    #[cfg(feature = "serve")]
+    if a.serve {
+        serve_demo(&a, &data_dir)?;
+    }
     Ok(Outcome::Done)
+}
+
+/// The demo's outputs in the workspace: a fresh database beside them, one
+/// admin account (`demo`, a random password printed once).
+#[cfg(feature = "serve")]
+fn serve_demo(a: &DemoArgs, data_dir: &std::path::Path) -> Result<()> {
+    use bhyt::serve::{auth, db::Db, AppState, ServeConfig};
+    let db_path = a.out.join("workspace.sqlite");
+    let password = auth::token()[..20].to_string();
+    let cfg = ServeConfig {
+        data_dir: Some(data_dir.to_path_buf()),
+        detect_dir: a.out.join("detect"),
+        forecast_dir: a.out.join("forecast"),
+        secure_cookies: !a.listen.ip().is_loopback(),
+        alerts_db: Some(a.out.join("alerts.sqlite")),
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let db = Db::connect(&Db::sqlite_url(&db_path)).await?;
+            bhyt::serve::add_user(&db, "demo", auth::Role::Admin, &[], &password).await?;
+            println!("workspace: log in as `demo` with password {password}");
+            bhyt::serve::serve(
+                AppState {
+                    db,
+                    cfg: std::sync::Arc::new(cfg),
+                },
+                a.listen,
+            )
+            .await
+        })?;
+    Ok(())
 }

@@ -12,6 +12,8 @@ pub mod generate;
 pub mod ingest;
 pub mod project;
 pub mod review;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod stages;
 pub mod status;
 
