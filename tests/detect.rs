@@ -679,3 +679,37 @@ fn decide_in_workbook(path: &Path, decision: &str, comment: &str) -> std::path::
     out.save(&reviewed).unwrap();
     reviewed
 }
+
+/// `bhyt evaluate --from-decisions`: a week's precision is confirmed over
+/// decided, by each alert's latest decision; undecided alerts count as
+/// listed, not as decided.
+#[test]
+fn precision_of_past_weeks_comes_from_the_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = AlertDb::open(&dir.path().join("a.sqlite")).unwrap();
+    let cfg = AlertConfig::default();
+    let w = db
+        .apply(
+            "2024-03-04",
+            "m",
+            &[
+                candidate("A", "oe_los", 5.0, 0.20),
+                candidate("B", "oe_cost", 4.5, 0.10),
+                candidate("C", "oe_cost", 4.4, 0.10),
+            ],
+            &cfg,
+        )
+        .unwrap();
+    assert!(db.precision_by_week().unwrap()[0].precision.is_none());
+    db.decide(&w[0].alert_id, Decision::Dismissed, "", "NV1")
+        .unwrap();
+    // The latest decision counts: dismissed, then confirmed on review.
+    db.decide(&w[0].alert_id, Decision::Confirmed, "hóa đơn trùng", "NV2")
+        .unwrap();
+    db.decide(&w[1].alert_id, Decision::Explained, "khoa mới", "NV1")
+        .unwrap();
+    let p = db.precision_by_week().unwrap();
+    assert_eq!(p.len(), 1);
+    assert_eq!((p[0].alerts, p[0].decided, p[0].confirmed), (3, 2, 1));
+    assert_eq!(p[0].precision, Some(0.5));
+}

@@ -466,6 +466,54 @@ impl AlertDb {
     }
 }
 
+/// The reviewers' verdict on one week's alerts: a confirmed alert is a
+/// true positive, a dismissed or explained one a false alarm for the
+/// question "was this cost unreasonable".
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WeekPrecision {
+    pub as_of: String,
+    pub alerts: usize,
+    pub decided: usize,
+    pub confirmed: usize,
+    /// confirmed / decided; None before any decision.
+    pub precision: Option<f64>,
+}
+
+impl AlertDb {
+    /// Precision of each past week's alerts by the reviewers' latest
+    /// decision on each (suppressed alerts left out: they were not listed).
+    pub fn precision_by_week(&self) -> Result<Vec<WeekPrecision>, LifecycleError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT w.as_of, count(*),
+                        sum(CASE WHEN d.decision IS NOT NULL THEN 1 ELSE 0 END),
+                        sum(CASE WHEN d.decision = 'confirmed' THEN 1 ELSE 0 END)
+                 FROM alert_weeks w
+                 LEFT JOIN (SELECT alert_id, decision FROM decisions
+                            WHERE id IN (SELECT max(id) FROM decisions GROUP BY alert_id)) d
+                   ON d.alert_id = w.alert_id
+                 WHERE w.state != 'resolved' AND w.suppressed = 0
+                 GROUP BY w.as_of ORDER BY w.as_of",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                let (alerts, decided, confirmed): (i64, i64, i64) =
+                    (r.get(1)?, r.get(2)?, r.get(3)?);
+                Ok(WeekPrecision {
+                    as_of: r.get(0)?,
+                    alerts: alerts as usize,
+                    decided: decided as usize,
+                    confirmed: confirmed as usize,
+                    precision: (decided > 0).then(|| confirmed as f64 / decided as f64),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+}
+
 /// One row of a reviewed sheet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReviewRow {

@@ -26,7 +26,7 @@ use crate::store::Store;
 pub use export::spreadsheet_text;
 use export::write_alerts;
 
-pub use lifecycle::{AlertDb, Candidate, Decision, Outcome};
+pub use lifecycle::{AlertDb, Candidate, Decision, Outcome, WeekPrecision};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AlertError {

@@ -17,8 +17,15 @@ pub struct EvaluateArgs {
     #[arg(long)]
     scores: Option<PathBuf>,
     /// labels.csv (facility_code, start, end, type, benign, true_excess_vnd).
-    #[arg(long, required_unless_present = "family")]
+    #[arg(long, required_unless_present_any = ["family", "from_decisions"])]
     labels: Option<PathBuf>,
+    /// Instead: the precision of past weeks' alerts by the reviewers'
+    /// decisions (confirmed / decided) from the alert database.
+    #[arg(long)]
+    from_decisions: bool,
+    /// Alert lifecycle database (with --from-decisions). Default: the project's, else `out/alerts.sqlite`.
+    #[arg(long)]
+    alerts_db: Option<PathBuf>,
     /// Days after a label's end during which an alert still counts for it.
     #[arg(long, default_value_t = 56)]
     grace_days: i64,
@@ -58,6 +65,9 @@ pub fn run(a: EvaluateArgs, ctx: &Ctx) -> Result<Outcome> {
     if a.family {
         return run_family(&a, con);
     }
+    if a.from_decisions {
+        return from_decisions(ctx.alerts_db(a.alerts_db.clone()), con);
+    }
     let Some(labels) = &a.labels else {
         bail!("--labels is required without --family");
     };
@@ -96,5 +106,46 @@ fn run_family(a: &EvaluateArgs, con: Console) -> Result<Outcome> {
     }
     say!(con, "{}", family::render(&rows, &t).trim_end());
     con.emit(&serde_json::json!({ "worlds": rows }))?;
+    Ok(Outcome::Done)
+}
+
+fn from_decisions(db: PathBuf, con: Console) -> Result<Outcome> {
+    anyhow::ensure!(
+        db.exists(),
+        "{} does not exist: run `bhyt detect` first",
+        db.display()
+    );
+    let weeks = bhyt::alerts::AlertDb::open(&db)?.precision_by_week()?;
+    say!(
+        con,
+        "{:<12} {:>7} {:>8} {:>10} {:>10}",
+        "week",
+        "alerts",
+        "decided",
+        "confirmed",
+        "precision"
+    );
+    let (mut decided, mut confirmed) = (0, 0);
+    for w in &weeks {
+        decided += w.decided;
+        confirmed += w.confirmed;
+        say!(
+            con,
+            "{:<12} {:>7} {:>8} {:>10} {:>10}",
+            w.as_of,
+            w.alerts,
+            w.decided,
+            w.confirmed,
+            w.precision
+                .map_or("–".to_string(), |p| format!("{:.1} %", 100.0 * p))
+        );
+    }
+    let overall = (decided > 0).then(|| confirmed as f64 / decided as f64);
+    say!(
+        con,
+        "all weeks: {confirmed} confirmed of {decided} decided{}",
+        overall.map_or(String::new(), |p| format!(" ({:.1} %)", 100.0 * p))
+    );
+    con.emit(&serde_json::json!({ "weeks": weeks, "decided": decided, "confirmed": confirmed, "precision": overall }))?;
     Ok(Outcome::Done)
 }

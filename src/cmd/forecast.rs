@@ -212,12 +212,7 @@ pub fn run(a: ForecastArgs, ctx: &Ctx) -> Result<Outcome> {
         summary["backtest"] = json!({
             "origins": b.origins,
             "methods": b.methods,
-            "coverage_90": {
-                "facility_12_month_totals": b.coverage_year,
-                "province_12_month_totals": b.coverage_year_province,
-                "facility_months": b.coverage_month,
-                "province_months": b.coverage_month_province,
-            },
+            "coverage_90": coverage_json(&b),
         });
     }
     let secs = t.elapsed().as_secs_f64();
@@ -231,6 +226,16 @@ pub fn run(a: ForecastArgs, ctx: &Ctx) -> Result<Outcome> {
     );
     con.emit(&summary)?;
     Ok(Outcome::Done)
+}
+
+/// The engine's interval coverage of a backtest, for `--json`.
+fn coverage_json(b: &forecast::Backtest) -> serde_json::Value {
+    json!({
+        "facility_12_month_totals": b.coverage_year,
+        "province_12_month_totals": b.coverage_year_province,
+        "facility_months": b.coverage_month,
+        "province_months": b.coverage_month_province,
+    })
 }
 
 fn benchmark(a: &ForecastArgs, cfg: &ForecastConfig, con: Console) -> Result<Outcome> {
@@ -278,12 +283,7 @@ fn benchmark(a: &ForecastArgs, cfg: &ForecastConfig, con: Console) -> Result<Out
         "scenarios": done.iter().map(|(n, b)| json!({
             "name": n,
             "methods": b.methods,
-            "coverage_90": {
-                "facility_12_month_totals": b.coverage_year,
-                "province_12_month_totals": b.coverage_year_province,
-                "facility_months": b.coverage_month,
-                "province_months": b.coverage_month_province,
-            },
+            "coverage_90": coverage_json(b),
         })).collect::<Vec<_>>(),
     }))?;
     Ok(Outcome::Done)

@@ -204,6 +204,29 @@ fn alert_of(r: &AnyRow) -> Result<AlertRow, sqlx::Error> {
     })
 }
 
+/// Appends one line to the audit trail, on the pool or inside a
+/// transaction (so a decision and its line commit together).
+async fn audit_line<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    e: E,
+    at: &str,
+    actor: &str,
+    action: &str,
+    object: &str,
+    detail: &str,
+) -> Result<(), ServeError> {
+    sqlx::query(
+        "INSERT INTO audit (at, actor, action, object, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(at)
+    .bind(actor)
+    .bind(action)
+    .bind(object)
+    .bind(detail)
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
 /// Outcome of a decision under optimistic locking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decided {
@@ -293,17 +316,7 @@ impl Db {
         object: &str,
         detail: &str,
     ) -> Result<(), ServeError> {
-        sqlx::query(
-            "INSERT INTO audit (at, actor, action, object, detail) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(now())
-        .bind(actor)
-        .bind(action)
-        .bind(object)
-        .bind(detail)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        audit_line(&self.pool, &now(), actor, action, object, detail).await
     }
 
     pub async fn audit_of(&self, object: &str) -> Result<Vec<AuditRow>, ServeError> {
@@ -598,16 +611,9 @@ impl Db {
         .bind(&at)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO audit (at, actor, action, object, detail) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&at)
-        .bind(reviewer)
-        .bind("alert.decide")
-        .bind(format!("alert:{alert_id}"))
-        .bind(format!("{decision} (version {version} → {})", version + 1))
-        .execute(&mut *tx)
-        .await?;
+        let detail = format!("{decision} (version {version} → {})", version + 1);
+        let object = format!("alert:{alert_id}");
+        audit_line(&mut *tx, &at, reviewer, "alert.decide", &object, &detail).await?;
         tx.commit().await?;
         Ok(Decided::Recorded {
             version: version + 1,
@@ -641,16 +647,8 @@ impl Db {
                 None => Decided::Missing,
             });
         }
-        sqlx::query(
-            "INSERT INTO audit (at, actor, action, object, detail) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(now())
-        .bind(actor)
-        .bind("alert.assign")
-        .bind(format!("alert:{alert_id}"))
-        .bind(assignee)
-        .execute(&mut *tx)
-        .await?;
+        let object = format!("alert:{alert_id}");
+        audit_line(&mut *tx, &now(), actor, "alert.assign", &object, assignee).await?;
         tx.commit().await?;
         Ok(Decided::Recorded {
             version: version + 1,

@@ -11,9 +11,11 @@
 //! another province's alert by any URL gets 404, a role without the right
 //! 403.
 
+mod api;
 pub mod auth;
 pub mod db;
 mod pages;
+mod session;
 pub mod sync;
 
 use std::net::SocketAddr;
@@ -24,7 +26,7 @@ use axum::extract::{Form, Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use serde::Deserialize;
 
 use crate::detect::Lang;
@@ -162,19 +164,19 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/login", get(login_page).post(login))
-        .route("/logout", post(logout))
+        .route("/login", get(session::login_page).post(session::login))
+        .route("/logout", post(session::logout))
         .route("/queue", get(queue))
         .route("/alerts/{id}", get(alert_page))
         .route("/alerts/{id}/decision", post(decide_form))
         .route("/alerts/{id}/assign", post(assign_form))
         .route("/planner", get(planner))
-        .route("/export/queue.xlsx", get(export_queue))
-        .route("/api/alerts", get(api_alerts))
-        .route("/api/alerts/{id}", get(api_alert))
-        .route("/api/alerts/{id}/decision", post(api_decide))
-        .route("/api/budget", get(api_budget))
-        .route("/api/session", get(api_session))
+        .route("/export/queue.xlsx", get(api::export_queue))
+        .route("/api/alerts", get(api::api_alerts))
+        .route("/api/alerts/{id}", get(api::api_alert))
+        .route("/api/alerts/{id}/decision", post(api::api_decide))
+        .route("/api/budget", get(api::api_budget))
+        .route("/api/session", get(api::api_session))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -250,139 +252,6 @@ async fn home(State(s): State<AppState>, headers: HeaderMap) -> Result<Response,
         Some(a) if a.role == Role::Planner => Redirect::to("/planner").into_response(),
         Some(_) => Redirect::to("/queue").into_response(),
     })
-}
-
-const LOGIN_COOKIE: &str = "bhyt_login";
-
-async fn login_page(Query(q): Query<LangQuery>) -> Response {
-    // Double-submit token: the login form is a form too.
-    let t = auth::token();
-    let mut r = Html(pages::login(lang_of(q.lang.as_deref()), &t, None)).into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&format!(
-            "{LOGIN_COOKIE}={t}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600"
-        ))
-        .expect("ascii"),
-    );
-    r
-}
-
-#[derive(Deserialize)]
-struct LoginForm {
-    name: String,
-    password: String,
-    csrf: String,
-}
-
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(header::COOKIE)?
-        .to_str()
-        .ok()?
-        .split(';')
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-}
-
-async fn login(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<LoginForm>,
-) -> Result<Response, ServeError> {
-    let lang = Lang::Vi;
-    if !cookie_value(&headers, LOGIN_COOKIE).is_some_and(|c| auth::same(&c, &f.csrf)) {
-        return Ok(status(StatusCode::FORBIDDEN, "CSRF token missing or wrong"));
-    }
-    let since = (chrono::Utc::now() - chrono::Duration::minutes(auth::FAILURE_WINDOW_MIN))
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string();
-    if s.db.login_failures_since(&f.name, &since).await? >= auth::MAX_FAILURES {
-        s.db.audit(&f.name, "login.throttled", &format!("user:{}", f.name), "")
-            .await?;
-        return Ok((
-            StatusCode::TOO_MANY_REQUESTS,
-            Html(pages::login(
-                lang,
-                &f.csrf,
-                Some("Quá nhiều lần đăng nhập sai; thử lại sau 15 phút. / Too many failed logins; try again in 15 minutes."),
-            )),
-        )
-            .into_response());
-    }
-    let user = s.db.user_by_name(&f.name).await?;
-    // The hash is checked even for an unknown name, so timing does not
-    // tell which names exist.
-    let hash = user.as_ref().map_or_else(
-        || auth::dummy_hash().to_string(),
-        |u| u.password_hash.clone(),
-    );
-    let ok = auth::verify_password(&f.password, &hash);
-    let Some(user) = user.filter(|u| ok && !u.disabled) else {
-        s.db.record_login_failure(&f.name).await?;
-        s.db.audit(&f.name, "login.failed", &format!("user:{}", f.name), "")
-            .await?;
-        return Ok((
-            StatusCode::UNAUTHORIZED,
-            Html(pages::login(
-                lang,
-                &f.csrf,
-                Some("Sai tên đăng nhập hoặc mật khẩu. / Wrong user name or password."),
-            )),
-        )
-            .into_response());
-    };
-    // A new token on every login: a session id planted before login is
-    // never promoted (no fixation).
-    let token = auth::token();
-    let expires = (chrono::Utc::now() + chrono::Duration::hours(auth::SESSION_HOURS))
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string();
-    s.db.create_session(&auth::token_hash(&token), user.id, &auth::token(), &expires)
-        .await?;
-    s.db.audit(&user.name, "login", &format!("user:{}", user.name), "")
-        .await?;
-    let mut r = Redirect::to("/").into_response();
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&auth::set_cookie(&token, s.cfg.secure_cookies)).expect("ascii"),
-    );
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        HeaderValue::from_static("bhyt_login=; Path=/login; HttpOnly; SameSite=Strict; Max-Age=0"),
-    );
-    Ok(r)
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: String,
-}
-
-async fn logout(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<CsrfForm>,
-) -> Result<Response, ServeError> {
-    let Some(a) = access(&s, &headers).await? else {
-        return Ok(Redirect::to("/login").into_response());
-    };
-    if !auth::same(&a.csrf, &f.csrf) {
-        return Ok(status(StatusCode::FORBIDDEN, "CSRF token missing or wrong"));
-    }
-    if let Some(t) = auth::session_cookie(headers.get(header::COOKIE).and_then(|v| v.to_str().ok()))
-    {
-        s.db.end_session(&auth::token_hash(&t)).await?;
-    }
-    s.db.audit(&a.user.name, "logout", &format!("user:{}", a.user.name), "")
-        .await?;
-    let mut r = Redirect::to("/login").into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&auth::clear_cookie(s.cfg.secure_cookies)).expect("ascii"),
-    );
-    Ok(r)
 }
 
 /// The alerts the user may read, or the response that refuses.
@@ -640,185 +509,5 @@ async fn planner(
     Ok(match budget_rows(&s, &a).await? {
         Ok(rows) => Html(pages::planner(&a, lang_of(q.lang.as_deref()), &rows)).into_response(),
         Err(r) => r,
-    })
-}
-
-async fn export_queue(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Query(f): Query<QueueFilter>,
-) -> Result<Response, ServeError> {
-    let Some(a) = access(&s, &headers).await? else {
-        return Ok(status(StatusCode::UNAUTHORIZED, "log in first"));
-    };
-    let all = match readable_alerts(&s, &a).await? {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
-    let rows: Vec<&db::AlertRow> = all.iter().filter(|x| f.keep(x)).collect();
-    let bytes = xlsx(&rows).map_err(|e| ServeError::Input(e.to_string()))?;
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            ),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"queue.xlsx\"",
-            ),
-        ],
-        bytes,
-    )
-        .into_response())
-}
-
-/// The list as a workbook, every text cell safe from formula injection.
-fn xlsx(rows: &[&db::AlertRow]) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
-    use crate::alerts::spreadsheet_text as safe;
-    let mut wb = rust_xlsxwriter::Workbook::new();
-    let ws = wb.add_worksheet();
-    let head = [
-        "alert_id",
-        "as_of",
-        "facility_code",
-        "facility_name",
-        "province",
-        "cause",
-        "severity",
-        "excess_vnd",
-        "status",
-        "assignee",
-        "reason_vi",
-    ];
-    for (c, h) in head.iter().enumerate() {
-        ws.write_string(0, c as u16, *h)?;
-    }
-    for (i, x) in rows.iter().enumerate() {
-        let r = i as u32 + 1;
-        for (c, v) in [
-            &x.alert_id,
-            &x.as_of,
-            &x.facility_code,
-            &x.facility_name,
-            &x.province,
-            &x.cause,
-        ]
-        .iter()
-        .enumerate()
-        {
-            ws.write_string(r, c as u16, safe(v))?;
-        }
-        ws.write_number(r, 6, x.severity)?;
-        ws.write_number(r, 7, x.excess_vnd)?;
-        ws.write_string(r, 8, safe(&x.status))?;
-        ws.write_string(r, 9, safe(&x.assignee))?;
-        ws.write_string(r, 10, safe(&x.reason_vi))?;
-    }
-    wb.save_to_buffer()
-}
-
-async fn api_alerts(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Query(f): Query<QueueFilter>,
-) -> Result<Response, ServeError> {
-    let Some(a) = access(&s, &headers).await? else {
-        return Ok(status(StatusCode::UNAUTHORIZED, "log in first"));
-    };
-    Ok(match readable_alerts(&s, &a).await? {
-        Ok(all) => {
-            let rows: Vec<&db::AlertRow> = all.iter().filter(|x| f.keep(x)).collect();
-            Json(serde_json::json!({ "alerts": rows })).into_response()
-        }
-        Err(r) => r,
-    })
-}
-
-async fn api_alert(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    UrlPath(id): UrlPath<String>,
-) -> Result<Response, ServeError> {
-    let Some(a) = access(&s, &headers).await? else {
-        return Ok(status(StatusCode::UNAUTHORIZED, "log in first"));
-    };
-    Ok(match readable_alert(&s, &a, &id).await? {
-        Ok(x) => {
-            let decisions = s.db.decisions_of(&id).await?;
-            let history = s.db.audit_of(&format!("alert:{id}")).await?;
-            Json(serde_json::json!({ "alert": x, "decisions": decisions, "history": history }))
-                .into_response()
-        }
-        Err(r) => r,
-    })
-}
-
-#[derive(Deserialize)]
-struct DecisionJson {
-    version: i64,
-    decision: String,
-    #[serde(default)]
-    comment: String,
-    #[serde(default)]
-    amount_recovered_vnd: f64,
-}
-
-async fn api_decide(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    UrlPath(id): UrlPath<String>,
-    Json(d): Json<DecisionJson>,
-) -> Result<Response, ServeError> {
-    let Some(a) = access(&s, &headers).await? else {
-        return Ok(status(StatusCode::UNAUTHORIZED, "log in first"));
-    };
-    let token = headers
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !auth::same(&a.csrf, token) {
-        return Ok(status(StatusCode::FORBIDDEN, "CSRF token missing or wrong"));
-    }
-    Ok(
-        match record_decision(
-            &s,
-            &a,
-            &id,
-            d.version,
-            &d.decision,
-            &d.comment,
-            d.amount_recovered_vnd,
-        )
-        .await?
-        {
-            Ok(v) => Json(serde_json::json!({ "alert_id": id, "version": v })).into_response(),
-            Err(r) => r,
-        },
-    )
-}
-
-async fn api_budget(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ServeError> {
-    let Some(a) = access(&s, &headers).await? else {
-        return Ok(status(StatusCode::UNAUTHORIZED, "log in first"));
-    };
-    Ok(match budget_rows(&s, &a).await? {
-        Ok(rows) => Json(serde_json::json!({ "budget": rows })).into_response(),
-        Err(r) => r,
-    })
-}
-
-/// Who is signed in, and the CSRF token the portal sends back in
-/// `X-CSRF-Token` on every POST.
-async fn api_session(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, ServeError> {
-    Ok(match access(&s, &headers).await? {
-        Some(a) => Json(serde_json::json!({
-            "user": a.user.name, "role": a.role, "provinces": a.user.provinces, "csrf": a.csrf,
-        }))
-        .into_response(),
-        None => status(StatusCode::UNAUTHORIZED, "log in first"),
     })
 }

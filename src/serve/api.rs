@@ -1,0 +1,198 @@
+//! The JSON API for the insurer's portal and the XLSX export: the same
+//! rights as the pages.
+
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use super::pages::QueueFilter;
+use super::{
+    access, auth, budget_rows, db, readable_alert, readable_alerts, record_decision, status,
+    AppState, ServeError,
+};
+
+/// The queue as a workbook.
+pub(super) async fn export_queue(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(f): Query<QueueFilter>,
+) -> Result<Response, ServeError> {
+    let Some(a) = access(&s, &headers).await? else {
+        return Ok(status(StatusCode::UNAUTHORIZED, "log in first"));
+    };
+    let all = match readable_alerts(&s, &a).await? {
+        Ok(v) => v,
+        Err(r) => return Ok(r),
+    };
+    let rows: Vec<&db::AlertRow> = all.iter().filter(|x| f.keep(x)).collect();
+    let bytes = xlsx(&rows).map_err(|e| ServeError::Input(e.to_string()))?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"queue.xlsx\"",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// The list as a workbook, every text cell safe from formula injection.
+fn xlsx(rows: &[&db::AlertRow]) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    use crate::alerts::spreadsheet_text as safe;
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    let head = [
+        "alert_id",
+        "as_of",
+        "facility_code",
+        "facility_name",
+        "province",
+        "cause",
+        "severity",
+        "excess_vnd",
+        "status",
+        "assignee",
+        "reason_vi",
+    ];
+    for (c, h) in head.iter().enumerate() {
+        ws.write_string(0, c as u16, *h)?;
+    }
+    for (i, x) in rows.iter().enumerate() {
+        let r = i as u32 + 1;
+        for (c, v) in [
+            &x.alert_id,
+            &x.as_of,
+            &x.facility_code,
+            &x.facility_name,
+            &x.province,
+            &x.cause,
+        ]
+        .iter()
+        .enumerate()
+        {
+            ws.write_string(r, c as u16, safe(v))?;
+        }
+        ws.write_number(r, 6, x.severity)?;
+        ws.write_number(r, 7, x.excess_vnd)?;
+        ws.write_string(r, 8, safe(&x.status))?;
+        ws.write_string(r, 9, safe(&x.assignee))?;
+        ws.write_string(r, 10, safe(&x.reason_vi))?;
+    }
+    wb.save_to_buffer()
+}
+
+pub(super) async fn api_alerts(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(f): Query<QueueFilter>,
+) -> Result<Response, ServeError> {
+    let Some(a) = access(&s, &headers).await? else {
+        return Ok(status(StatusCode::UNAUTHORIZED, "log in first"));
+    };
+    Ok(match readable_alerts(&s, &a).await? {
+        Ok(all) => {
+            let rows: Vec<&db::AlertRow> = all.iter().filter(|x| f.keep(x)).collect();
+            Json(serde_json::json!({ "alerts": rows })).into_response()
+        }
+        Err(r) => r,
+    })
+}
+
+pub(super) async fn api_alert(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ServeError> {
+    let Some(a) = access(&s, &headers).await? else {
+        return Ok(status(StatusCode::UNAUTHORIZED, "log in first"));
+    };
+    Ok(match readable_alert(&s, &a, &id).await? {
+        Ok(x) => {
+            let decisions = s.db.decisions_of(&id).await?;
+            let history = s.db.audit_of(&format!("alert:{id}")).await?;
+            Json(serde_json::json!({ "alert": x, "decisions": decisions, "history": history }))
+                .into_response()
+        }
+        Err(r) => r,
+    })
+}
+
+#[derive(Deserialize)]
+pub(super) struct DecisionJson {
+    version: i64,
+    decision: String,
+    #[serde(default)]
+    comment: String,
+    #[serde(default)]
+    amount_recovered_vnd: f64,
+}
+
+pub(super) async fn api_decide(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+    Json(d): Json<DecisionJson>,
+) -> Result<Response, ServeError> {
+    let Some(a) = access(&s, &headers).await? else {
+        return Ok(status(StatusCode::UNAUTHORIZED, "log in first"));
+    };
+    let token = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !auth::same(&a.csrf, token) {
+        return Ok(status(StatusCode::FORBIDDEN, "CSRF token missing or wrong"));
+    }
+    Ok(
+        match record_decision(
+            &s,
+            &a,
+            &id,
+            d.version,
+            &d.decision,
+            &d.comment,
+            d.amount_recovered_vnd,
+        )
+        .await?
+        {
+            Ok(v) => Json(serde_json::json!({ "alert_id": id, "version": v })).into_response(),
+            Err(r) => r,
+        },
+    )
+}
+
+pub(super) async fn api_budget(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ServeError> {
+    let Some(a) = access(&s, &headers).await? else {
+        return Ok(status(StatusCode::UNAUTHORIZED, "log in first"));
+    };
+    Ok(match budget_rows(&s, &a).await? {
+        Ok(rows) => Json(serde_json::json!({ "budget": rows })).into_response(),
+        Err(r) => r,
+    })
+}
+
+/// Who is signed in, and the CSRF token the portal sends back in
+/// `X-CSRF-Token` on every POST.
+pub(super) async fn api_session(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ServeError> {
+    Ok(match access(&s, &headers).await? {
+        Some(a) => Json(serde_json::json!({
+            "user": a.user.name, "role": a.role, "provinces": a.user.provinces, "csrf": a.csrf,
+        }))
+        .into_response(),
+        None => status(StatusCode::UNAUTHORIZED, "log in first"),
+    })
+}
