@@ -100,11 +100,7 @@ pub fn weekly(a: WeeklyArgs, ctx: &Ctx) -> Result<Outcome> {
 
     let store = Store::open(&data_dir)?;
     let last_day = store
-        .summary()?
-        .provinces
-        .iter()
-        .filter_map(|p| p.last_discharge.as_deref()?.parse::<NaiveDate>().ok())
-        .max()
+        .last_discharge()?
         .ok_or_else(|| anyhow::anyhow!("the store holds no visits yet: nothing to run"))?;
     let yesterday = chrono::Local::now().date_naive() - Duration::days(1);
     let (monday, sunday) = week(a.week_of, last_day.min(yesterday));

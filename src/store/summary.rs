@@ -79,6 +79,26 @@ fn strings(df: &DataFrame, c: &str) -> Vec<Option<String>> {
 }
 
 impl Store {
+    /// The last discharge day of the current visits (None for an empty
+    /// store): one aggregate, for choosing the week to run.
+    pub fn last_discharge(&self) -> Result<Option<chrono::NaiveDate>, StoreError> {
+        let Some(v) = optional(self.visits())? else {
+            return Ok(None);
+        };
+        let df = v
+            .select([col("discharge_date")
+                .max()
+                .cast(DataType::String)
+                .alias("last")])
+            .collect()
+            .map_err(polars_err(self, VISITS))?;
+        Ok(strings(&df, "last")
+            .first()
+            .cloned()
+            .flatten()
+            .and_then(|d| d.parse().ok()))
+    }
+
     /// The store's summary. Reads the manifest and scans the tables once
     /// (group-bys only; nothing per visit is kept).
     pub fn summary(&self) -> Result<StoreSummary, StoreError> {
