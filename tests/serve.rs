@@ -15,7 +15,7 @@ use tower::ServiceExt;
 
 use bhyt::serve::auth::Role;
 use bhyt::serve::db::{AlertRow, Db};
-use bhyt::serve::{add_user, router, AppState, ServeConfig};
+use bhyt::serve::{add_user, router, sync_alerts, AppState, ServeConfig};
 
 const PASS: &str = "a-long-test-password";
 
@@ -37,12 +37,79 @@ fn alert(id: &str, facility: &str, province: &str, reason: &str) -> AlertRow {
         status: "open".into(),
         assignee: String::new(),
         version: 1,
+        chart_svg: String::new(),
     }
+}
+
+/// What the engine writes for the workspace, small: two provinces' alerts
+/// (`alerts.parquet`), the weekly features their charts are drawn from,
+/// and the detector's scores the audit plan is ranked on.
+fn engine_outputs(dir: &std::path::Path) {
+    use polars::prelude::*;
+    std::fs::create_dir_all(dir).unwrap();
+    let date = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let evidence = "9201224010100001 (+868.554)";
+    let mut alerts = df!(
+        "alert_id" => ["92001:cost:1", "01001:cost:1"],
+        "period_start" => ["2024-01-29", "2024-01-29"],
+        "onset" => ["2024-01-01", "2024-01-01"],
+        "facility_code" => ["92001", "01001"],
+        "facility_name" => ["Cơ sở 92001", "Cơ sở 01001"],
+        "peer_group" => ["g1", "g1"],
+        "detector" => ["change", "change"],
+        "cause" => ["avg_cost_outpatient", "avg_cost_outpatient"],
+        "state" => ["new", "new"],
+        "severity" => [4.2, 4.2],
+        "excess_vnd" => [12_345_678.0, 12_345_678.0],
+        "reason_vi" => ["Chi phí tăng <script>alert(1)</script>", "Hà Nội"],
+        "reason_en" => ["Cost up <script>alert(1)</script>", "Hanoi"],
+        "top_claims" => [evidence, evidence],
+        "top_services" => ["", ""],
+        "top_departments" => ["K03 (+1)", "K03 (+1)"],
+        "top_prescribers" => ["", ""],
+    )
+    .unwrap();
+    bhyt::store::write_parquet_atomic(&mut alerts, &dir.join("alerts.parquet")).unwrap();
+    // 20 weeks of four facilities of one peer group; 92001 jumps at the end.
+    let (mut fac, mut week, mut cost, mut visits) = (vec![], vec![], vec![], vec![]);
+    for (k, f) in ["92001", "92002", "92003", "01001"].iter().enumerate() {
+        for w in 0..20 {
+            fac.push(*f);
+            week.push(date("2023-09-18") + chrono::Duration::weeks(w));
+            let jump = if *f == "92001" && w >= 15 { 1.6 } else { 1.0 };
+            cost.push((300_000.0 + 10_000.0 * k as f64 + 2_000.0 * (w % 3) as f64) * jump);
+            visits.push(400.0);
+        }
+    }
+    let n = fac.len();
+    let mut features = df!(
+        "facility_code" => &fac,
+        "peer_group" => vec!["g1"; n],
+        "period_start" => &week,
+        "visits" => &visits,
+        "avg_cost_outpatient" => &cost,
+    )
+    .unwrap();
+    bhyt::store::write_parquet_atomic(&mut features, &dir.join("features.parquet")).unwrap();
+    // Scores of the last week: three facilities worth auditing.
+    let (last, onset) = (vec![date("2024-01-29"); 4], vec![date("2024-01-01"); 4]);
+    let mut scores = df!(
+        "facility_code" => ["92001", "92002", "01001", "92003"],
+        "signal" => vec!["avg_cost_outpatient"; 4],
+        "detector" => vec!["change"; 4],
+        "severity" => [6.0, 5.0, 4.5, 1.0],
+        "excess_vnd" => [1.0e8, 5.0e7, 3.0e7, 0.0],
+        "period_start" => &last,
+        "onset" => &onset,
+    )
+    .unwrap();
+    bhyt::store::write_parquet_atomic(&mut scores, &dir.join("scores.parquet")).unwrap();
 }
 
 struct World {
     app: Router,
     db: Db,
+    state: AppState,
     _dir: tempfile::TempDir,
 }
 
@@ -75,17 +142,8 @@ async fn world() -> World {
         }
     };
     let db = Db::connect(&url).await.unwrap();
-    db.upsert_alert(&alert(
-        "92001:cost:1",
-        "92001",
-        "92",
-        "Chi phí tăng <script>alert(1)</script>",
-    ))
-    .await
-    .unwrap();
-    db.upsert_alert(&alert("01001:cost:1", "01001", "01", "Hà Nội"))
-        .await
-        .unwrap();
+    let ddir = dir.path().join("detect");
+    engine_outputs(&ddir);
     let fdir = dir.path().join("forecast");
     std::fs::create_dir_all(&fdir).unwrap();
     let mut budget = polars::df!(
@@ -114,14 +172,19 @@ async fn world() -> World {
         db: db.clone(),
         cfg: Arc::new(ServeConfig {
             data_dir: None,
-            detect_dir: dir.path().join("detect"),
+            detect_dir: ddir.clone(),
             forecast_dir: fdir,
             secure_cookies: false,
             alerts_db: None,
+            features: Some(ddir.join("features.parquet")),
+            model: None,
+            capacity: 2,
         }),
     };
+    assert_eq!(sync_alerts(&state).await.unwrap(), (2, 0));
     World {
-        app: router(state),
+        app: router(state.clone()),
+        state,
         db,
         _dir: dir,
     }
@@ -311,6 +374,85 @@ async fn rights_by_endpoint_and_role() {
         ),
         (
             "GET",
+            "/audit",
+            [
+                S::SEE_OTHER,
+                S::FORBIDDEN,
+                S::FORBIDDEN,
+                S::OK,
+                S::FORBIDDEN,
+                S::OK,
+            ],
+        ),
+        (
+            "GET",
+            "/api/audit",
+            [
+                S::UNAUTHORIZED,
+                S::FORBIDDEN,
+                S::FORBIDDEN,
+                S::OK,
+                S::FORBIDDEN,
+                S::OK,
+            ],
+        ),
+        (
+            "GET",
+            "/export/audit.xlsx",
+            [
+                S::UNAUTHORIZED,
+                S::FORBIDDEN,
+                S::FORBIDDEN,
+                S::OK,
+                S::FORBIDDEN,
+                S::OK,
+            ],
+        ),
+        (
+            "GET",
+            "/export/budget.xlsx",
+            [
+                S::UNAUTHORIZED,
+                S::FORBIDDEN,
+                S::FORBIDDEN,
+                S::OK,
+                S::OK,
+                S::OK,
+            ],
+        ),
+        (
+            "GET",
+            "/export/decisions.xlsx",
+            [S::UNAUTHORIZED, S::OK, S::OK, S::OK, S::FORBIDDEN, S::OK],
+        ),
+        // The plan: the inspector's change lands (version 1 → 2), the
+        // admin's later one at version 1 is a conflict.
+        (
+            "POST-FORM",
+            "/audit/92002/status",
+            [
+                S::UNAUTHORIZED,
+                S::FORBIDDEN,
+                S::FORBIDDEN,
+                S::SEE_OTHER,
+                S::FORBIDDEN,
+                S::CONFLICT,
+            ],
+        ),
+        (
+            "POST-FORM",
+            "/audit/capacity",
+            [
+                S::UNAUTHORIZED,
+                S::FORBIDDEN,
+                S::FORBIDDEN,
+                S::SEE_OTHER,
+                S::FORBIDDEN,
+                S::CONFLICT,
+            ],
+        ),
+        (
+            "GET",
             "/api/session",
             [S::UNAUTHORIZED, S::OK, S::OK, S::OK, S::OK, S::OK],
         ),
@@ -357,6 +499,16 @@ async fn rights_by_endpoint_and_role() {
         for (i, (who, cookie, csrf)) in sessions.iter().enumerate() {
             let req = match *method {
                 "GET" => get(path, cookie),
+                "POST-FORM" if path.ends_with("/capacity") => post_form(
+                    path,
+                    cookie,
+                    &format!("csrf={csrf}&round=2024-01-29&version=1&capacity=5"),
+                ),
+                "POST-FORM" if path.starts_with("/audit/") => post_form(
+                    path,
+                    cookie,
+                    &format!("csrf={csrf}&round=2024-01-29&version=1&status=skipped&note=x"),
+                ),
                 "POST-FORM" if path.ends_with("/assign") => post_form(
                     path,
                     cookie,
@@ -516,6 +668,9 @@ async fn logins_are_throttled_and_sessions_cannot_be_fixed() {
         send(&w.app, get("/api/session", &session)).await.status,
         StatusCode::UNAUTHORIZED
     );
+    // The ended session is pruned at the next login; the trail keeps it.
+    login_as(&w.app, "rev01", PASS, None).await.unwrap();
+    assert_eq!(w.db.count("sessions").await.unwrap(), 1);
     // Cookies: HTTP-only, SameSite=Strict.
     let page = send(&w.app, get("/login", "")).await;
     assert!(
@@ -531,18 +686,21 @@ async fn logins_are_throttled_and_sessions_cannot_be_fixed() {
     }
 }
 
-/// Nothing a user does deletes a row: the workspace's SQL has no DELETE,
-/// and a decision only adds rows.
+/// Nothing a user does deletes a row: the workspace's SQL deletes only
+/// expired sessions and old login failures, and a decision only adds rows.
 #[tokio::test]
 async fn the_trail_is_append_only() {
     let src = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/serve"))
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect::<String>();
-    assert!(
-        !src.to_uppercase().contains("DELETE FROM"),
-        "a DELETE in src/serve"
-    );
+    for (i, _) in src.to_uppercase().match_indices("DELETE FROM ") {
+        let table = src[i + 12..].split_whitespace().next().unwrap_or("");
+        assert!(
+            ["sessions", "login_failures"].contains(&table),
+            "a DELETE FROM {table} in src/serve"
+        );
+    }
     let w = world().await;
     let before = (
         w.db.count("audit").await.unwrap(),
@@ -673,6 +831,18 @@ async fn a_reviewer_works_an_alert_in_a_real_browser() {
             c.source().await?.contains("&lt;script&gt;"),
             "reason escaped"
         );
+        // The chart against the peers, drawn and laid out by the browser.
+        let chart = c.find(Locator::Css("#chart svg")).await?;
+        let (_, _, width, height) = chart.rectangle().await?;
+        assert!(width > 300.0 && height > 100.0, "{width}×{height}");
+        assert!(
+            c.find(Locator::Id("chart"))
+                .await?
+                .text()
+                .await?
+                .contains("nhóm cùng hạng"),
+            "peer band in the legend"
+        );
         c.find(Locator::Css("select[name=decision]"))
             .await?
             .select_by_value("confirmed")
@@ -707,6 +877,165 @@ async fn a_reviewer_works_an_alert_in_a_real_browser() {
     let d = w.db.decisions_of("92001:cost:1").await.unwrap();
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].comment, "hóa đơn trùng lặp");
+}
+
+fn workbook_rows(bytes: &[u8]) -> Vec<Vec<String>> {
+    use calamine::{Reader, Xlsx};
+    let mut wb = Xlsx::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let name = wb.sheet_names()[0].clone();
+    let range = wb.worksheet_range(&name).unwrap();
+    range
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect()
+}
+
+async fn get_bytes(app: &Router, uri: &str, cookie: &str) -> (StatusCode, Vec<u8>) {
+    let r = app.clone().oneshot(get(uri, cookie)).await.unwrap();
+    let status = r.status();
+    (
+        status,
+        r.into_body().collect().await.unwrap().to_bytes().to_vec(),
+    )
+}
+
+#[tokio::test]
+async fn inspectors_own_the_audit_plan_within_its_capacity() {
+    let w = world().await;
+    let (insp, csrf) = login_as(&w.app, "insp", PASS, None).await.unwrap();
+    let page = send(&w.app, get("/audit", &insp)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    // Ranked by expected recoverable amount; 92003 (no excess) not listed.
+    let order: Vec<usize> = ["92001", "92002", "01001"]
+        .iter()
+        .map(|f| page.body.find(&format!("data-facility=\"{f}\"")).unwrap())
+        .collect();
+    assert!(order.windows(2).all(|p| p[0] < p[1]), "{order:?}");
+    assert!(!page.body.contains("data-facility=\"92003\""));
+    let plan = |f: &str, version: i64, status: &str| {
+        post_form(
+            &format!("/audit/{f}/status"),
+            &insp,
+            &format!(
+                "csrf={csrf}&round=2024-01-29&version={version}&status={status}&note=%3Cb%3Ehi"
+            ),
+        )
+    };
+    // Capacity 2: two planned, the third refused; nothing changed by it.
+    assert_eq!(
+        send(&w.app, plan("92001", 1, "planned")).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        send(&w.app, plan("92002", 1, "planned")).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let over = send(&w.app, plan("01001", 1, "planned")).await;
+    assert_eq!(over.status, StatusCode::CONFLICT);
+    assert!(over.body.contains("Vượt năng lực"), "{}", over.body);
+    // A stale form is a conflict, not an overwrite.
+    assert_eq!(
+        send(&w.app, plan("92001", 1, "skipped")).await.status,
+        StatusCode::CONFLICT
+    );
+    // Capacity cannot drop below what is planned; raised, the third fits.
+    let cap = |version: i64, capacity: i64| {
+        post_form(
+            "/audit/capacity",
+            &insp,
+            &format!("csrf={csrf}&round=2024-01-29&version={version}&capacity={capacity}"),
+        )
+    };
+    assert_eq!(send(&w.app, cap(1, 1)).await.status, StatusCode::CONFLICT);
+    assert_eq!(send(&w.app, cap(1, 3)).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        send(&w.app, plan("01001", 1, "planned")).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let page = send(&w.app, get("/audit", &insp)).await.body;
+    assert!(
+        page.contains("<b id=\"planned\">3</b> / <b id=\"capacity\">3</b>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("&lt;b&gt;hi") && !page.contains("<b>hi"),
+        "note escaped"
+    );
+    // JSON and XLSX say the same; every change is in the trail.
+    let api: serde_json::Value =
+        serde_json::from_str(&send(&w.app, get("/api/audit", &insp)).await.body).unwrap();
+    let planned: Vec<&str> = api["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "planned")
+        .map(|r| r["facility_code"].as_str().unwrap())
+        .collect();
+    assert_eq!(planned, ["92001", "92002", "01001"]);
+    assert_eq!(api["round"]["capacity"], 3);
+    let (st, bytes) = get_bytes(&w.app, "/export/audit.xlsx", &insp).await;
+    assert_eq!(st, StatusCode::OK);
+    let rows = workbook_rows(&bytes);
+    assert_eq!(rows.len(), 4, "header + three facilities");
+    assert_eq!(rows[1][2], "92001");
+    assert_eq!(rows[1][10], "planned");
+    assert_eq!(
+        w.db.audit_of("plan:2024-01-29:92001").await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        w.db.audit_of("plan:2024-01-29").await.unwrap().len(),
+        2,
+        "sync + capacity"
+    );
+    // A second sync (next run of the same week) keeps the inspectors' plan.
+    assert_eq!(sync_alerts(&w.state).await.unwrap(), (0, 2));
+    let reread: serde_json::Value =
+        serde_json::from_str(&send(&w.app, get("/api/audit", &insp)).await.body).unwrap();
+    assert_eq!(reread["plan"], api["plan"]);
+}
+
+#[tokio::test]
+async fn exports_hold_what_the_user_may_read_and_no_formulas() {
+    let w = world().await;
+    let (rev01, csrf) = login_as(&w.app, "rev01", PASS, None).await.unwrap();
+    let r = send(
+        &w.app,
+        post_form(
+            "/alerts/01001:cost:1/decision",
+            &rev01,
+            &format!("csrf={csrf}&version=1&decision=confirmed&comment=%3DHYPERLINK(%22x%22)&amount_recovered_vnd=1.000.000"),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let (rev92, _) = login_as(&w.app, "rev92", PASS, None).await.unwrap();
+    let (_, b) = get_bytes(&w.app, "/export/decisions.xlsx", &rev92).await;
+    assert_eq!(
+        workbook_rows(&b).len(),
+        1,
+        "rev92 sees no decision of province 01"
+    );
+    let (_, b) = get_bytes(&w.app, "/export/decisions.xlsx", &rev01).await;
+    let rows = workbook_rows(&b);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1][1], "01001:cost:1");
+    assert_eq!(rows[1][4], "1000000");
+    assert!(
+        !rows[1][6].starts_with('='),
+        "formula defused: {}",
+        rows[1][6]
+    );
+    let (plan92, _) = login_as(&w.app, "plan92", PASS, None).await.unwrap();
+    let (_, b) = get_bytes(&w.app, "/export/budget.xlsx", &plan92).await;
+    let codes: Vec<String> = workbook_rows(&b)
+        .iter()
+        .skip(1)
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(codes, ["92001", "province:92"]);
+    let (_, b) = get_bytes(&w.app, "/export/queue.xlsx?status=confirmed", &rev01).await;
+    assert_eq!(workbook_rows(&b).len(), 2, "filtered as the page");
 }
 
 /// Latency quantile (ms) of a sample.

@@ -160,6 +160,9 @@ fn serve_demo(a: &DemoArgs, data_dir: &std::path::Path) -> Result<()> {
         forecast_dir: a.out.join("forecast"),
         secure_cookies: !a.listen.ip().is_loopback(),
         alerts_db: Some(a.out.join("alerts.sqlite")),
+        features: Some(a.out.join("features").join("facility_period.parquet")),
+        model: Some(a.out.join("models/detector.json")),
+        capacity: 10,
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -36,6 +36,15 @@ pub struct ServeArgs {
     /// recorded (so explained alerts stay quiet). Default: as for `detect`.
     #[arg(long)]
     pub alerts_db: Option<PathBuf>,
+    /// The features table the alerts were raised on (their charts). Default as for `detect`.
+    #[arg(long)]
+    pub features: Option<PathBuf>,
+    /// The detector model (the charts' control limits). Default as for `detect`.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Audits the inspection team can do in a new round. Default: the project's capacity, else 10.
+    #[arg(long)]
+    pub capacity: Option<usize>,
     /// Mark the session cookie Secure. Default: on, unless the server listens on loopback.
     #[arg(long)]
     pub secure_cookies: Option<bool>,
@@ -88,14 +97,20 @@ pub fn serve(a: ServeArgs, ctx: &Ctx) -> Result<Outcome> {
     if url.starts_with("sqlite://") {
         std::fs::create_dir_all(ctx.out(None, "")).ok();
     }
+    let data_dir = ctx
+        .data_dir_if_known(a.data_dir)
+        .or_else(|| Some("data".into()));
+    let features = ctx.features_table(a.features);
+    let model = ctx.model(a.model, data_dir.as_deref(), &features);
     let cfg = ServeConfig {
-        data_dir: ctx
-            .data_dir_if_known(a.data_dir)
-            .or_else(|| Some("data".into())),
+        data_dir,
         detect_dir: ctx.out(a.detect_dir, "detect"),
         forecast_dir: ctx.out(a.forecast_dir, "forecast"),
         secure_cookies: a.secure_cookies.unwrap_or(!a.listen.ip().is_loopback()),
         alerts_db: Some(ctx.alerts_db(a.alerts_db)),
+        features: Some(features),
+        model: Some(model),
+        capacity: ctx.capacity(a.capacity),
     };
     runtime()?.block_on(async {
         let db = Db::connect(&url).await.map_err(usage)?;

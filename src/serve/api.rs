@@ -1,8 +1,7 @@
-//! The JSON API for the insurer's portal and the XLSX export: the same
-//! rights as the pages.
+//! The JSON API for the insurer's portal: the same rights as the pages.
 
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -12,82 +11,6 @@ use super::{
     access, auth, budget_rows, db, readable_alert, readable_alerts, record_decision, status,
     AppState, ServeError,
 };
-
-/// The queue as a workbook.
-pub(super) async fn export_queue(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Query(f): Query<QueueFilter>,
-) -> Result<Response, ServeError> {
-    let Some(a) = access(&s, &headers).await? else {
-        return Ok(status(StatusCode::UNAUTHORIZED, "log in first"));
-    };
-    let all = match readable_alerts(&s, &a).await? {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
-    let rows: Vec<&db::AlertRow> = all.iter().filter(|x| f.keep(x)).collect();
-    let bytes = xlsx(&rows).map_err(|e| ServeError::Input(e.to_string()))?;
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            ),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"queue.xlsx\"",
-            ),
-        ],
-        bytes,
-    )
-        .into_response())
-}
-
-/// The list as a workbook, every text cell safe from formula injection.
-fn xlsx(rows: &[&db::AlertRow]) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
-    use crate::alerts::spreadsheet_text as safe;
-    let mut wb = rust_xlsxwriter::Workbook::new();
-    let ws = wb.add_worksheet();
-    let head = [
-        "alert_id",
-        "as_of",
-        "facility_code",
-        "facility_name",
-        "province",
-        "cause",
-        "severity",
-        "excess_vnd",
-        "status",
-        "assignee",
-        "reason_vi",
-    ];
-    for (c, h) in head.iter().enumerate() {
-        ws.write_string(0, c as u16, *h)?;
-    }
-    for (i, x) in rows.iter().enumerate() {
-        let r = i as u32 + 1;
-        for (c, v) in [
-            &x.alert_id,
-            &x.as_of,
-            &x.facility_code,
-            &x.facility_name,
-            &x.province,
-            &x.cause,
-        ]
-        .iter()
-        .enumerate()
-        {
-            ws.write_string(r, c as u16, safe(v))?;
-        }
-        ws.write_number(r, 6, x.severity)?;
-        ws.write_number(r, 7, x.excess_vnd)?;
-        ws.write_string(r, 8, safe(&x.status))?;
-        ws.write_string(r, 9, safe(&x.assignee))?;
-        ws.write_string(r, 10, safe(&x.reason_vi))?;
-    }
-    wb.save_to_buffer()
-}
 
 pub(super) async fn api_alerts(
     State(s): State<AppState>,

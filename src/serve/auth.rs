@@ -170,6 +170,11 @@ impl Access {
         }
     }
 
+    /// The audit plan: inspectors own it, admins too; nobody else reads it.
+    pub fn owns_audit_plan(&self) -> bool {
+        matches!(self.role, Role::Inspector | Role::Admin)
+    }
+
     /// The budget pages: planners (of their provinces, or all), inspectors, admins.
     pub fn budget_provinces(&self) -> Result<Option<&[String]>, Denied> {
         match self.role {

@@ -11,7 +11,8 @@
 //!
 //! Nothing a user does deletes a row: decisions and the audit trail are
 //! append-only; an alert's row carries its current status and a version
-//! for optimistic locking.
+//! for optimistic locking. (Expired sessions and old login failures are
+//! housekeeping, pruned at each login.)
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -27,9 +28,10 @@ pub enum Backend {
 
 /// Versioned migrations: (version, statements). `{ID}` is the backend's
 /// auto-increment key.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE users (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE users (
         id {ID},
         name TEXT NOT NULL UNIQUE,
         role TEXT NOT NULL,
@@ -89,7 +91,34 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         object TEXT NOT NULL,
         detail TEXT NOT NULL
     );",
-)];
+    ),
+    (
+        2,
+        "ALTER TABLE alerts ADD COLUMN chart_svg TEXT NOT NULL DEFAULT '';
+    CREATE TABLE audit_rounds (
+        round TEXT PRIMARY KEY,
+        capacity BIGINT NOT NULL,
+        version BIGINT NOT NULL
+    );
+    CREATE TABLE audit_plan (
+        round TEXT NOT NULL,
+        facility_code TEXT NOT NULL,
+        facility_name TEXT NOT NULL,
+        province TEXT NOT NULL,
+        rank BIGINT NOT NULL,
+        expected_recoverable_vnd DOUBLE PRECISION NOT NULL,
+        severity DOUBLE PRECISION NOT NULL,
+        excess_vnd DOUBLE PRECISION NOT NULL,
+        signal TEXT NOT NULL,
+        onset TEXT NOT NULL,
+        status TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        note TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        PRIMARY KEY (round, facility_code)
+    )",
+    ),
+];
 
 /// A connection pool on the workspace database.
 #[derive(Clone)]
@@ -132,6 +161,10 @@ pub struct AlertRow {
     pub status: String,
     pub assignee: String,
     pub version: i64,
+    /// The indicator against its peers and control limit (SVG drawn at
+    /// sync); read on its own by [`Db::alert_chart`].
+    #[serde(skip)]
+    pub chart_svg: String,
 }
 
 /// One recorded decision.
@@ -201,12 +234,13 @@ fn alert_of(r: &AnyRow) -> Result<AlertRow, sqlx::Error> {
         status: r.try_get(13)?,
         assignee: r.try_get(14)?,
         version: r.try_get(15)?,
+        chart_svg: String::new(),
     })
 }
 
 /// Appends one line to the audit trail, on the pool or inside a
 /// transaction (so a decision and its line commit together).
-async fn audit_line<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+pub(super) async fn audit_line<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     e: E,
     at: &str,
     actor: &str,
@@ -430,7 +464,22 @@ impl Db {
         }
     }
 
-    /// Ends a session (its row expires now: nothing is deleted).
+    /// Housekeeping at each login, so the tables do not grow with time:
+    /// sessions that have expired and failures older than `before` (the
+    /// throttling window) go. The audit trail keeps every login.
+    pub async fn prune_logins(&self, before: &str) -> Result<(), ServeError> {
+        sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM login_failures WHERE at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a session (its row expires now, pruned at a later login).
     pub async fn end_session(&self, token_hash: &str) -> Result<(), ServeError> {
         sqlx::query("UPDATE sessions SET expires_at = $1 WHERE token_hash = $2")
             .bind(now())
@@ -467,8 +516,9 @@ impl Db {
     pub async fn upsert_alert(&self, a: &AlertRow) -> Result<bool, ServeError> {
         let updated = sqlx::query(
             "UPDATE alerts SET as_of = $1, facility_name = $2, province = $3, state = $4,
-                severity = $5, excess_vnd = $6, reason_vi = $7, reason_en = $8, evidence = $9
-             WHERE alert_id = $10",
+                severity = $5, excess_vnd = $6, reason_vi = $7, reason_en = $8, evidence = $9,
+                chart_svg = $10
+             WHERE alert_id = $11",
         )
         .bind(&a.as_of)
         .bind(&a.facility_name)
@@ -479,6 +529,7 @@ impl Db {
         .bind(&a.reason_vi)
         .bind(&a.reason_en)
         .bind(&a.evidence)
+        .bind(&a.chart_svg)
         .bind(&a.alert_id)
         .execute(&self.pool)
         .await?
@@ -487,8 +538,8 @@ impl Db {
             return Ok(false);
         }
         sqlx::query(&format!(
-            "INSERT INTO alerts ({ALERT_COLUMNS}, first_seen)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+            "INSERT INTO alerts ({ALERT_COLUMNS}, first_seen, chart_svg)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
         ))
         .bind(&a.alert_id)
         .bind(&a.as_of)
@@ -507,6 +558,7 @@ impl Db {
         .bind(&a.assignee)
         .bind(a.version)
         .bind(now())
+        .bind(&a.chart_svg)
         .execute(&self.pool)
         .await?;
         Ok(true)
@@ -520,6 +572,20 @@ impl Db {
         .fetch_optional(&self.pool)
         .await?;
         Ok(r.as_ref().map(alert_of).transpose()?)
+    }
+
+    /// An alert's chart (SVG; empty when the engine's features were not at
+    /// hand at sync).
+    pub async fn alert_chart(&self, id: &str) -> Result<String, ServeError> {
+        Ok(
+            sqlx::query("SELECT chart_svg FROM alerts WHERE alert_id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?
+                .unwrap_or_default(),
+        )
     }
 
     /// Alerts of the given provinces (all when `provinces` is None), most

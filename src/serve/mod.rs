@@ -14,7 +14,9 @@
 mod api;
 pub mod auth;
 pub mod db;
+mod export;
 mod pages;
+pub mod plan;
 mod session;
 pub mod sync;
 
@@ -72,6 +74,13 @@ pub struct ServeConfig {
     /// in the next weekly runs unless it worsens, and confirmed ones become
     /// labels.
     pub alerts_db: Option<PathBuf>,
+    /// The features table the alerts were raised on (their charts).
+    pub features: Option<PathBuf>,
+    /// The detector model (the charts' control limits).
+    pub model: Option<PathBuf>,
+    /// Audits the inspection team can do in a new round (inspectors
+    /// change it per round).
+    pub capacity: usize,
 }
 
 /// Records a workspace decision in the engine's lifecycle database.
@@ -105,15 +114,31 @@ pub struct AppState {
     pub cfg: Arc<ServeConfig>,
 }
 
-/// Reads the week's alerts from the engine's outputs into the workspace:
-/// new alerts added, known ones refreshed, decisions kept. Returns (new, known).
+/// Reads the week's alerts and the audit ranking from the engine's outputs
+/// into the workspace: new alerts added, known ones refreshed, decisions
+/// and plans kept. Returns (new, known) alerts.
 pub async fn sync_alerts(state: &AppState) -> Result<(usize, usize), ServeError> {
     let cfg = state.cfg.clone();
-    let rows = tokio::task::spawn_blocking(move || {
-        sync::read_alerts(&cfg.detect_dir, cfg.data_dir.as_deref())
+    let (rows, plan) = tokio::task::spawn_blocking(move || {
+        Ok::<_, ServeError>((sync::read_alerts(&cfg)?, sync::read_plan(&cfg)?))
     })
     .await
     .map_err(|e| ServeError::Input(e.to_string()))??;
+    if let Some((round, plan)) = plan {
+        let n = state
+            .db
+            .sync_plan(&round, state.cfg.capacity as i64, &plan)
+            .await?;
+        state
+            .db
+            .audit(
+                "system",
+                "plan.sync",
+                &format!("plan:{round}"),
+                &format!("{n} new"),
+            )
+            .await?;
+    }
     let (mut new, mut known) = (0, 0);
     for r in &rows {
         if state.db.upsert_alert(r).await? {
@@ -171,7 +196,14 @@ pub fn router(state: AppState) -> Router {
         .route("/alerts/{id}/decision", post(decide_form))
         .route("/alerts/{id}/assign", post(assign_form))
         .route("/planner", get(planner))
-        .route("/export/queue.xlsx", get(api::export_queue))
+        .route("/audit", get(plan::plan_page))
+        .route("/audit/capacity", post(plan::set_capacity_form))
+        .route("/audit/{facility}/status", post(plan::set_status_form))
+        .route("/api/audit", get(plan::api_plan))
+        .route("/export/queue.xlsx", get(export::queue))
+        .route("/export/audit.xlsx", get(export::audit))
+        .route("/export/budget.xlsx", get(export::budget))
+        .route("/export/decisions.xlsx", get(export::decisions))
         .route("/api/alerts", get(api::api_alerts))
         .route("/api/alerts/{id}", get(api::api_alert))
         .route("/api/alerts/{id}/decision", post(api::api_decide))
@@ -317,6 +349,7 @@ async fn alert_page(
     };
     let decisions = s.db.decisions_of(&id).await?;
     let history = s.db.audit_of(&format!("alert:{id}")).await?;
+    let chart = s.db.alert_chart(&id).await?;
     let earlier: Vec<db::AlertRow> =
         s.db.alerts(Some(std::slice::from_ref(&x.province)))
             .await?
@@ -330,6 +363,7 @@ async fn alert_page(
         &decisions,
         &history,
         &earlier,
+        &chart,
     ))
     .into_response())
 }
@@ -473,7 +507,7 @@ async fn assign_form(
     )
 }
 
-async fn budget_rows(
+pub(super) async fn budget_rows(
     s: &AppState,
     a: &Access,
 ) -> Result<Result<Vec<sync::BudgetRow>, Response>, ServeError> {

@@ -24,6 +24,25 @@ fn vnd(x: f64) -> String {
     }
 }
 
+/// A severity with one decimal, in the language's notation.
+pub(super) fn dec1(lang: Lang, x: f64) -> String {
+    let s = format!("{x:.1}");
+    match lang {
+        Lang::Vi => s.replace('.', ","),
+        Lang::En => s,
+    }
+}
+
+/// A cause in words (the engine's name when it has none).
+pub(super) fn cause_label(lang: Lang, cause: &str) -> String {
+    let l = crate::detect::signals::label(cause, lang);
+    if l == crate::detect::signals::label("", lang) {
+        cause.to_string()
+    } else {
+        l.to_string()
+    }
+}
+
 fn status_label(lang: Lang, s: &str) -> &'static str {
     match s {
         "open" => t(lang, "chưa xử lý", "open"),
@@ -34,13 +53,19 @@ fn status_label(lang: Lang, s: &str) -> &'static str {
     }
 }
 
-fn nav(a: &Access, lang: Lang) -> String {
+pub(super) fn nav(a: &Access, lang: Lang) -> String {
     let q = if lang == Lang::En { "?lang=en" } else { "" };
     let mut links = Vec::new();
     if a.role != Role::Planner {
         links.push(format!(
             "<a href=\"/queue{q}\">{}</a>",
             t(lang, "Danh sách cảnh báo", "Alert queue")
+        ));
+    }
+    if a.owns_audit_plan() {
+        links.push(format!(
+            "<a href=\"/audit{q}\">{}</a>",
+            t(lang, "Kế hoạch kiểm tra", "Audit plan")
         ));
     }
     if a.role != Role::Reviewer {
@@ -121,15 +146,16 @@ pub fn queue(a: &Access, lang: Lang, all: &[AlertRow], f: &QueueFilter) -> Strin
         .map(|x| {
             format!(
                 "<tr class=\"row\" data-id=\"{id}\"><td><a href=\"/alerts/{url}?{lq}\">{fac}</a> {name}</td>\
-                 <td>{prov}</td><td>{cause}</td><td class=\"num\" data-v=\"{sev}\">{sev:.1}</td>\
+                 <td>{prov}</td><td>{cause}</td><td class=\"num\" data-v=\"{sev}\">{sevs}</td>\
                  <td class=\"num\" data-v=\"{ex}\">{exs}</td><td>{st}</td><td>{who}</td><td>{reason}</td></tr>",
                 id = e(&x.alert_id),
                 url = url_escape(&x.alert_id),
                 fac = e(&x.facility_code),
                 name = e(&x.facility_name),
                 prov = e(&x.province),
-                cause = e(&x.cause),
+                cause = e(&cause_label(lang, &x.cause)),
                 sev = x.severity,
+                sevs = dec1(lang, x.severity),
                 ex = x.excess_vnd,
                 exs = vnd(x.excess_vnd),
                 st = status_label(lang, &x.status),
@@ -174,7 +200,8 @@ pub fn queue(a: &Access, lang: Lang, all: &[AlertRow], f: &QueueFilter) -> Strin
          <label>{lp} <input name=\"province\" value=\"{pv}\" size=\"4\"></label>\
          <label>{lf} <input name=\"q\" value=\"{qv}\"></label>\
          {lang_field}<button id=\"filter\">{go}</button> \
-         <a href=\"/export/queue.xlsx?{xq}\">XLSX</a> · <a href=\"/api/alerts\">JSON</a></form>\
+         <a href=\"/export/queue.xlsx?{xq}\">XLSX</a> · <a href=\"/api/alerts\">JSON</a> · \
+         <a href=\"/export/decisions.xlsx\">{ldx}</a></form>\
          <p><span id=\"shown\">{n}</span> {of}</p>\
          <table><thead><tr><th data-sort>{h1}</th><th data-sort>{h2}</th><th data-sort>{h3}</th>\
          <th data-sort>{h4}</th><th data-sort>{h5}</th><th data-sort>{h6}</th><th data-sort>{h7}</th><th>{h8}</th></tr></thead>\
@@ -189,6 +216,7 @@ pub fn queue(a: &Access, lang: Lang, all: &[AlertRow], f: &QueueFilter) -> Strin
         qv = e(f.q.as_deref().unwrap_or("")),
         lang_field = if lang == Lang::En { "<input type=\"hidden\" name=\"lang\" value=\"en\">" } else { "" },
         go = t(lang, "Lọc", "Filter"),
+        ldx = t(lang, "Các quyết định (XLSX)", "Decisions (XLSX)"),
         xq = e(&format!(
             "status={}&province={}&q={}",
             url_escape(f.status.as_deref().unwrap_or("")),
@@ -229,6 +257,7 @@ pub fn detail(
     decisions: &[DecisionRow],
     history: &[AuditRow],
     earlier: &[AlertRow],
+    chart_svg: &str,
 ) -> String {
     let evidence: serde_json::Value = serde_json::from_str(&x.evidence).unwrap_or_default();
     let ev = |k: &str, label: &str| {
@@ -271,7 +300,7 @@ pub fn detail(
             format!(
                 "<li><a href=\"/alerts/{}\">{}</a> {} — {}</li>",
                 url_escape(&o.alert_id),
-                e(&o.cause),
+                e(&cause_label(lang, &o.cause)),
                 e(&o.as_of),
                 status_label(lang, &o.status)
             )
@@ -313,7 +342,8 @@ pub fn detail(
         "{nav}<h1>{fac} {name}</h1>\
          <p><b>{cause}</b> · {lp} {prov} · {lw} {week} · {ls} <span id=\"status\">{st}</span> · {lv} {v}</p>\
          <p>{reason}</p>\
-         <p>{lsev} {sev:.1} · {lex} {ex}</p>\
+         <p>{lsev} {sev} · {lex} {ex}</p>\
+         {chart}\
          <h2>{lev}</h2>{c}{s}{d}{p}\
          <h2>{ldec}</h2><table id=\"decisions\"><tr><th>{lt}</th><th>{lr}</th><th>{lo}</th><th>{la}</th><th>{lc}</th></tr>{decs}</table>\
          {forms}\
@@ -322,7 +352,7 @@ pub fn detail(
         nav = nav(a, lang),
         fac = e(&x.facility_code),
         name = e(&x.facility_name),
-        cause = e(&x.cause),
+        cause = e(&cause_label(lang, &x.cause)),
         lp = t(lang, "tỉnh", "province"),
         prov = e(&x.province),
         lw = t(lang, "tuần", "week"),
@@ -336,9 +366,18 @@ pub fn detail(
             Lang::En => &x.reason_en,
         }),
         lsev = t(lang, "Mức độ", "Severity"),
-        sev = x.severity,
+        sev = dec1(lang, x.severity),
         lex = t(lang, "chi vượt ước tính (đồng)", "estimated excess (VND)"),
         ex = vnd(x.excess_vnd),
+        // Drawn by the engine at sync (plotters: text escaped, no script).
+        chart = if chart_svg.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "<h2>{}</h2><div class=\"chart\" id=\"chart\">{chart_svg}</div>",
+                t(lang, "So với nhóm cùng hạng và giới hạn kiểm soát", "Against peers and the control limit")
+            )
+        },
         lev = t(lang, "Bằng chứng", "Evidence"),
         c = ev("claims", t(lang, "Hồ sơ nổi bật (mã đã ẩn danh)", "Top claims (pseudonymised keys)")),
         s = ev("services", t(lang, "Dịch vụ", "Services")),
@@ -403,7 +442,7 @@ pub fn planner(a: &Access, lang: Lang, rows: &[BudgetRow]) -> String {
         })
         .collect();
     let body = format!(
-        "{}<h1>{}</h1><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
+        "{}<h1>{}</h1><p><a href=\"/export/budget.xlsx\">XLSX</a> · <a href=\"/api/budget\">JSON</a></p><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
         nav(a, lang),
         t(lang, "Dự toán: dự báo cuối năm so với dự toán", "Budgets: projected year-end against the budget"),
         t(lang, "Mã", "Code"),

@@ -98,6 +98,7 @@ pub(super) async fn login(
         .to_string();
     s.db.create_session(&auth::token_hash(&token), user.id, &auth::token(), &expires)
         .await?;
+    s.db.prune_logins(&since).await?;
     s.db.audit(&user.name, "login", &format!("user:{}", user.name), "")
         .await?;
     let mut r = Redirect::to("/").into_response();

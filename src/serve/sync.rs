@@ -1,7 +1,8 @@
 //! What the workspace reads from the engine's outputs: the week's alerts
-//! (`<detect>/alerts.parquet`), each facility's current province (the
-//! store's registry: rights are by province), and the budget projection
-//! (`<forecast>/budget_projection.parquet`).
+//! (`<detect>/alerts.parquet`) with their charts (drawn from the features
+//! table and the detector model), the audit ranking (`<detect>/scores.parquet`),
+//! each facility's current province (the store's registry: rights are by
+//! province), and the budget projection (`<forecast>/budget_projection.parquet`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -9,7 +10,9 @@ use std::path::Path;
 use polars::prelude::*;
 
 use super::db::AlertRow;
-use super::ServeError;
+use super::plan::PlanRow;
+use super::{ServeConfig, ServeError};
+use crate::report::chart::{ChartRequest, ChartSource};
 
 fn read(path: &Path) -> Result<DataFrame, ServeError> {
     LazyFrame::scan_parquet(
@@ -71,17 +74,25 @@ pub fn province_of(map: &HashMap<String, String>, facility: &str) -> String {
 }
 
 /// The alerts of `<detect_dir>/alerts.parquet` as workspace rows (status
-/// open, version 1 for new ones).
-pub fn read_alerts(
-    detect_dir: &Path,
-    data_dir: Option<&Path>,
-) -> Result<Vec<AlertRow>, ServeError> {
-    let path = detect_dir.join("alerts.parquet");
+/// open, version 1 for new ones), each with its chart when the features
+/// table is at hand.
+pub fn read_alerts(cfg: &ServeConfig) -> Result<Vec<AlertRow>, ServeError> {
+    let path = cfg.detect_dir.join("alerts.parquet");
     if !path.exists() {
         return Ok(Vec::new());
     }
     let df = read(&path)?;
-    let map = provinces(data_dir);
+    let map = provinces(cfg.data_dir.as_deref());
+    let mut charts = match cfg.features.as_deref().filter(|p| p.exists()) {
+        Some(f) => match ChartSource::open(f, cfg.model.as_deref()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!("alert charts left out: {e}");
+                None
+            }
+        },
+        None => None,
+    };
     let col = |c: &str| strings(&df, c);
     let (id, as_of, fac, name, det, cause, state) = (
         col("alert_id"),
@@ -93,6 +104,8 @@ pub fn read_alerts(
         col("state"),
     );
     let (vi, en) = (col("reason_vi"), col("reason_en"));
+    let (group, onset) = (col("peer_group"), col("onset"));
+    let date = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
     let evidence: Vec<[String; 4]> = {
         let (c, s, d, p) = (
             col("top_claims"),
@@ -131,8 +144,71 @@ pub fn read_alerts(
             status: "open".into(),
             assignee: String::new(),
             version: 1,
+            chart_svg: charts
+                .as_mut()
+                .map(|c| {
+                    let data = c.data(
+                        &ChartRequest {
+                            facility_code: &fac[i],
+                            peer_group: &group[i],
+                            cause: &cause[i],
+                            week: date(&as_of[i]),
+                            onset: date(&onset[i]),
+                        },
+                        crate::detect::Lang::Vi,
+                    );
+                    data.chart(crate::detect::Lang::Vi)
+                        .svg()
+                        .unwrap_or_else(|e| {
+                            tracing::warn!("chart of {}: {e}", id[i]);
+                            String::new()
+                        })
+                })
+                .unwrap_or_default(),
         })
         .collect())
+}
+
+/// The audit ranking of `<detect_dir>/scores.parquet`: the round (the
+/// scores' last week) and its facilities with an expected recoverable
+/// amount, best first, three times the capacity at most (as `audit.html`).
+pub fn read_plan(cfg: &ServeConfig) -> Result<Option<(String, Vec<PlanRow>)>, ServeError> {
+    let path = cfg.detect_dir.join("scores.parquet");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let scores = read(&path)?;
+    let ranking = crate::report::audit_ranking(&scores)
+        .map_err(|e| ServeError::Input(format!("{}: {e}", path.display())))?;
+    let Some(round) = ranking.iter().map(|r| r.week).max() else {
+        return Ok(None);
+    };
+    let round = round.to_string();
+    let map = provinces(cfg.data_dir.as_deref());
+    let names = crate::report::facility_names(cfg.data_dir.as_deref()).unwrap_or_default();
+    let rows = ranking
+        .into_iter()
+        .filter(|r| r.expected_recoverable_vnd > 0.0)
+        .take(cfg.capacity.max(1) * 3)
+        .enumerate()
+        .map(|(i, r)| PlanRow {
+            round: round.clone(),
+            facility_name: names.get(&r.facility_code).cloned().unwrap_or_default(),
+            province: province_of(&map, &r.facility_code),
+            rank: i as i64 + 1,
+            expected_recoverable_vnd: r.expected_recoverable_vnd,
+            severity: r.severity,
+            excess_vnd: r.excess_vnd,
+            signal: r.signal,
+            onset: r.onset.map(|d| d.to_string()).unwrap_or_default(),
+            status: "proposed".into(),
+            owner: String::new(),
+            note: String::new(),
+            version: 1,
+            facility_code: r.facility_code,
+        })
+        .collect();
+    Ok(Some((round, rows)))
 }
 
 /// One row of the budget projection.
