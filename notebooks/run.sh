@@ -4,12 +4,10 @@
 # Creates its own virtual environment (outside the clone, reused) from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv="${BHYT_NOTEBOOK_VENV:-$HOME/.cache/bhyt-notebooks-venv}"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install -q polars pyarrow matplotlib nbclient nbformat ipykernel
+python="$(notebooks/venv.sh)"
 export BHYT_OUT="${1:-out/demo}"
 for nb in notebooks/*.ipynb; do
-    "$venv/bin/python" - "$nb" <<'PY'
+    "$python" - "$nb" <<'PY'
 import sys, nbformat
 from nbclient import NotebookClient
 path = sys.argv[1]

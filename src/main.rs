@@ -44,6 +44,10 @@ struct Cli {
     /// current folder upwards, or $BHYT_PROJECT.
     #[arg(long, global = true)]
     project: Option<PathBuf>,
+    /// Read the claims store as of this snapshot (`bhyt status` lists them):
+    /// a rerun of a past week reads exactly what that week's run read.
+    #[arg(long, global = true, value_name = "ID")]
+    as_of_snapshot: Option<i64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -99,6 +103,11 @@ enum Command {
         after_help = "Examples:\n  bhyt status\n  bhyt status --sources\n  bhyt status --json"
     )]
     Status(cmd::status::StatusArgs),
+    /// Housekeeping of the claims store's Delta tables: compact small files, delete files no kept version needs.
+    #[command(
+        after_help = "Examples:\n  bhyt store optimize\n  bhyt store vacuum --retain-hours 168"
+    )]
+    Store(cmd::store::StoreArgs),
     /// Run the pipeline on the bundled synthetic sample (no setup needed).
     #[command(after_help = "Example:\n  cargo run --release -- demo")]
     Demo(cmd::demo::DemoArgs),
@@ -135,6 +144,11 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         | Command::Man(_) => Ctx::default(),
         _ => Ctx::discover(cli.project.as_deref())?,
     };
+    let ctx = Ctx {
+        as_of_snapshot: cli.as_of_snapshot,
+        ..ctx
+    };
+    let _ = cmd::AS_OF_SNAPSHOT.set(cli.as_of_snapshot);
     match cli.command {
         Command::Init(a) => cmd::project::init(a),
         Command::Weekly(a) => cmd::project::weekly(a, &ctx),
@@ -146,6 +160,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Forecast(a) => cmd::forecast::run(a, &ctx),
         Command::Report(a) => cmd::stages::report(a, &ctx),
         Command::Review(a) => cmd::review::run(a, &ctx),
+        Command::Store(a) => cmd::store::run(a, &ctx),
         Command::Status(a) => cmd::status::run(a, &ctx),
         Command::Demo(a) => cmd::demo::run(a),
         #[cfg(feature = "serve")]
@@ -168,8 +183,11 @@ fn main() -> ExitCode {
     }
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BHYT_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("BHYT_LOG").unwrap_or_else(|_| {
+                // delta-rs warns of its own API choices (vacuum's
+                // kept versions): not the user's concern.
+                "warn,deltalake_core::operations::vacuum=error".into()
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -394,14 +394,24 @@ pub fn render_dictionary() -> String {
          Generated from `src/schema.rs` (a test keeps this file in sync: \
          `UPDATE_DICTIONARY=1 cargo test --test dictionary` rewrites it).\n\n\
          Types: `str`, `i32`, `i64`, `f64`, `bool`, `date`, `datetime[ms]` (UTC-naive local time \
-         as written in the claim); `?` marks a nullable column. Amounts are VND.\n\n\
-         Layout: `data/visits/year=YYYY/month=MM/*.parquet`, `data/lines/year=YYYY/month=MM/*.parquet`, \
-         `data/quarantine/*.parquet`, `data/registry/{facilities,budgets}.parquet`, `data/manifest.sqlite`.\n\
-         Read visits and lines through `Store::visits()` / `Store::lines()`, which keep only the newest \
-         version of a resubmitted visit.\n\
+         as written in the claim, millisecond precision; stored as Delta `timestamp_ntz`, microseconds); `?` marks a nullable column. Amounts are VND.\n\n\
+         Layout: Delta Lake tables `data/visits`, `data/lines`, `data/quarantine` and \
+         `data/superseded` (each with its `_delta_log/`), plus `data/registry/{facilities,budgets,quarantine}.parquet` \
+         and `data/manifest.sqlite`.\n\n\
+         Partition columns (visits and lines): `facility_province_code` (str: the first two characters \
+         of the facility code, as in the claim; a merged province's jobs read each of its old codes), \
+         `year` (i32) and `month` (i32, 1–12, not zero-padded) of the discharge. They live in the Delta \
+         log (typed by the table's schema) and in the folder names \
+         (`facility_province_code=92/year=2024/month=3/`), never inside the data files: one truth. \
+         Engines that read Delta (Spark, Trino, DuckDB `delta_scan`, Python `deltalake`/`polars.read_delta`) \
+         get them as typed columns. `superseded` lists the visit versions (`visit_key`, `claim_key`) \
+         replaced by a newer version of the same claim, decided when the newer one was written: the \
+         current visits are `visits` anti-joined on `visit_key`, which `Store::visits()` / \
+         `Store::lines()` do.\n\
          The manifest (SQLite) holds `sources` (one row per file read: content hash, status, \
-         counts), `parts` (which part files hold which source's rows), `settings` (store layout \
-         version, the key's fingerprint) and `runs` (append-only: each stage's finished runs with \
+         counts), `parts` (which data files hold which source's rows), `snapshots` (the table \
+         versions of each completed publish: readers use the newest, `--as-of-snapshot` an older one), \
+         `settings` (store layout version, the key's fingerprint) and `runs` (append-only: each stage's finished runs with \
          their inputs and summary as JSON; `bhyt status` shows the last of each).\n",
     );
     for (title, cols) in [

@@ -10,7 +10,6 @@ use clap::Args;
 
 use bhyt::forecast::{self, is_province, scenarios, ForecastConfig};
 use bhyt::format::group_vi;
-use bhyt::store::Store;
 use serde_json::json;
 
 use super::{load_config, p, say, Console, Ctx, Outcome};
@@ -70,7 +69,7 @@ pub fn run(a: ForecastArgs, ctx: &Ctx) -> Result<Outcome> {
     }
     let data_dir = ctx.data_dir(a.data_dir.clone());
     let out = ctx.out(a.out.clone(), "forecast");
-    let store = Store::open(&data_dir)?;
+    let store = ctx.open_store(&data_dir)?;
     let t = Instant::now();
     let h = forecast::history(&store, a.as_of)?;
     let (f, mut tables) = forecast::run(&h, &cfg)?;

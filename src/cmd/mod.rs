@@ -16,6 +16,7 @@ pub mod review;
 pub mod serve;
 pub mod stages;
 pub mod status;
+pub mod store;
 
 use std::path::{Path, PathBuf};
 
@@ -74,6 +75,8 @@ pub(crate) use say;
 #[derive(Debug, Clone, Default)]
 pub struct Ctx {
     pub project: Option<Project>,
+    /// `--as-of-snapshot`: stages read the store as it was then.
+    pub as_of_snapshot: Option<i64>,
 }
 
 impl Ctx {
@@ -92,7 +95,10 @@ impl Ctx {
             }
             None => Project::discover(Path::new(".")).map_err(|e| UsageError(e.to_string()))?,
         };
-        Ok(Ctx { project })
+        Ok(Ctx {
+            project,
+            as_of_snapshot: None,
+        })
     }
 
     /// The claims store: the flag, the project's, else `data`.
@@ -174,6 +180,15 @@ impl Ctx {
         self.config(flag, |f| &f.key_file)
     }
 
+    /// The claims store, as of `--as-of-snapshot` when given.
+    pub fn open_store(&self, dir: &Path) -> Result<bhyt::store::Store> {
+        let s = bhyt::store::Store::open(dir)?;
+        Ok(match self.as_of_snapshot {
+            Some(id) => s.at_snapshot(id)?,
+            None => s,
+        })
+    }
+
     pub fn capacity(&self, flag: Option<usize>) -> usize {
         flag.or_else(|| self.project.as_ref().map(|p| p.file.capacity))
             .unwrap_or(10)
@@ -214,6 +229,9 @@ pub fn spinner(step: &str) -> indicatif::ProgressBar {
 
 /// Records a finished stage in the store's run log (for `bhyt status`);
 /// a store that cannot record it does not fail the stage.
+/// `--as-of-snapshot` of this process, for [`record_run`].
+pub static AS_OF_SNAPSHOT: std::sync::OnceLock<Option<i64>> = std::sync::OnceLock::new();
+
 pub fn record_run(
     data_dir: Option<&Path>,
     stage: &str,
@@ -224,10 +242,21 @@ pub fn record_run(
     let Some(d) = data_dir.filter(|d| d.join("manifest.sqlite").exists()) else {
         return;
     };
-    // The manifest alone: opening the store would clear the staging
-    // folder of an ingest running beside this stage.
-    let r = bhyt::store::Manifest::open(&d.join("manifest.sqlite"))
-        .and_then(|m| m.record_run(stage, seconds, &inputs, summary));
+    // The snapshot read is recorded with the inputs: `--as-of-snapshot`
+    // reads the same tables again.
+    let mut inputs = inputs;
+    let r = bhyt::store::Manifest::open(&d.join("manifest.sqlite")).and_then(|m| {
+        if inputs.get("store_snapshot").is_none() {
+            let id = match AS_OF_SNAPSHOT.get().copied().flatten() {
+                Some(id) => Some(id),
+                None => m.snapshot().ok().map(|s| s.id),
+            };
+            if let Some(o) = inputs.as_object_mut() {
+                o.insert("store_snapshot".into(), serde_json::json!(id));
+            }
+        }
+        m.record_run(stage, seconds, &inputs, summary)
+    });
     if let Err(e) = r {
         tracing::warn!("run of {stage} not recorded in {}: {e}", d.display());
     }

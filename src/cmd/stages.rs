@@ -50,7 +50,7 @@ pub fn features(a: FeaturesArgs, ctx: &Ctx) -> Result<Outcome> {
     }
     cfg.from = a.from.or(cfg.from);
     cfg.to = a.to.or(cfg.to);
-    let store = Store::open(&data_dir)?;
+    let store = ctx.open_store(&data_dir)?;
     let t = Instant::now();
     let rows = if a.core {
         let mut df = features::core_indicators(&store, &cfg)?.collect()?;

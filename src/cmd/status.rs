@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::json;
 
 use bhyt::format::group_vi;
-use bhyt::store::{Store, StoreSummary};
+use bhyt::store::StoreSummary;
 
 use super::{say, Console, Ctx, Outcome};
 
@@ -35,7 +35,7 @@ pub fn run(a: StatusArgs, ctx: &Ctx) -> Result<Outcome> {
         "{} holds no claims store yet: run `bhyt ingest` (or `bhyt weekly`) first",
         dir.display()
     );
-    let store = Store::open(&dir)?;
+    let store = ctx.open_store(&dir)?;
     let s = store.summary()?;
     print_summary(&s, ctx, con);
     let mut out = serde_json::to_value(&s)?;
@@ -102,6 +102,20 @@ fn print_summary(s: &StoreSummary, ctx: &Ctx, con: Console) {
         group_vi(s.files as i64),
         s.bytes as f64 / 1e6
     );
+    say!(con, "snapshot {}:", s.snapshot.id);
+    for t in &s.tables {
+        say!(
+            con,
+            "  {:<11} version {:>5}  {:>7} files {:>10.1} MB {:>14} rows",
+            t.table,
+            t.version
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "–".into()),
+            group_vi(t.files as i64),
+            t.bytes as f64 / 1e6,
+            group_vi(t.rows as i64)
+        );
+    }
     let by_status: Vec<String> = s
         .sources
         .iter()

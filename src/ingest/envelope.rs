@@ -29,21 +29,20 @@ pub(super) fn finish_envelope(
 ) -> Result<(), IngestError> {
     match result {
         Ok((tally, hash)) => {
-            if let Some(of) = manifest.find_by_hash(&hash)? {
-                // Same bytes as a source already in the store.
+            let earlier = match manifest.find_by_hash(&hash)? {
+                Some(of) => Some(of),
+                None => run.claim_hash(&hash, job.seq),
+            };
+            if let Some(of) = earlier {
+                // Same bytes as a source already in the store, or read
+                // earlier in this run under another name.
                 sink.abort()?;
                 manifest.mark_duplicate(job.seq, &hash, of)?;
                 report.files_unchanged += 1;
                 return Ok(());
             }
             let rec = tally.record(job.seq, &job.identity, &hash);
-            sink.commit(
-                run,
-                manifest,
-                rec,
-                tally.documents_unreadable as i64,
-                job.replaces,
-            )?;
+            sink.commit(run, rec, tally.documents_unreadable as i64, job.replaces)?;
             report.absorb(tally, job.replaces.is_some());
         }
         Err(e) => {

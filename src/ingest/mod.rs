@@ -253,7 +253,10 @@ pub fn run(
         let mut df = b.finish();
         crate::store::write_parquet_atomic(
             &mut df,
-            &store.root().join("quarantine").join("registry.parquet"),
+            &store
+                .root()
+                .join(crate::store::REGISTRY)
+                .join("quarantine.parquet"),
         )?;
     }
     let conv = Converter {
@@ -272,6 +275,9 @@ pub fn run(
     // Decide, per source, whether it is new, unchanged or a replacement.
     let mut envelopes = Vec::new();
     let mut loose = Vec::new();
+    // Loose tables are hashed before reading: the same bytes twice in this
+    // run (two names) are read once.
+    let mut loose_hashes: HashMap<String, ()> = HashMap::new();
     for src in sources {
         let identity = src.identity();
         let (bytes, mtime) = src.stamp();
@@ -297,7 +303,10 @@ pub fn run(
                 }
             }
         };
-        if !hash.is_empty() && manifest.find_by_hash(&hash)?.is_some() {
+        if !hash.is_empty()
+            && (manifest.find_by_hash(&hash)?.is_some()
+                || loose_hashes.insert(hash.clone(), ()).is_some())
+        {
             report.files_unchanged += 1;
             pb.inc(bytes);
             continue;
@@ -320,13 +329,7 @@ pub fn run(
         }
     }
 
-    let first_seq = envelopes
-        .iter()
-        .chain(loose.iter())
-        .map(|j| j.seq)
-        .min()
-        .unwrap_or(0);
-    let mut run = RunSink::new(store, first_seq, opts.flush_rows);
+    let mut run = RunSink::new(store, opts.flush_rows);
     tracing::info!("{} sources classified", envelopes.len() + loose.len());
     // Small envelopes (the usual facility-day or facility-week submission)
     // are read whole, several at a time, one per worker; large ones stream
@@ -367,7 +370,7 @@ pub fn run(
             &pb,
         )?;
     }
-    run.flush(&mut manifest)?;
+    run.flush()?;
     pb.finish_and_clear();
     Ok(report)
 }
@@ -822,7 +825,7 @@ fn ingest_loose(
     }
     for ((job, sink), tally) in ok_jobs.into_iter().zip(sinks).zip(tallies) {
         let rec = tally.record(job.seq, &job.identity, &job.hash);
-        sink.commit(run, manifest, rec, 0, job.replaces)?;
+        sink.commit(run, rec, 0, job.replaces)?;
         report.absorb(tally, job.replaces.is_some());
     }
     Ok(())

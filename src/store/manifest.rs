@@ -1,6 +1,9 @@
 //! The manifest: one row per source file ingested (content hash, counts,
-//! status) and the part files each wrote. SQLite, so that it persists across
-//! runs and a commit is atomic.
+//! status), the data files each wrote, and the store's snapshots — the
+//! versions of the Delta tables (visits, lines, quarantine, superseded)
+//! that together hold exactly the committed sources. SQLite: it persists
+//! across runs, a commit is atomic, and its write lock orders the writers
+//! of a data directory.
 
 use std::path::Path;
 
@@ -21,7 +24,7 @@ pub enum SourceStatus {
 }
 
 impl SourceStatus {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             SourceStatus::Pending => "pending",
             SourceStatus::Ok => "ok",
@@ -77,11 +80,24 @@ pub struct Manifest {
 /// Version of the store's table layout. Bumped when a column the engine
 /// reads is added or changes meaning; a store written by another version is
 /// refused with a clear message instead of failing deep inside a query.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
+
+/// The table versions readers use: the last publish that completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Snapshot {
+    pub id: i64,
+    pub visits: Option<u64>,
+    pub lines: Option<u64>,
+    pub quarantine: Option<u64>,
+    pub superseded: Option<u64>,
+}
 
 impl Manifest {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
+        // Writers of one data directory wait for each other's publish
+        // (short: the parsing happens outside the lock).
+        conn.busy_timeout(std::time::Duration::from_secs(600))?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let has_sources: bool = conn
             .query_row(
@@ -133,6 +149,14 @@ impl Manifest {
              CREATE TABLE IF NOT EXISTS settings(
                  name TEXT PRIMARY KEY,
                  value TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS snapshots(
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 visits INTEGER,
+                 lines INTEGER,
+                 quarantine INTEGER,
+                 superseded INTEGER,
+                 at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
              );
              CREATE TABLE IF NOT EXISTS runs(
                  id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -200,6 +224,42 @@ impl Manifest {
             .optional()?)
     }
 
+    /// The newest snapshot, or `id` 0 with no versions before the first
+    /// publish.
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        snapshot_in(&self.conn)
+    }
+
+    /// A snapshot by id (`--as-of-version`).
+    pub fn snapshot_by_id(&self, id: i64) -> Result<Option<Snapshot>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, visits, lines, quarantine, superseded FROM snapshots WHERE id = ?1",
+                [id],
+                snapshot_of,
+            )
+            .optional()?)
+    }
+
+    /// Snapshots taken at or after `since` (UTC, ISO 8601), oldest first.
+    pub fn snapshots_since(&self, since: &str) -> Result<Vec<Snapshot>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT id, visits, lines, quarantine, superseded FROM snapshots WHERE at >= ?1 ORDER BY id",
+        )?;
+        let rows = st.query_map([since], snapshot_of)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Takes the store's write lock (an immediate SQLite transaction on the
+    /// manifest): publishers of one data directory, in any process, take
+    /// turns. Released by [`Manifest::publish`] or on drop (rolled back).
+    pub fn lock(&mut self) -> Result<rusqlite::Transaction<'_>, StoreError> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
+    }
+
     /// The committed source read from this path with this size and
     /// modification time: unchanged, no need to read it again.
     pub fn find_unchanged(
@@ -253,90 +313,9 @@ impl Manifest {
         Ok(())
     }
 
-    /// Marks a source committed with the parts holding its rows, and the
-    /// source it replaces superseded. One transaction.
-    pub fn commit(
-        &mut self,
-        rec: &SourceRecord,
-        documents_unreadable: i64,
-        parts: &[(String, &'static str, usize)],
-        replaces: Option<i64>,
-    ) -> Result<(), StoreError> {
-        self.commit_many(&[(rec, documents_unreadable, parts.to_vec(), replaces)])
-    }
-
-    /// Commits several sources in one transaction (the small sources of a
-    /// run share their part files).
-    #[allow(clippy::type_complexity)]
-    pub fn commit_many(
-        &mut self,
-        entries: &[(
-            &SourceRecord,
-            i64,
-            Vec<(String, &'static str, usize)>,
-            Option<i64>,
-        )],
-    ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut upd = tx.prepare(
-                "UPDATE sources SET status=?2, visits_read=?3, visits_accepted=?4, visits_quarantined=?5,
-                    lines_read=?6, lines_accepted=?7, lines_quarantined=?8, documents_unreadable=?9,
-                    content_hash=?10
-                 WHERE seq=?1",
-            )?;
-            let mut part = tx.prepare(
-                "INSERT OR REPLACE INTO parts(relpath, seq, table_name, rows) VALUES (?1,?2,?3,?4)",
-            )?;
-            let mut sup = tx
-                .prepare("UPDATE sources SET status='superseded', superseded_by=?2 WHERE seq=?1")?;
-            for (rec, documents_unreadable, parts, replaces) in entries {
-                upd.execute(params![
-                    rec.seq,
-                    SourceStatus::Ok.as_str(),
-                    rec.visits_read,
-                    rec.visits_accepted,
-                    rec.visits_quarantined,
-                    rec.lines_read,
-                    rec.lines_accepted,
-                    rec.lines_quarantined,
-                    documents_unreadable,
-                    rec.content_hash
-                ])?;
-                for (rel, table, rows) in parts {
-                    part.execute(params![rel, rec.seq, table, *rows as i64])?;
-                }
-                if let Some(old) = replaces {
-                    sup.execute(params![old, rec.seq])?;
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Part files (relative paths) a source wrote.
+    /// Data files (`table/path`) holding a source's rows.
     pub fn parts_of(&self, seq: i64) -> Result<Vec<String>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT relpath FROM parts WHERE seq=?1 ORDER BY relpath")?;
-        let rows = st.query_map([seq], |r| r.get(0))?;
-        Ok(rows.collect::<Result<Vec<String>, _>>()?)
-    }
-
-    /// Sources whose rows a part file holds.
-    pub fn part_sources(&self, relpath: &str) -> Result<Vec<i64>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT seq FROM parts WHERE relpath=?1")?;
-        let rows = st.query_map([relpath], |r| r.get(0))?;
-        Ok(rows.collect::<Result<Vec<i64>, _>>()?)
-    }
-
-    /// Forgets the parts of a purged source.
-    pub fn forget_parts(&self, seq: i64) -> Result<(), StoreError> {
-        self.conn.execute("DELETE FROM parts WHERE seq=?1", [seq])?;
-        Ok(())
+        parts_of(&self.conn, seq)
     }
 
     /// Every part file the manifest knows.
@@ -443,4 +422,170 @@ impl Manifest {
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
+}
+
+fn snapshot_of(r: &rusqlite::Row) -> rusqlite::Result<Snapshot> {
+    let v = |i: usize| -> rusqlite::Result<Option<u64>> {
+        Ok(r.get::<_, Option<i64>>(i)?.map(|x| x as u64))
+    };
+    Ok(Snapshot {
+        id: r.get(0)?,
+        visits: v(1)?,
+        lines: v(2)?,
+        quarantine: v(3)?,
+        superseded: v(4)?,
+    })
+}
+
+pub(crate) fn snapshot_in(conn: &Connection) -> Result<Snapshot, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT id, visits, lines, quarantine, superseded FROM snapshots ORDER BY id DESC LIMIT 1",
+            [],
+            snapshot_of,
+        )
+        .optional()?
+        .unwrap_or_default())
+}
+
+/// The committed source with these bytes, if any.
+pub(crate) fn committed_hash(conn: &Connection, hash: &str) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT seq FROM sources WHERE content_hash = ?1 AND status = 'ok' LIMIT 1",
+            [hash],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+pub(crate) fn parts_of(conn: &Connection, seq: i64) -> Result<Vec<String>, StoreError> {
+    let mut st = conn.prepare("SELECT relpath FROM parts WHERE seq=?1 ORDER BY relpath")?;
+    let rows = st.query_map([seq], |r| r.get(0))?;
+    Ok(rows.collect::<Result<Vec<String>, _>>()?)
+}
+
+/// Sources whose rows a data file holds.
+pub(crate) fn part_sources(conn: &Connection, relpath: &str) -> Result<Vec<i64>, StoreError> {
+    let mut st = conn.prepare("SELECT seq FROM parts WHERE relpath=?1")?;
+    let rows = st.query_map([relpath], |r| r.get(0))?;
+    Ok(rows.collect::<Result<Vec<i64>, _>>()?)
+}
+
+/// A committed source: its record, unreadable documents, the data files
+/// (`table/path`, table, rows) holding its rows, the source it replaces.
+pub(crate) type SourceEntry<'a> = (
+    &'a SourceRecord,
+    i64,
+    Vec<(String, &'static str, usize)>,
+    Option<i64>,
+);
+
+/// The last step of a publish, in its transaction: the new snapshot,
+/// the committed sources with the files holding their rows, duplicates,
+/// files rewritten (`moved`: old → new path, for the sources still in
+/// them) and replaced sources marked superseded.
+pub(crate) fn publish(
+    tx: rusqlite::Transaction,
+    next: &Snapshot,
+    entries: &[SourceEntry],
+    duplicates: &[(i64, String, i64)],
+    moved: &[(String, String)],
+    replaced: &std::collections::BTreeSet<i64>,
+) -> Result<Snapshot, StoreError> {
+    let v = |x: Option<u64>| x.map(|x| x as i64);
+    tx.execute(
+        "INSERT INTO snapshots(visits, lines, quarantine, superseded) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            v(next.visits),
+            v(next.lines),
+            v(next.quarantine),
+            v(next.superseded)
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    {
+        let mut upd = tx.prepare(
+            "UPDATE sources SET status='ok', visits_read=?2, visits_accepted=?3, visits_quarantined=?4,
+                lines_read=?5, lines_accepted=?6, lines_quarantined=?7, documents_unreadable=?8,
+                content_hash=?9
+             WHERE seq=?1",
+        )?;
+        let mut part = tx.prepare(
+            "INSERT OR REPLACE INTO parts(relpath, seq, table_name, rows) VALUES (?1,?2,?3,?4)",
+        )?;
+        let mut sup =
+            tx.prepare("UPDATE sources SET status='superseded', superseded_by=?2 WHERE seq=?1")?;
+        let mut dup = tx.prepare(
+            "UPDATE sources SET status='duplicate', content_hash=?2, superseded_by=?3 WHERE seq=?1",
+        )?;
+        let mut mv = tx.prepare("UPDATE parts SET relpath=?2 WHERE relpath=?1")?;
+        for (old, new) in moved {
+            mv.execute(params![old, new])?;
+        }
+        for (rec, documents_unreadable, parts, replaces) in entries {
+            upd.execute(params![
+                rec.seq,
+                rec.visits_read,
+                rec.visits_accepted,
+                rec.visits_quarantined,
+                rec.lines_read,
+                rec.lines_accepted,
+                rec.lines_quarantined,
+                documents_unreadable,
+                rec.content_hash
+            ])?;
+            for (rel, table, rows) in parts {
+                part.execute(params![rel, rec.seq, table, *rows as i64])?;
+            }
+            if let Some(old) = replaces {
+                sup.execute(params![old, rec.seq])?;
+            }
+        }
+        for (seq, hash, of) in duplicates {
+            dup.execute(params![seq, hash, of])?;
+        }
+        for old in replaced {
+            tx.execute("DELETE FROM parts WHERE seq=?1", [old])?;
+        }
+    }
+    tx.commit()?;
+    Ok(Snapshot { id, ..*next })
+}
+
+/// The end of a compaction, in its transaction: the new snapshot, and
+/// each rewritten file's sources moved to the files that replaced it.
+pub(crate) fn compacted(
+    tx: rusqlite::Transaction,
+    next: &Snapshot,
+    moved: &[(String, Vec<String>)],
+) -> Result<(), StoreError> {
+    if moved.is_empty() {
+        return Ok(());
+    }
+    let v = |x: Option<u64>| x.map(|x| x as i64);
+    tx.execute(
+        "INSERT INTO snapshots(visits, lines, quarantine, superseded) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            v(next.visits),
+            v(next.lines),
+            v(next.quarantine),
+            v(next.superseded)
+        ],
+    )?;
+    {
+        let mut add = tx.prepare(
+            "INSERT OR IGNORE INTO parts(relpath, seq, table_name, rows)
+             SELECT ?2, seq, table_name, 0 FROM parts WHERE relpath = ?1",
+        )?;
+        let mut drop = tx.prepare("DELETE FROM parts WHERE relpath = ?1")?;
+        for (old, new) in moved {
+            for n in new {
+                add.execute(params![old, n])?;
+            }
+            drop.execute([old])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
 }

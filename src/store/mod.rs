@@ -1,24 +1,29 @@
-//! The claims store: Parquet partitioned by period under a data directory,
-//! with a SQLite manifest of every source file.
+//! The claims store: Delta Lake tables under a data directory, and a
+//! SQLite manifest of every source file and of the store's snapshots.
 //!
 //! Layout (`data/`):
 //! ```text
-//! manifest.sqlite                       sources and the part files they wrote
-//! visits/year=2024/month=01/part-<r|s><seq>-<n>.parquet
-//! lines/year=2024/month=01/part-<r|s><seq>-<n>.parquet
-//! quarantine/part-<r|s><seq>-<n>.parquet
-//! registry/facilities.parquet, registry/budgets.parquet
+//! manifest.sqlite        sources, the data files holding each, snapshots (table versions)
+//! visits/_delta_log/     visits, partitioned by facility_province_code / year / month:
+//! visits/facility_province_code=92/year=2024/month=3/part-<uuid>.zstd.parquet
+//! lines/…                the same partitioning
+//! quarantine/…           rejected rows and records, with the rule and reason
+//! superseded/…           visit versions replaced by a newer version of the same claim
+//! registry/facilities.parquet, registry/budgets.parquet, registry/quarantine.parquet
 //! ```
-//! Every part file is written under `.staging/` and renamed into place when
-//! its source has been read completely, so a reader never sees half a file
-//! and a damaged source leaves nothing behind. Small sources of one run share
-//! part files (`part-r…`), large ones have their own (`part-s…`); the
-//! manifest knows which sources each part holds, so replacing a source
-//! removes exactly its rows.
-//! A visit sent again in a later file (same facility and MA_LK) is
-//! superseded at read time: [`Store::visits`] keeps the newest version.
+//! Rows enter only through [`Store::publish`]: one Delta commit per table
+//! and batch, then a snapshot in the manifest naming the new versions.
+//! Readers read the tables at the newest snapshot (or an older one, for
+//! a rerun of a past week: [`Store::at_snapshot`]), so a run that dies
+//! between its commits is invisible, and the newest version of a
+//! resubmitted claim was decided when it was written.
+//! Partition columns are in the Delta log and the folder names only: one
+//! truth for them, typed (`year`, `month`: integers).
 
+pub mod delta;
+mod maintain;
 mod manifest;
+mod publish;
 pub mod sink;
 mod summary;
 
@@ -26,7 +31,8 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-pub use manifest::{Manifest, RunRecord, SourceRecord, SourceStatus, StatusCount};
+pub use maintain::{TableCompaction, TableStat, DEFAULT_TARGET_BYTES};
+pub use manifest::{Manifest, RunRecord, Snapshot, SourceRecord, SourceStatus, StatusCount};
 pub use sink::{PartSink, RunSink};
 pub use summary::{ProvinceSpan, RuleCount, StoreSummary};
 
@@ -40,6 +46,10 @@ pub enum StoreError {
     },
     #[error("manifest: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Delta(#[from] delta::DeltaError),
+    #[error("store {path}: no snapshot {id} (see `bhyt status` for the snapshots)")]
+    NoSnapshot { path: PathBuf, id: i64 },
     #[error("parquet {path}: {source}")]
     Polars {
         path: PathBuf,
@@ -72,38 +82,52 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError +
     }
 }
 
-/// Handle on a data directory.
+/// Handle on a data directory. Reads see one snapshot: the newest when
+/// the handle first reads (writers open a new handle), or the one given
+/// to [`Store::at_snapshot`].
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
-    /// Keys of the current visit versions, computed once per handle: `None`
-    /// when no visit was ever resubmitted (then no filtering is needed).
-    /// Writers open a new handle, so a handle never sees a stale cache.
-    current: Arc<std::sync::OnceLock<Option<DataFrame>>>,
+    snapshot: Arc<std::sync::OnceLock<Snapshot>>,
 }
 
 pub const VISITS: &str = "visits";
 pub const LINES: &str = "lines";
 pub const QUARANTINE: &str = "quarantine";
+pub const SUPERSEDED: &str = "superseded";
 pub const REGISTRY: &str = "registry";
 
 impl Store {
-    /// Opens (and creates) a store; removes leftovers of interrupted runs.
+    /// Opens (and creates) a store.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let root = root.into();
         std::fs::create_dir_all(&root).map_err(io_err(&root))?;
         let store = Store {
             root,
-            current: Default::default(),
+            snapshot: Default::default(),
         };
         if store.root.join("manifest.sqlite").exists() {
             store.manifest()?;
         }
-        let staging = store.staging_root();
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
-        }
         Ok(store)
+    }
+
+    /// The same store as of an earlier snapshot (time travel: a rerun of a
+    /// past week reads what that week's run read).
+    pub fn at_snapshot(&self, id: i64) -> Result<Store, StoreError> {
+        let snap = self
+            .manifest()?
+            .snapshot_by_id(id)?
+            .ok_or_else(|| StoreError::NoSnapshot {
+                path: self.root.clone(),
+                id,
+            })?;
+        let s = Store {
+            root: self.root.clone(),
+            snapshot: Default::default(),
+        };
+        let _ = s.snapshot.set(snap);
+        Ok(s)
     }
 
     pub fn root(&self) -> &Path {
@@ -114,44 +138,101 @@ impl Store {
         Manifest::open(&self.root.join("manifest.sqlite"))
     }
 
-    pub(crate) fn staging_root(&self) -> PathBuf {
-        self.root.join(".staging")
+    /// The snapshot this handle reads.
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        if let Some(s) = self.snapshot.get() {
+            return Ok(*s);
+        }
+        let s = if self.root.join("manifest.sqlite").exists() {
+            self.manifest()?.snapshot()?
+        } else {
+            Snapshot::default()
+        };
+        let _ = self.snapshot.set(s);
+        Ok(s)
     }
 
-    fn table_files(&self, table: &str) -> Result<Vec<PathBuf>, StoreError> {
-        let dir = self.root.join(table);
-        let mut files = Vec::new();
-        if dir.exists() {
-            for e in walkdir::WalkDir::new(&dir).sort_by_file_name() {
-                let e = e.map_err(|e| StoreError::Io {
-                    path: dir.clone(),
-                    source: e.into(),
-                })?;
-                if e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "parquet") {
-                    files.push(e.into_path());
-                }
-            }
+    fn version_of(&self, table: &str) -> Result<Option<u64>, StoreError> {
+        let s = self.snapshot()?;
+        Ok(match table {
+            VISITS => s.visits,
+            LINES => s.lines,
+            QUARANTINE => s.quarantine,
+            SUPERSEDED => s.superseded,
+            _ => None,
+        })
+    }
+
+    /// A table at a version (None: the newest) as one lazy frame, the
+    /// partition columns added from the log; None when it has no file.
+    pub(crate) fn scan_table_at(
+        &self,
+        table: &str,
+        version: Option<u64>,
+    ) -> Result<Option<LazyFrame>, StoreError> {
+        let t = self.table(table);
+        let files = t.files(version)?;
+        if files.is_empty() {
+            return Ok(None);
         }
-        Ok(files)
+        let perr = |source| StoreError::Polars {
+            path: self.root.join(table),
+            source,
+        };
+        // One scan of every file (a union of per-partition scans trips
+        // polars' `len()` pushdown); the partition columns are parsed from
+        // the hive-style folder names, typed by the table's partitioning.
+        let partitioned: Vec<&String> = files[0].partition.keys().collect();
+        let hive_options = if partitioned.is_empty() {
+            HiveOptions::new_disabled()
+        } else {
+            let schema: Schema = partitioned
+                .iter()
+                .map(|k| {
+                    let t = match k.as_str() {
+                        "year" | "month" => DataType::Int32,
+                        _ => DataType::String,
+                    };
+                    Field::new(k.as_str().into(), t)
+                })
+                .collect();
+            HiveOptions {
+                enabled: Some(true),
+                hive_start_idx: 0,
+                schema: Some(Arc::new(schema)),
+                try_parse_dates: false,
+            }
+        };
+        let paths: Vec<PlRefPath> = files
+            .iter()
+            .map(|f| PlRefPath::new(t.file_path(&f.path).to_string_lossy().as_ref()))
+            .collect();
+        let args = ScanArgsParquet {
+            hive_options,
+            ..Default::default()
+        };
+        Ok(Some(
+            LazyFrame::scan_parquet_files(paths.into(), args).map_err(perr)?,
+        ))
     }
 
     fn scan(&self, table: &'static str) -> Result<LazyFrame, StoreError> {
-        let files = self.table_files(table)?;
-        if files.is_empty() {
-            return Err(StoreError::Empty(self.root.clone(), table));
+        let v = self.version_of(table)?;
+        match v {
+            Some(v) => self
+                .scan_table_at(table, Some(v))?
+                .ok_or_else(|| StoreError::Empty(self.root.clone(), table)),
+            None => Err(StoreError::Empty(self.root.clone(), table)),
         }
-        let paths: Vec<PlRefPath> = files
-            .iter()
-            .map(|p| PlRefPath::new(p.to_string_lossy().as_ref()))
-            .collect();
-        let args = ScanArgsParquet {
-            hive_options: HiveOptions::new_disabled(),
-            ..Default::default()
-        };
-        LazyFrame::scan_parquet_files(paths.into(), args).map_err(|source| StoreError::Polars {
-            path: self.root.join(table),
-            source,
-        })
+    }
+
+    /// Visit versions superseded by a newer version of their claim, or
+    /// None when no claim was ever resubmitted.
+    fn superseded(&self) -> Result<Option<LazyFrame>, StoreError> {
+        match self.version_of(SUPERSEDED)? {
+            Some(v) => self.scan_table_at(SUPERSEDED, Some(v)),
+            None => Ok(None),
+        }
     }
 
     /// All visit versions as stored, resubmissions included.
@@ -160,84 +241,47 @@ impl Store {
     }
 
     /// Current visits: for each (facility, MA_LK) the newest version, by
-    /// envelope date then ingest order.
+    /// envelope date then ingest order (decided at publish).
     pub fn visits(&self) -> Result<LazyFrame, StoreError> {
         let all = self.scan(VISITS)?;
-        Ok(match self.current_versions()? {
+        Ok(match self.superseded()? {
             None => all,
-            Some(keys) => semi(all, keys),
+            Some(s) => anti(all, s),
         })
-    }
-
-    /// `visit_key` of the current version of each claim, or `None` when
-    /// every claim has a single version.
-    fn current_versions(&self) -> Result<Option<LazyFrame>, StoreError> {
-        if let Some(c) = self.current.get() {
-            return Ok(c.clone().map(|d| d.lazy()));
-        }
-        let perr = |source| StoreError::Polars {
-            path: self.root.join(VISITS),
-            source,
-        };
-        let keys = self
-            .scan(VISITS)?
-            .select([
-                col("claim_key"),
-                col("visit_key"),
-                col("submitted_at"),
-                col("source_seq"),
-            ])
-            .collect()
-            .map_err(perr)?;
-        let distinct = keys
-            .clone()
-            .lazy()
-            .select([col("claim_key").n_unique().alias("n")])
-            .collect()
-            .map_err(perr)?
-            .column("n")
-            .and_then(|c| c.cast(&DataType::UInt64))
-            .map_err(perr)?
-            .u64()
-            .map_err(perr)?
-            .get(0)
-            .unwrap_or(0) as usize;
-        let current = if distinct == keys.height() {
-            None
-        } else {
-            Some(
-                keys.lazy()
-                    .sort_by_exprs(
-                        [col("submitted_at"), col("source_seq")],
-                        SortMultipleOptions::default().with_nulls_last(false),
-                    )
-                    .unique_stable(
-                        Some(Selector::ByName {
-                            names: Arc::new(["claim_key".into()]),
-                            strict: true,
-                        }),
-                        UniqueKeepStrategy::Last,
-                    )
-                    .select([col("visit_key")])
-                    .collect()
-                    .map_err(perr)?,
-            )
-        };
-        let _ = self.current.set(current.clone());
-        Ok(current.map(|d| d.lazy()))
     }
 
     /// Lines of the current visit versions.
     pub fn lines(&self) -> Result<LazyFrame, StoreError> {
         let all = self.scan(LINES)?;
-        Ok(match self.current_versions()? {
+        Ok(match self.superseded()? {
             None => all,
-            Some(keys) => semi(all, keys),
+            Some(s) => anti(all, s),
         })
     }
 
+    /// Rejected rows: the claims' (Delta table) and the registry's.
     pub fn quarantine(&self) -> Result<LazyFrame, StoreError> {
-        self.scan(QUARANTINE)
+        let registry = self.root.join(REGISTRY).join("quarantine.parquet");
+        let claims = self.scan(QUARANTINE);
+        if !registry.exists() {
+            return claims;
+        }
+        let reg = read_one(&registry, "quarantine")?;
+        Ok(match claims {
+            Ok(c) => concat(
+                [c, reg],
+                UnionArgs {
+                    diagonal: true,
+                    ..Default::default()
+                },
+            )
+            .map_err(|source| StoreError::Polars {
+                path: self.root.join(QUARANTINE),
+                source,
+            })?,
+            Err(StoreError::Empty(..)) => reg,
+            Err(e) => return Err(e),
+        })
     }
 
     pub fn facilities_path(&self) -> PathBuf {
@@ -257,9 +301,14 @@ impl Store {
     }
 }
 
-fn semi(all: LazyFrame, keys: LazyFrame) -> LazyFrame {
+fn anti(all: LazyFrame, superseded: LazyFrame) -> LazyFrame {
     let on = [col("visit_key")];
-    all.join(keys, on.clone(), on, JoinArgs::new(JoinType::Semi))
+    all.join(
+        superseded.select([col("visit_key")]),
+        on.clone(),
+        on,
+        JoinArgs::new(JoinType::Anti),
+    )
 }
 
 fn read_one(path: &Path, what: &'static str) -> Result<LazyFrame, StoreError> {
@@ -276,17 +325,24 @@ fn read_one(path: &Path, what: &'static str) -> Result<LazyFrame, StoreError> {
     })
 }
 
+/// A temporary file beside `path`, unique to this writer (two processes
+/// writing the same output never share one).
+fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile, StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(io_err(dir))
+}
+
 /// Writes a frame to Parquet atomically: a temporary file in the same
 /// directory, then a rename.
 pub fn write_parquet_atomic(df: &mut DataFrame, path: &Path) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out")
-    ));
-    let file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    ParquetWriter::new(file)
+    let tmp = temp_beside(path)?;
+    ParquetWriter::new(tmp.as_file())
         .with_compression(ParquetCompression::Zstd(None))
         .with_statistics(StatisticsOptions::full())
         .finish(df)
@@ -294,7 +350,10 @@ pub fn write_parquet_atomic(df: &mut DataFrame, path: &Path) -> Result<(), Store
             path: path.to_path_buf(),
             source,
         })?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    tmp.persist(path).map_err(|e| StoreError::Io {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
     Ok(())
 }
 
@@ -302,15 +361,12 @@ pub fn write_parquet_atomic(df: &mut DataFrame, path: &Path) -> Result<(), Store
 /// then renamed over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out")
-    ));
-    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(bytes).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    let mut tmp = temp_beside(path)?;
+    tmp.write_all(bytes).map_err(io_err(path))?;
+    tmp.as_file().sync_all().map_err(io_err(path))?;
+    tmp.persist(path).map_err(|e| StoreError::Io {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
     Ok(())
 }

@@ -1,19 +1,21 @@
-//! Writing accepted rows and quarantine records as Parquet parts.
+//! Writing accepted rows and quarantine records as Delta data files.
 //!
-//! A [`PartSink`] collects the rows of one source. A large source flushes
-//! its own staged parts every `flush_rows` rows (memory stays bounded); a
-//! small one (the usual facility-week envelope) hands its rows to the run's
+//! A [`PartSink`] collects the rows of one source. A large source writes
+//! its own files every `flush_rows` rows (memory stays bounded); a small
+//! one (the usual facility-week envelope) hands its rows to the run's
 //! [`RunSink`] when it completes, so that thousands of small files do not
-//! become thousands of tiny Parquet parts. Either way a source's rows reach
-//! the store only once the source has been read completely, and the
-//! manifest commit that marks it ingested comes after its parts are in place.
+//! become thousands of tiny Parquet files. Files are written straight into
+//! the tables' partition folders and are invisible until a publish names
+//! them in the Delta log ([`Store::publish`]); a source's rows are
+//! published only once the source has been read completely.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use polars::prelude::*;
 
-use super::{io_err, write_parquet_atomic, Manifest, SourceRecord, Store, StoreError};
+use super::delta::NewFile;
+use super::publish::{Batch, SourceCommit, Written};
+use super::{SourceRecord, Store, StoreError, LINES, QUARANTINE, VISITS};
 use crate::schema::{
     LineBuilder, LineRow, QuarantineBuilder, QuarantineRow, VisitBuilder, VisitRow,
 };
@@ -22,13 +24,39 @@ use crate::schema::{
 /// under 100 MB, and large enough for Parquet row groups to compress well.
 pub const DEFAULT_FLUSH_ROWS: usize = 200_000;
 
+/// The partition of a row: the province code in the facility code (its
+/// first two characters: stable, in the claim itself), year and month.
+type Part = (String, i32, i32);
+
+fn province_code(facility: &str) -> String {
+    facility.get(..2).unwrap_or("").to_string()
+}
+
+/// Partition columns of the visit and line tables.
+pub const PARTITION_BY: [&str; 3] = ["facility_province_code", "year", "month"];
+
+/// Columns whose min/max go into each file's statistics.
+const STAT_COLUMNS: [&str; 3] = ["facility_code", "admission_date", "discharge_date"];
+
 /// Rows of one or more sources, by partition.
 #[derive(Default)]
 struct Buffers {
-    visits: BTreeMap<(i32, i32), VisitBuilder>,
-    lines: BTreeMap<(i32, i32), LineBuilder>,
+    visits: BTreeMap<Part, VisitBuilder>,
+    lines: BTreeMap<Part, LineBuilder>,
     quarantine: QuarantineBuilder,
     rows: usize,
+}
+
+/// The distinct `source_seq` values of a frame.
+fn seqs_of(df: &DataFrame) -> Vec<i64> {
+    let mut v: Vec<i64> = df
+        .column("source_seq")
+        .ok()
+        .and_then(|c| c.i64().ok().map(|c| c.into_no_null_iter().collect()))
+        .unwrap_or_default();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 impl Buffers {
@@ -43,75 +71,62 @@ impl Buffers {
         self.rows += o.rows;
     }
 
-    /// Folders (relative to the store) of the partitions holding rows.
-    fn partition_dirs(&self) -> Vec<String> {
-        let mut d: Vec<String> = self
-            .visits
-            .keys()
-            .map(|(y, m)| format!("visits/year={y}/month={m:02}"))
-            .chain(
-                self.lines
-                    .keys()
-                    .map(|(y, m)| format!("lines/year={y}/month={m:02}")),
-            )
-            .collect();
-        if !self.quarantine.is_empty() {
-            d.push("quarantine".to_string());
-        }
-        d
-    }
-
-    /// Writes the buffers as parts under `dir` (relative names `table/...`),
-    /// named `<prefix>-<n>.parquet`; returns (relative path, table, rows).
-    fn write(
-        &mut self,
-        dir: &std::path::Path,
-        prefix: &str,
-        counter: &mut usize,
-    ) -> Result<Vec<(String, &'static str, usize)>, StoreError> {
+    /// Writes the buffers as data files of the store's tables (not yet
+    /// published).
+    fn write(&mut self, store: &Store) -> Result<Vec<Written>, StoreError> {
         let mut out = Vec::new();
-        let mut stage =
-            |rel_dir: String, table: &'static str, mut df: DataFrame| -> Result<(), StoreError> {
-                *counter += 1;
-                let rel = format!("{rel_dir}/{prefix}-{:05}.parquet", *counter);
-                let rows = df.height();
-                write_parquet_atomic(&mut df, &dir.join(&rel))?;
-                out.push((rel, table, rows));
-                Ok(())
+        let mut put = |table: &'static str,
+                       mut df: DataFrame,
+                       part: Option<&Part>|
+         -> Result<(), StoreError> {
+            let t = store.table(table);
+            if !t.exists() {
+                let by: &[&str] = if part.is_some() { &PARTITION_BY } else { &[] };
+                let mut schema = df.schema().as_ref().clone();
+                if part.is_some() {
+                    schema
+                        .insert_at_index(0, PARTITION_BY[0].into(), DataType::String)
+                        .map_err(|source| StoreError::Polars {
+                            path: t.dir().to_path_buf(),
+                            source,
+                        })?;
+                }
+                t.create(&schema, by)?;
+            }
+            let seqs = seqs_of(&df);
+            let partition: Vec<(&str, String)> = match part {
+                Some((p, y, m)) => {
+                    // The partition columns come from the partition, not
+                    // from a column the file would also hold.
+                    df = df.drop_many(["facility_province_code"]);
+                    vec![
+                        (PARTITION_BY[0], p.clone()),
+                        (PARTITION_BY[1], y.to_string()),
+                        (PARTITION_BY[2], m.to_string()),
+                    ]
+                }
+                None => Vec::new(),
             };
-        for ((y, m), b) in std::mem::take(&mut self.visits) {
-            stage(
-                format!("visits/year={y}/month={m:02}"),
-                "visits",
-                b.finish(),
-            )?;
+            let file: NewFile = t.write_file(&mut df, &partition, &STAT_COLUMNS)?;
+            out.push(Written { table, file, seqs });
+            Ok(())
+        };
+        for (k, b) in std::mem::take(&mut self.visits) {
+            put(VISITS, b.finish(), Some(&k))?;
         }
-        for ((y, m), b) in std::mem::take(&mut self.lines) {
-            stage(format!("lines/year={y}/month={m:02}"), "lines", b.finish())?;
+        for (k, b) in std::mem::take(&mut self.lines) {
+            put(LINES, b.finish(), Some(&k))?;
         }
         if !self.quarantine.is_empty() {
-            let q = std::mem::take(&mut self.quarantine);
-            stage("quarantine".to_string(), "quarantine", q.finish())?;
+            put(
+                QUARANTINE,
+                std::mem::take(&mut self.quarantine).finish(),
+                None,
+            )?;
         }
         self.rows = 0;
         Ok(out)
     }
-}
-
-fn move_into_store(
-    store: &Store,
-    staging: &std::path::Path,
-    parts: &[(String, &'static str, usize)],
-) -> Result<(), StoreError> {
-    for (rel, _, _) in parts {
-        let from = staging.join(rel);
-        let to = store.root().join(rel);
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
-        }
-        std::fs::rename(&from, &to).map_err(io_err(&to))?;
-    }
-    Ok(())
 }
 
 /// Rows of one source.
@@ -120,8 +135,7 @@ pub struct PartSink {
     seq: i64,
     buf: Buffers,
     flush_rows: usize,
-    n_parts: usize,
-    staged: Vec<(String, &'static str, usize)>,
+    written: Vec<Written>,
 }
 
 impl PartSink {
@@ -131,8 +145,7 @@ impl PartSink {
             seq,
             buf: Buffers::default(),
             flush_rows: DEFAULT_FLUSH_ROWS,
-            n_parts: 0,
-            staged: Vec::new(),
+            written: Vec::new(),
         }
     }
 
@@ -145,21 +158,15 @@ impl PartSink {
         self.seq
     }
 
-    fn staging_dir(&self) -> PathBuf {
-        self.store.staging_root().join(format!("s{}", self.seq))
-    }
-
     pub fn push_visit(&mut self, v: VisitRow) -> Result<(), StoreError> {
-        self.buf
-            .visits
-            .entry((v.year, v.month))
-            .or_default()
-            .push(v);
+        let part = (province_code(&v.facility_code), v.year, v.month);
+        self.buf.visits.entry(part).or_default().push(v);
         self.bump()
     }
 
     pub fn push_line(&mut self, l: LineRow) -> Result<(), StoreError> {
-        self.buf.lines.entry((l.year, l.month)).or_default().push(l);
+        let part = (province_code(&l.facility_code), l.year, l.month);
+        self.buf.lines.entry(part).or_default().push(l);
         self.bump()
     }
 
@@ -171,160 +178,100 @@ impl PartSink {
     fn bump(&mut self) -> Result<(), StoreError> {
         self.buf.rows += 1;
         if self.buf.rows >= self.flush_rows {
-            let dir = self.staging_dir();
-            let prefix = format!("part-s{:08}", self.seq);
-            let parts = self.buf.write(&dir, &prefix, &mut self.n_parts)?;
-            self.staged.extend(parts);
+            let w = self.buf.write(&self.store)?;
+            self.written.extend(w);
         }
         Ok(())
     }
 
-    /// Completes the source: a source that already flushed parts commits
-    /// them now; a small one joins the run's shared parts and is committed
-    /// with them.
+    /// Completes the source: a source that already wrote files is
+    /// published now with them; a small one joins the run's shared files
+    /// and is published with them.
     pub fn commit(
         mut self,
         run: &mut RunSink,
-        manifest: &mut Manifest,
         rec: SourceRecord,
         documents_unreadable: i64,
         replaces: Option<i64>,
     ) -> Result<(), StoreError> {
-        if self.staged.is_empty() {
-            let dirs = self.buf.partition_dirs();
+        let source = SourceCommit {
+            rec,
+            documents_unreadable,
+            replaces,
+        };
+        if self.written.is_empty() {
             run.buf.append(std::mem::take(&mut self.buf));
-            run.pending.push(Pending {
-                rec,
-                documents_unreadable,
-                replaces,
-                dirs,
-            });
+            run.pending.push(source);
             if run.buf.rows >= run.flush_rows {
-                run.flush(manifest)?;
+                run.flush()?;
             }
             return Ok(());
         }
-        let dir = self.staging_dir();
-        let prefix = format!("part-s{:08}", self.seq);
-        let parts = self.buf.write(&dir, &prefix, &mut self.n_parts)?;
-        self.staged.extend(parts);
-        move_into_store(&self.store, &dir, &self.staged)?;
-        manifest.commit(&rec, documents_unreadable, &self.staged, replaces)?;
-        if let Some(old) = replaces {
-            self.store.purge_source(manifest, old)?;
-        }
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
-        }
+        let w = self.buf.write(&self.store)?;
+        self.written.extend(w);
+        self.store.publish(Batch {
+            files: std::mem::take(&mut self.written),
+            sources: vec![source],
+        })?;
         Ok(())
     }
 
-    /// Drops everything of this source.
+    /// Drops this source: files it wrote stay unpublished (invisible;
+    /// `bhyt store vacuum` deletes them).
     pub fn abort(self) -> Result<(), StoreError> {
-        let dir = self.staging_dir();
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
-        }
         Ok(())
     }
 }
 
-struct Pending {
-    rec: SourceRecord,
-    documents_unreadable: i64,
-    replaces: Option<i64>,
-    /// Partitions this source has rows in: only their parts are recorded
-    /// as holding it.
-    dirs: Vec<String>,
-}
-
-/// Shared parts of the small sources of one run.
+/// Shared files of the small sources of one run.
 pub struct RunSink {
     store: Store,
-    run: i64,
     buf: Buffers,
-    pending: Vec<Pending>,
+    pending: Vec<SourceCommit>,
     flush_rows: usize,
-    n_parts: usize,
+    /// Content hashes read in this run, and by which source.
+    hashes: std::collections::HashMap<String, i64>,
 }
 
 impl RunSink {
-    /// `run` numbers the run's part files (the first source sequence of the run).
-    pub fn new(store: &Store, run: i64, flush_rows: usize) -> Self {
+    pub fn new(store: &Store, flush_rows: usize) -> Self {
         RunSink {
             store: store.clone(),
-            run,
             buf: Buffers::default(),
             pending: Vec::new(),
             flush_rows: flush_rows.max(1),
-            n_parts: 0,
+            hashes: Default::default(),
         }
     }
 
-    /// Writes the shared parts and commits the sources they hold.
-    pub fn flush(&mut self, manifest: &mut Manifest) -> Result<(), StoreError> {
+    /// Records that source `seq` has these bytes; returns the source of
+    /// this run that had them first, if another did (the same file under
+    /// two names).
+    pub fn claim_hash(&mut self, hash: &str, seq: i64) -> Option<i64> {
+        if hash.is_empty() {
+            return None;
+        }
+        match self.hashes.get(hash) {
+            Some(first) if *first != seq => Some(*first),
+            Some(_) => None,
+            None => {
+                self.hashes.insert(hash.to_string(), seq);
+                None
+            }
+        }
+    }
+
+    /// Writes the shared files and publishes the sources they hold, as one
+    /// batch.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let dir = self.store.staging_root().join(format!("r{}", self.run));
-        let prefix = format!("part-r{:08}", self.run);
-        let parts = self.buf.write(&dir, &prefix, &mut self.n_parts)?;
-        move_into_store(&self.store, &dir, &parts)?;
-        let pending = std::mem::take(&mut self.pending);
-        let commits: Vec<_> = pending
-            .iter()
-            .map(|p| {
-                let own: Vec<(String, &'static str, usize)> = parts
-                    .iter()
-                    .filter(|(rel, _, _)| {
-                        p.dirs
-                            .iter()
-                            .any(|d| rel.rsplit_once('/').is_some_and(|(dir, _)| dir == d))
-                    })
-                    .cloned()
-                    .collect();
-                (&p.rec, p.documents_unreadable, own, p.replaces)
-            })
-            .collect();
-        manifest.commit_many(&commits)?;
-        for p in &pending {
-            if let Some(old) = p.replaces {
-                self.store.purge_source(manifest, old)?;
-            }
-        }
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
-        }
-        Ok(())
-    }
-}
-
-impl Store {
-    /// Removes the rows of a superseded source from the part files that
-    /// hold them (deleting parts that held only its rows).
-    pub fn purge_source(&self, manifest: &mut Manifest, seq: i64) -> Result<(), StoreError> {
-        for rel in manifest.parts_of(seq)? {
-            let path = self.root().join(&rel);
-            if !path.exists() {
-                continue;
-            }
-            if manifest.part_sources(&rel)?.iter().all(|s| *s == seq) {
-                std::fs::remove_file(&path).map_err(io_err(&path))?;
-            } else {
-                let perr = |source| StoreError::Polars {
-                    path: path.clone(),
-                    source,
-                };
-                let mut df = LazyFrame::scan_parquet(
-                    PlRefPath::new(path.to_string_lossy().as_ref()),
-                    Default::default(),
-                )
-                .and_then(|lf| lf.filter(col("source_seq").neq(lit(seq))).collect())
-                .map_err(perr)?;
-                write_parquet_atomic(&mut df, &path)?;
-            }
-        }
-        manifest.forget_parts(seq)?;
+        let files = self.buf.write(&self.store)?;
+        self.store.publish(Batch {
+            files,
+            sources: std::mem::take(&mut self.pending),
+        })?;
         Ok(())
     }
 }

@@ -40,6 +40,9 @@ pub struct StoreSummary {
     pub provinces: Vec<ProvinceSpan>,
     pub quarantine: Vec<RuleCount>,
     pub last_runs: Vec<RunRecord>,
+    /// The snapshot read (table versions), and each table's files there.
+    pub snapshot: super::Snapshot,
+    pub tables: Vec<super::TableStat>,
 }
 
 fn polars_err(store: &Store, table: &str) -> impl FnOnce(PolarsError) -> StoreError {
@@ -190,6 +193,8 @@ impl Store {
             provinces,
             quarantine,
             last_runs: manifest.last_runs()?,
+            snapshot: self.snapshot()?,
+            tables: self.table_stats()?,
         })
     }
 }
