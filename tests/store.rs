@@ -60,6 +60,19 @@ fn walk(d: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// The manifest's sources of one status.
+fn sources_with(data: &Path, status: &str) -> Vec<bhyt::store::SourceRecord> {
+    Store::open(data)
+        .unwrap()
+        .manifest()
+        .unwrap()
+        .sources()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.status == status)
+        .collect()
+}
+
 /// (visit rows of every version, distinct claims, lines, accepted visits
 /// and lines by the manifest's committed sources).
 fn tally(data: &Path) -> (usize, usize, usize, i64, i64) {
@@ -83,14 +96,7 @@ fn tally(data: &Path) -> (usize, usize, usize, i64, i64) {
         .get(0)
         .unwrap() as usize;
     let lines = count(s.lines().unwrap());
-    let ok: Vec<_> = s
-        .manifest()
-        .unwrap()
-        .sources()
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.status == "ok")
-        .collect();
+    let ok = sources_with(data, "ok");
     (
         visits.height(),
         claims,
@@ -148,15 +154,7 @@ fn two_ingests_at_once_into_one_data_dir_never_duplicate() {
     assert_eq!(rows, claims, "no claim twice");
     assert_eq!(rows as i64, accepted);
     assert_eq!(lines as i64, lines_accepted);
-    let ok = Store::open(&data)
-        .unwrap()
-        .manifest()
-        .unwrap()
-        .sources()
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.status == "ok")
-        .count();
+    let ok = sources_with(&data, "ok").len();
     assert_eq!(ok, files.len(), "each file committed once");
 }
 
@@ -171,20 +169,8 @@ fn the_same_bytes_under_two_names_in_one_run_are_read_once() {
     assert!(out.status.success(), "{out:?}");
     let (rows, claims, _, accepted, _) = tally(&data);
     assert_eq!((rows, claims as i64), (accepted as usize, accepted));
-    let statuses: Vec<String> = Store::open(&data)
-        .unwrap()
-        .manifest()
-        .unwrap()
-        .sources()
-        .unwrap()
-        .into_iter()
-        .map(|r| r.status)
-        .collect();
-    assert_eq!(
-        statuses.iter().filter(|s| *s == "ok").count(),
-        1,
-        "{statuses:?}"
-    );
+    assert_eq!(sources_with(&data, "ok").len(), 1);
+    assert_eq!(sources_with(&data, "duplicate").len(), 1);
 }
 
 #[test]

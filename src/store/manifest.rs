@@ -472,6 +472,21 @@ pub(crate) fn part_sources(conn: &Connection, relpath: &str) -> Result<Vec<i64>,
     Ok(rows.collect::<Result<Vec<i64>, _>>()?)
 }
 
+/// Records a snapshot (the tables' versions); returns its id.
+fn insert_snapshot(conn: &Connection, next: &Snapshot) -> Result<i64, StoreError> {
+    let v = |x: Option<u64>| x.map(|x| x as i64);
+    conn.execute(
+        "INSERT INTO snapshots(visits, lines, quarantine, superseded) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            v(next.visits),
+            v(next.lines),
+            v(next.quarantine),
+            v(next.superseded)
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
 /// A committed source: its record, unreadable documents, the data files
 /// (`table/path`, table, rows) holding its rows, the source it replaces.
 pub(crate) type SourceEntry<'a> = (
@@ -493,17 +508,7 @@ pub(crate) fn publish(
     moved: &[(String, String)],
     replaced: &std::collections::BTreeSet<i64>,
 ) -> Result<Snapshot, StoreError> {
-    let v = |x: Option<u64>| x.map(|x| x as i64);
-    tx.execute(
-        "INSERT INTO snapshots(visits, lines, quarantine, superseded) VALUES (?1, ?2, ?3, ?4)",
-        params![
-            v(next.visits),
-            v(next.lines),
-            v(next.quarantine),
-            v(next.superseded)
-        ],
-    )?;
-    let id = tx.last_insert_rowid();
+    let id = insert_snapshot(&tx, next)?;
     {
         let mut upd = tx.prepare(
             "UPDATE sources SET status='ok', visits_read=?2, visits_accepted=?3, visits_quarantined=?4,
@@ -563,16 +568,7 @@ pub(crate) fn compacted(
     if moved.is_empty() {
         return Ok(());
     }
-    let v = |x: Option<u64>| x.map(|x| x as i64);
-    tx.execute(
-        "INSERT INTO snapshots(visits, lines, quarantine, superseded) VALUES (?1, ?2, ?3, ?4)",
-        params![
-            v(next.visits),
-            v(next.lines),
-            v(next.quarantine),
-            v(next.superseded)
-        ],
-    )?;
+    insert_snapshot(&tx, next)?;
     {
         let mut add = tx.prepare(
             "INSERT OR IGNORE INTO parts(relpath, seq, table_name, rows)
