@@ -8,8 +8,7 @@ use serde::Deserialize;
 
 use super::pages::QueueFilter;
 use super::{
-    access, auth, budget_rows, db, readable_alert, readable_alerts, record_decision, status,
-    AppState, ServeError,
+    access, auth, budget_rows, readable_alert, record_decision, status, AppState, ServeError,
 };
 
 pub(super) async fn api_alerts(
@@ -17,14 +16,8 @@ pub(super) async fn api_alerts(
     headers: HeaderMap,
     Query(f): Query<QueueFilter>,
 ) -> Result<Response, ServeError> {
-    let Some(a) = access(&s, &headers).await? else {
-        return Ok(status(StatusCode::UNAUTHORIZED, "log in first"));
-    };
-    Ok(match readable_alerts(&s, &a).await? {
-        Ok(all) => {
-            let rows: Vec<&db::AlertRow> = all.iter().filter(|x| f.keep(x)).collect();
-            Json(serde_json::json!({ "alerts": rows })).into_response()
-        }
+    Ok(match super::filtered_alerts(&s, &headers, &f).await? {
+        Ok(rows) => Json(serde_json::json!({ "alerts": rows })).into_response(),
         Err(r) => r,
     })
 }

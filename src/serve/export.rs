@@ -10,7 +10,7 @@ use sqlx::Row;
 
 use super::db::{Db, DecisionRow};
 use super::pages::QueueFilter;
-use super::{access, budget_rows, readable_alerts, status, AppState, ServeError};
+use super::{access, budget_rows, status, AppState, ServeError};
 
 /// One cell of an exported list.
 enum Cell {
@@ -64,16 +64,12 @@ pub(super) async fn queue(
     headers: HeaderMap,
     Query(f): Query<QueueFilter>,
 ) -> Result<Response, ServeError> {
-    let Some(a) = access(&s, &headers).await? else {
-        return Ok(status(StatusCode::UNAUTHORIZED, "log in first"));
-    };
-    let all = match readable_alerts(&s, &a).await? {
+    let all = match super::filtered_alerts(&s, &headers, &f).await? {
         Ok(v) => v,
         Err(r) => return Ok(r),
     };
     let rows: Vec<Vec<Cell>> = all
         .iter()
-        .filter(|x| f.keep(x))
         .map(|x| {
             vec![
                 text(&x.alert_id),

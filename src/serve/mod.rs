@@ -300,6 +300,21 @@ async fn readable_alerts(
     }
 }
 
+/// The alerts the signed-in user may read that pass the queue's filter
+/// (the API and the export); 401 when nobody is signed in.
+async fn filtered_alerts(
+    s: &AppState,
+    headers: &HeaderMap,
+    f: &QueueFilter,
+) -> Result<Result<Vec<db::AlertRow>, Response>, ServeError> {
+    let Some(a) = access(s, headers).await? else {
+        return Ok(Err(status(StatusCode::UNAUTHORIZED, "log in first")));
+    };
+    Ok(readable_alerts(s, &a)
+        .await?
+        .map(|all| all.into_iter().filter(|x| f.keep(x)).collect()))
+}
+
 /// One alert if the user may read it; 404 otherwise (whether it exists
 /// in another province is not the user's to know).
 async fn readable_alert(
