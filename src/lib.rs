@@ -13,7 +13,10 @@
 //! [`reference`] holds the reference tables kept as data; [`privacy`] the
 //! keyed hashing of personal fields.
 
+pub mod aggregate;
 pub mod alerts;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod detect;
 pub mod evaluate;
 pub mod features;

@@ -108,6 +108,16 @@ enum Command {
         after_help = "Examples:\n  bhyt store optimize\n  bhyt store vacuum --retain-hours 168"
     )]
     Store(cmd::store::StoreArgs),
+    /// The heavy step (claims → per-visit totals → facility-month aggregates, case-mix cells, item reference prices) as SQL on Apache DataFusion or a Ballista cluster. Needs the `cluster` feature.
+    #[command(
+        after_help = "Examples:\n  bhyt aggregate\n  bhyt aggregate --engine ballista --scheduler df://10.0.0.5:50050"
+    )]
+    Aggregate(cmd::cluster::AggregateArgs),
+    /// Run an Apache Ballista scheduler or executor for `bhyt aggregate --engine ballista`. Needs the `cluster` feature.
+    #[command(
+        after_help = "Examples:\n  bhyt cluster scheduler --bind 127.0.0.1:50050\n  bhyt cluster executor --scheduler 127.0.0.1:50050 --bind 127.0.0.1:50051 --grpc-port 50052"
+    )]
+    Cluster(cmd::cluster::ClusterArgs),
     /// Run the pipeline on the bundled synthetic sample (no setup needed).
     #[command(after_help = "Example:\n  cargo run --release -- demo")]
     Demo(cmd::demo::DemoArgs),
@@ -140,6 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Init(_)
         | Command::Generate(_)
         | Command::Demo(_)
+        | Command::Cluster(_)
         | Command::Completions(_)
         | Command::Man(_) => Ctx::default(),
         _ => Ctx::discover(cli.project.as_deref())?,
@@ -162,6 +173,8 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Review(a) => cmd::review::run(a, &ctx),
         Command::Store(a) => cmd::store::run(a, &ctx),
         Command::Status(a) => cmd::status::run(a, &ctx),
+        Command::Aggregate(a) => cmd::cluster::aggregate(a, &ctx),
+        Command::Cluster(a) => cmd::cluster::cluster(a),
         Command::Demo(a) => cmd::demo::run(a),
         #[cfg(feature = "serve")]
         Command::Serve(a) => cmd::serve::serve(a, &ctx),
@@ -172,15 +185,17 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
     }
 }
 
-fn main() -> ExitCode {
-    // Output piped into `head` or a pager that quits: end quietly as Unix
-    // tools do, instead of a panic on the next write.
-    #[cfg(unix)]
-    // SAFETY: restoring the default disposition of SIGPIPE before any
-    // thread starts; no handler runs Rust code.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+/// Commands that run until stopped, serving others over the network.
+fn serves(c: &Command) -> bool {
+    match c {
+        Command::Cluster(_) => true,
+        #[cfg(feature = "serve")]
+        Command::Serve(_) => true,
+        _ => false,
     }
+}
+
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BHYT_LOG").unwrap_or_else(|_| {
@@ -200,6 +215,18 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Output piped into `head` or a pager that quits: end quietly as Unix
+    // tools do, instead of a panic on the next write. Not for servers: a
+    // peer that hangs up must cost a connection, not the process (a
+    // Ballista executor died of it).
+    #[cfg(unix)]
+    if !serves(&cli.command) {
+        // SAFETY: restoring the default disposition of SIGPIPE before any
+        // thread starts; no handler runs Rust code.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match run(cli) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::Partial) => ExitCode::from(2),

@@ -71,6 +71,7 @@ fn options(dir: &Path, as_of: Option<NaiveDate>) -> RunOptions {
     RunOptions {
         features: dir.join("features.parquet"),
         data_dir: None,
+        store_snapshot: None,
         model: dir.join("models/detector.json"),
         fit: false,
         train_to: None,
@@ -134,6 +135,7 @@ fn weekly_runs_raise_continue_and_resolve_an_alert() {
         model: Some(d.join("models/detector.json")),
         forecast_dir: None,
         data_dir: None,
+        store_snapshot: None,
         capacity: 3,
         out: d.join("report"),
         lang: Lang::Vi,

@@ -28,6 +28,7 @@ fn detection_on_generated_years_meets_the_targets() {
     let o = RunOptions {
         features: d.join("features/facility_period.parquet"),
         data_dir: Some(d.join("data")),
+        store_snapshot: None,
         model: d.join("model.json"),
         fit: true,
         train_to: None,

@@ -110,6 +110,7 @@ fn forecasts_add_up_nest_explain_and_move_with_known_changes() {
         model: None,
         forecast_dir: Some(d.join("out")),
         data_dir: Some(d.join("data")),
+        store_snapshot: None,
         capacity: 5,
         out: d.join("report"),
         lang: bhyt::detect::Lang::Vi,

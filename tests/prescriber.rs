@@ -320,6 +320,7 @@ fn an_overprescribing_doctor_is_named_within_weeks() {
         let o = RunOptions {
             features: d.join("features/facility_period.parquet"),
             data_dir: Some(d.join("data")),
+            store_snapshot: None,
             model: d.join("model.json"),
             fit: as_of.is_none(),
             train_to: None,

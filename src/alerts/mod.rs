@@ -53,6 +53,9 @@ pub enum AlertError {
 pub struct RunOptions {
     pub features: PathBuf,
     pub data_dir: Option<PathBuf>,
+    /// Read the claims store at this snapshot (`--as-of-snapshot`); None:
+    /// the newest.
+    pub store_snapshot: Option<i64>,
     pub model: PathBuf,
     pub fit: bool,
     pub train_to: Option<NaiveDate>,
@@ -413,9 +416,10 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
         .ok()
         .and_then(|c| c.str().ok().and_then(|s| s.get(0).map(String::from)))
         .unwrap_or_else(|| "week".into());
-    let store = match &o.data_dir {
-        Some(d) => Some(Store::open(d)?),
-        None => None,
+    let store = match (&o.data_dir, o.store_snapshot) {
+        (Some(d), Some(id)) => Some(Store::open(d)?.at_snapshot(id)?),
+        (Some(d), None) => Some(Store::open(d)?),
+        (None, _) => None,
     };
     let b = bar("claim-level checks");
     let flags = match &store {

@@ -83,6 +83,7 @@ pub fn run(a: DemoArgs) -> Result<Outcome> {
     let opts = bhyt::alerts::RunOptions {
         features: out.join("facility_period.parquet"),
         data_dir: Some(data_dir.clone()),
+        store_snapshot: None,
         model: a.out.join("models/detector.json"),
         fit: true,
         train_to: None,
@@ -127,6 +128,7 @@ pub fn run(a: DemoArgs) -> Result<Outcome> {
         model: Some(a.out.join("models/detector.json")),
         forecast_dir: Some(fdir),
         data_dir: Some(data_dir.clone()),
+        store_snapshot: None,
         capacity: 10,
         out: a.out.join("report"),
         lang: a.lang,

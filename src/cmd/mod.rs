@@ -4,6 +4,7 @@
 //! text on stdout, or on stderr when `--json` puts one JSON object on
 //! stdout), and the outcome that sets the exit code.
 
+pub mod cluster;
 pub mod demo;
 pub mod docs;
 pub mod evaluate;

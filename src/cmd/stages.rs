@@ -137,6 +137,7 @@ pub fn detect_options(a: DetectArgs, ctx: &Ctx) -> Result<bhyt::alerts::RunOptio
     Ok(bhyt::alerts::RunOptions {
         features,
         data_dir,
+        store_snapshot: ctx.as_of_snapshot,
         model,
         fit: a.fit,
         train_to: a.train_to,
@@ -259,6 +260,7 @@ pub fn report_options(a: ReportArgs, ctx: &Ctx) -> bhyt::report::ReportOptions {
         model: Some(model),
         forecast_dir: Some(ctx.out(a.forecast_dir, "forecast")),
         data_dir,
+        store_snapshot: ctx.as_of_snapshot,
         capacity: ctx.capacity(a.capacity),
         out: ctx.out(a.out, "report"),
         lang: ctx.lang(a.lang),

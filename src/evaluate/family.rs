@@ -238,6 +238,7 @@ pub fn run_world(
         let o = RunOptions {
             features: fdir.join("facility_period.parquet"),
             data_dir: Some(dir.join("data")),
+            store_snapshot: None,
             model: dir.join(format!("model-{tag}.json")),
             fit: true,
             train_to: None,

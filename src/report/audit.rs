@@ -104,7 +104,10 @@ pub(super) fn audit_plan(o: &ReportOptions) -> Result<(), ReportError> {
     // Contributors of the planned facilities, from the store.
     let contrib = match &o.data_dir {
         Some(d) => {
-            let st = crate::store::Store::open(d)?;
+            let mut st = crate::store::Store::open(d)?;
+            if let Some(id) = o.store_snapshot {
+                st = st.at_snapshot(id)?;
+            }
             let spans: Vec<crate::alerts::explain::Span> = planned
                 .iter()
                 .map(|r| crate::alerts::explain::Span {

@@ -52,6 +52,9 @@ pub struct ReportOptions {
     pub forecast_dir: Option<PathBuf>,
     /// Claims store, for the evidence pages' top claims and services.
     pub data_dir: Option<PathBuf>,
+    /// Read the claims store at this snapshot (`--as-of-snapshot`); None:
+    /// the newest.
+    pub store_snapshot: Option<i64>,
     /// Audits the inspection team can do: the plan lists this many first.
     pub capacity: usize,
     pub out: PathBuf,

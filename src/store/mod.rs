@@ -216,6 +216,21 @@ impl Store {
         ))
     }
 
+    /// Paths of a table's data files at this handle's snapshot (empty when
+    /// the table has no version there): what another engine reads, so it
+    /// sees exactly what `visits()`/`lines()` see, whatever was left on disk
+    /// by replaced versions or interrupted runs.
+    pub fn data_files(&self, table: &str) -> Result<Vec<PathBuf>, StoreError> {
+        let Some(v) = self.version_of(table)? else {
+            return Ok(Vec::new());
+        };
+        let t = self.table(table);
+        Ok(t.files(Some(v))?
+            .iter()
+            .map(|f| t.file_path(&f.path))
+            .collect())
+    }
+
     fn scan(&self, table: &'static str) -> Result<LazyFrame, StoreError> {
         let v = self.version_of(table)?;
         match v {
