@@ -98,15 +98,31 @@ impl Manifest {
         // Writers of one data directory wait for each other's publish
         // (short: the parsing happens outside the lock).
         conn.busy_timeout(std::time::Duration::from_secs(600))?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let has_sources: bool = conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='sources'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n > 0)?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")?;
+        let layout = |conn: &Connection| -> Result<(i64, bool), StoreError> {
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            let has_sources: bool = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='sources'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map(|n| n > 0)?;
+            Ok((version, has_sources))
+        };
+        // A store of this layout: nothing to create, and readers must not
+        // wait for a publish holding the write lock.
+        if layout(&conn)? == (SCHEMA_VERSION, true) {
+            return Ok(Manifest { conn });
+        }
+        // Else the check and the schema in one immediate transaction: a
+        // second process creating the same new store at the same moment
+        // waits, then finds both the tables and the layout version, never
+        // one without the other.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let (version, has_sources) = layout(&conn)?;
         if has_sources && version != SCHEMA_VERSION {
+            conn.execute_batch("ROLLBACK")?;
             return Err(StoreError::SchemaVersion {
                 path: path.to_path_buf(),
                 found: version,
@@ -115,9 +131,7 @@ impl Manifest {
         }
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=NORMAL;
-             CREATE TABLE IF NOT EXISTS sources(
+            "CREATE TABLE IF NOT EXISTS sources(
                  seq INTEGER PRIMARY KEY AUTOINCREMENT,
                  path TEXT NOT NULL,
                  content_hash TEXT NOT NULL,
@@ -165,7 +179,8 @@ impl Manifest {
                  seconds REAL NOT NULL,
                  inputs TEXT NOT NULL,
                  summary TEXT NOT NULL
-             );",
+             );
+             COMMIT;",
         )?;
         Ok(Manifest { conn })
     }
@@ -191,10 +206,15 @@ impl Manifest {
             }),
             Some(_) => Ok(()),
             None => {
-                self.conn.execute(
-                    "INSERT INTO settings(name, value) VALUES ('key_fingerprint', ?1)",
+                // Two first runs at once: the first to record wins, the
+                // other is checked against it.
+                let n = self.conn.execute(
+                    "INSERT OR IGNORE INTO settings(name, value) VALUES ('key_fingerprint', ?1)",
                     [fingerprint],
                 )?;
+                if n == 0 {
+                    return self.check_key(fingerprint);
+                }
                 Ok(())
             }
         }
@@ -584,4 +604,39 @@ pub(crate) fn compacted(
     }
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Eight processes' worth of first opens of one new store at once (the
+    /// concurrent-ingest test met it as a rare "written with store layout
+    /// 0"): every open succeeds, the key is recorded once and accepted by
+    /// all.
+    #[test]
+    fn a_new_store_opened_by_many_at_once_gets_one_layout_and_one_key() {
+        for round in 0..10 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("manifest.sqlite");
+            let barrier = std::sync::Barrier::new(8);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            let m = Manifest::open(&path)?;
+                            m.check_key("fp")
+                        })
+                    })
+                    .collect();
+                for h in handles {
+                    let r = h.join().unwrap();
+                    assert!(r.is_ok(), "round {round}: {r:?}");
+                }
+            });
+            let m = Manifest::open(&path).unwrap();
+            assert!(m.check_key("other").is_err());
+        }
+    }
 }
