@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use bhyt::aggregate::{self, Engine};
 use bhyt::features::{FeatureConfig, Period};
 use bhyt::ingest::{self, IngestOptions};
-use bhyt::qd130::Style;
 use bhyt::store::Store;
 use common::*;
 use polars::prelude::*;
@@ -151,15 +150,7 @@ fn sample_store(dir: &Path) -> Store {
         assert!(r.visits.balanced() && r.lines.balanced());
     };
     ingest_from(vec![sample().join("claims")]);
-    let first = vec![
-        visit("ZZ1", "86001", "DN4930123456789", true),
-        visit("ZZ2", "86001", "HT2010987654321", false),
-    ];
-    write(&dir.join("in/a.xml"), "86001", &first, &Style::default());
-    let mut again = visit("ZZ1", "86001", "DN4930123456789", true);
-    again.xml3.push(service("ZZ1", 8, 2, 1.0, 50000.0));
-    retotal(&mut again);
-    write(&dir.join("in/b.xml"), "86001", &[again], &Style::default());
+    write_resubmission(&dir.join("in"), "86001", "ZZ");
     ingest_from(vec![dir.join("in")]);
     let store = Store::open(dir.join("data")).unwrap();
     assert_eq!(
@@ -244,8 +235,23 @@ fn ballista_and_datafusion_give_the_same_tables_and_agree_with_polars() {
     );
     drop(cluster);
 
+    let dictionary = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/aggregate-dictionary.md"),
+    )
+    .unwrap();
     for name in aggregate::OUTPUTS {
-        assert_same(&frame(&local, name), &frame(&remote, name), name);
+        let (a, b) = (frame(&local, name), frame(&remote, name));
+        assert_same(&a, &b, name);
+        assert!(
+            dictionary.contains(&format!("## {name}.parquet")),
+            "{name} not in the dictionary"
+        );
+        for c in a.get_column_names() {
+            assert!(
+                dictionary.contains(&format!("| `{c}` |")),
+                "{name}.{c} not in datasets/aggregate-dictionary.md"
+            );
+        }
     }
 
     // The Polars features stage, monthly, on the same snapshot.

@@ -255,16 +255,7 @@ fn other_engines_read_the_same_tables() {
     };
     let env = Env::new();
     let (data, reg) = (env.path("data"), env.path("registry.csv"));
-    let hosos = vec![
-        visit("A1", "93001", "DN4930123456789", true),
-        visit("A2", "93001", "HT2010987654321", false),
-    ];
-    write(&env.path("in/a.xml"), "93001", &hosos, &Style::default());
-    // A1 resubmitted with one more service: two versions, one current.
-    let mut again = visit("A1", "93001", "DN4930123456789", true);
-    again.xml3.push(service("A1", 8, 2, 1.0, 50000.0));
-    retotal(&mut again);
-    write(&env.path("in/b.xml"), "93001", &[again], &Style::default());
+    write_resubmission(&env.path("in"), "93001", "A");
     assert!(bhyt(&data, &reg, &env.path("in"), None).status.success());
     let s = Store::open(&data).unwrap();
     let sum = |lf: LazyFrame, c: &str| -> f64 {

@@ -94,6 +94,24 @@ pub struct Snapshot {
 
 impl Manifest {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        // SQLite answers "busy" at once, without the busy handler, in a
+        // few cases of first opens racing (turning on WAL, its recovery):
+        // retried for up to a minute.
+        let mut attempt = 0;
+        loop {
+            match Self::open_once(path) {
+                Err(StoreError::Sql(rusqlite::Error::SqliteFailure(e, _)))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && attempt < 1200 =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn open_once(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
         // Writers of one data directory wait for each other's publish
         // (short: the parsing happens outside the lock).

@@ -147,6 +147,22 @@ pub fn write(path: &Path, facility: &str, hosos: &[Hoso], style: &Style) {
 }
 
 /// An envelope of facility 93001 in memory.
+/// Writes `dir/a.xml` (claims `<p>1` and `<p>2` of `facility`) and
+/// `dir/b.xml` (`<p>1` resubmitted with one more service): two versions of
+/// one claim, the newer current.
+pub fn write_resubmission(dir: &Path, facility: &str, p: &str) {
+    let (one, two) = (format!("{p}1"), format!("{p}2"));
+    let first = vec![
+        visit(&one, facility, "DN4930123456789", true),
+        visit(&two, facility, "HT2010987654321", false),
+    ];
+    write(&dir.join("a.xml"), facility, &first, &Style::default());
+    let mut again = visit(&one, facility, "DN4930123456789", true);
+    again.xml3.push(service(&one, 8, 2, 1.0, 50000.0));
+    retotal(&mut again);
+    write(&dir.join("b.xml"), facility, &[again], &Style::default());
+}
+
 pub fn envelope(hosos: &[Hoso]) -> Vec<u8> {
     let mut buf = Vec::new();
     write_envelope(&mut buf, "93001", "20240111", hosos, &Style::default()).unwrap();
