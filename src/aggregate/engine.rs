@@ -33,9 +33,20 @@ async fn register(
     name: &str,
     files: &[PathBuf],
 ) -> datafusion::error::Result<()> {
+    // As file:// URLs: a local path given as text is read as a glob
+    // pattern, and a store under `/data/[2024]` would match other files.
     let urls = files
         .iter()
-        .map(|p| ListingTableUrl::parse(p.to_string_lossy()))
+        .map(|p| {
+            let abs = std::path::absolute(p)?;
+            let url = url::Url::from_file_path(&abs).map_err(|_| {
+                datafusion::error::DataFusionError::Plan(format!(
+                    "{}: not an absolute path",
+                    p.display()
+                ))
+            })?;
+            ListingTableUrl::parse(url.as_str())
+        })
         .collect::<datafusion::error::Result<Vec<_>>>()?;
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");

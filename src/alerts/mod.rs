@@ -349,15 +349,12 @@ fn join_top(list: &[(String, f64)], lang: Lang) -> String {
 }
 
 fn read_parquet(path: &std::path::Path) -> Result<DataFrame, AlertError> {
-    LazyFrame::scan_parquet(
-        PlRefPath::new(path.to_string_lossy().as_ref()),
-        Default::default(),
-    )
-    .and_then(|l| l.collect())
-    .map_err(|source| AlertError::Polars {
-        path: path.display().to_string(),
-        source,
-    })
+    crate::store::scan_file(path)
+        .and_then(|l| l.collect())
+        .map_err(|source| AlertError::Polars {
+            path: path.display().to_string(),
+            source,
+        })
 }
 
 /// The period alerts are raised for when the user names none: the last

@@ -246,21 +246,18 @@ pub fn read_scores(path: &Path) -> Result<Vec<ScoredPeriod>, EvaluateError> {
         path: path.display().to_string(),
         source: e,
     };
-    let df = LazyFrame::scan_parquet(
-        PlRefPath::new(path.to_string_lossy().as_ref()),
-        Default::default(),
-    )
-    .and_then(|l| {
-        l.select([
-            col("facility_code"),
-            col("period_start").cast(DataType::Int32),
-            col("severity"),
-            col("alert"),
-            col("excess_vnd"),
-        ])
-        .collect()
-    })
-    .map_err(err)?;
+    let df = crate::store::scan_file(path)
+        .and_then(|l| {
+            l.select([
+                col("facility_code"),
+                col("period_start").cast(DataType::Int32),
+                col("severity"),
+                col("alert"),
+                col("excess_vnd"),
+            ])
+            .collect()
+        })
+        .map_err(err)?;
     let f = df
         .column("facility_code")
         .and_then(|c| Ok(c.str()?.clone()))

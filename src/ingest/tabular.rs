@@ -238,11 +238,7 @@ pub fn for_each_parquet(
         super::source::Location::File(p) => p.clone(),
         super::source::Location::ZipMember { .. } => unreachable!("parquet members are skipped"),
     };
-    let lf = LazyFrame::scan_parquet(
-        PlRefPath::new(path.to_string_lossy().as_ref()),
-        Default::default(),
-    )
-    .map_err(perr)?;
+    let lf = crate::store::scan_file(&path).map_err(perr)?;
     let schema = lf.clone().collect_schema().map_err(perr)?;
     let header: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
     let layout = layout(&header, mapping, &src.display)?;

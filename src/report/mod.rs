@@ -69,15 +69,12 @@ pub struct ReportSummary {
 }
 
 pub(crate) fn read(path: &Path) -> Result<DataFrame, ReportError> {
-    LazyFrame::scan_parquet(
-        PlRefPath::new(path.to_string_lossy().as_ref()),
-        Default::default(),
-    )
-    .and_then(|l| l.collect())
-    .map_err(|source| ReportError::Read {
-        path: path.display().to_string(),
-        source,
-    })
+    crate::store::scan_file(path)
+        .and_then(|l| l.collect())
+        .map_err(|source| ReportError::Read {
+            path: path.display().to_string(),
+            source,
+        })
 }
 
 /// Period starts of a features table (a missing date reads as 1970-01-01).

@@ -15,12 +15,9 @@ use super::{ServeConfig, ServeError};
 use crate::report::chart::{ChartRequest, ChartSource};
 
 fn read(path: &Path) -> Result<DataFrame, ServeError> {
-    LazyFrame::scan_parquet(
-        PlRefPath::new(path.to_string_lossy().as_ref()),
-        Default::default(),
-    )
-    .and_then(|l| l.collect())
-    .map_err(|e| ServeError::Input(format!("{}: {e}", path.display())))
+    crate::store::scan_file(path)
+        .and_then(|l| l.collect())
+        .map_err(|e| ServeError::Input(format!("{}: {e}", path.display())))
 }
 
 fn strings(df: &DataFrame, c: &str) -> Vec<String> {

@@ -122,8 +122,7 @@ impl Store {
                     path: t.dir().to_path_buf(),
                     source,
                 };
-                let lf = LazyFrame::scan_parquet_files(paths.into(), Default::default())
-                    .map_err(perr)?;
+                let lf = crate::store::scan_files(paths).map_err(perr)?;
                 let names = lf.clone().collect_schema().map_err(perr)?;
                 let order: Vec<PlSmallStr> = ["facility_code", "discharge_date", "ma_lk"]
                     .iter()

@@ -68,6 +68,11 @@ pub enum StoreError {
     #[error("store {0} has no {1} yet: run `bhyt ingest` first")]
     Empty(PathBuf, &'static str),
     #[error(
+        "store {0}: the path holds '%', which the Delta Lake reader (delta-rs) decodes a second \
+         time and then looks elsewhere; choose a data directory without '%'"
+    )]
+    PercentInPath(PathBuf),
+    #[error(
         "this store was written with another pseudonymisation key (fingerprint {stored}, \
          this run's {given}): the same patient would get two pseudonyms. Use the store's key, \
          or ingest into a new data directory"
@@ -101,6 +106,14 @@ impl Store {
     /// Opens (and creates) a store.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let root = root.into();
+        // Refused before anything is created: `%41` would be read as `A`.
+        if std::path::absolute(&root)
+            .unwrap_or_else(|_| root.clone())
+            .to_string_lossy()
+            .contains('%')
+        {
+            return Err(StoreError::PercentInPath(root));
+        }
         std::fs::create_dir_all(&root).map_err(io_err(&root))?;
         let store = Store {
             root,
@@ -209,6 +222,7 @@ impl Store {
             .collect();
         let args = ScanArgsParquet {
             hive_options,
+            glob: false,
             ..Default::default()
         };
         Ok(Some(
@@ -330,11 +344,7 @@ fn read_one(path: &Path, what: &'static str) -> Result<LazyFrame, StoreError> {
     if !path.exists() {
         return Err(StoreError::Empty(path.to_path_buf(), what));
     }
-    LazyFrame::scan_parquet(
-        PlRefPath::new(path.to_string_lossy().as_ref()),
-        Default::default(),
-    )
-    .map_err(|source| StoreError::Polars {
+    scan_file(path).map_err(|source| StoreError::Polars {
         path: path.to_path_buf(),
         source,
     })
@@ -351,6 +361,23 @@ fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile, StoreError> {
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(io_err(dir))
+}
+
+/// A lazy scan of one Parquet file named by its path. Never a glob pattern:
+/// a store under `/data/[2024]` or an input called `claims*.parquet` is a
+/// path, and polars would otherwise expand it (and find nothing, or other
+/// files).
+pub fn scan_file(path: &Path) -> PolarsResult<LazyFrame> {
+    scan_files(vec![PlRefPath::new(path.to_string_lossy().as_ref())])
+}
+
+/// A lazy scan of Parquet files named by their paths (never globs).
+pub fn scan_files(paths: Vec<PlRefPath>) -> PolarsResult<LazyFrame> {
+    let args = ScanArgsParquet {
+        glob: false,
+        ..Default::default()
+    };
+    LazyFrame::scan_parquet_files(paths.into(), args)
 }
 
 /// Writes a frame to Parquet atomically: a temporary file in the same

@@ -80,19 +80,16 @@ fn rewrite_without(
         source,
     };
     let dropped: Vec<i64> = drop.iter().copied().collect();
-    let mut df = LazyFrame::scan_parquet(
-        PlRefPath::new(path.to_string_lossy().as_ref()),
-        Default::default(),
-    )
-    .and_then(|lf| {
-        lf.filter(
-            col("source_seq")
-                .is_in(lit(Series::new("d".into(), dropped)).implode(false), false)
-                .not(),
-        )
-        .collect()
-    })
-    .map_err(perr)?;
+    let mut df = crate::store::scan_file(&path)
+        .and_then(|lf| {
+            lf.filter(
+                col("source_seq")
+                    .is_in(lit(Series::new("d".into(), dropped)).implode(false), false)
+                    .not(),
+            )
+            .collect()
+        })
+        .map_err(perr)?;
     if df.height() == 0 {
         return Ok(None);
     }
@@ -329,7 +326,7 @@ impl Store {
             if paths.is_empty() {
                 return Ok(None);
             }
-            let batch = LazyFrame::scan_parquet_files(paths.into(), Default::default())
+            let batch = crate::store::scan_files(paths)
                 .map_err(perr)?
                 .select([col("claim_key")])
                 .unique(None, UniqueKeepStrategy::Any);
