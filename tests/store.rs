@@ -356,20 +356,27 @@ fn optimize_compacts_without_changing_a_row_and_old_snapshots_stay_readable() {
     assert_eq!(count(env.store().visits().unwrap()), 11);
 }
 
-/// A data directory whose name holds glob characters is a path, not a
-/// pattern: before, the registry's scan expanded it, found nothing and the
-/// ingest failed.
-#[test]
-fn a_store_whose_path_looks_like_a_glob_is_still_a_path() {
-    let env = Env::new();
-    let data = env.path("data [2024] *");
-    sample_envelopes(&env.path("in"), 3);
+/// `bhyt ingest` of the first `n` sample envelopes into the data directory
+/// `name` (the sample's registry).
+fn ingest_sample_into(env: &Env, name: &str, n: usize) -> (PathBuf, Output) {
+    let data = env.path(name);
+    sample_envelopes(&env.path("in"), n);
     let out = bhyt(
         &data,
         &sample().join("facilities.csv"),
         &env.path("in"),
         None,
     );
+    (data, out)
+}
+
+/// A data directory whose name holds glob characters is a path, not a
+/// pattern: before, the registry's scan expanded it, found nothing and the
+/// ingest failed.
+#[test]
+fn a_store_whose_path_looks_like_a_glob_is_still_a_path() {
+    let env = Env::new();
+    let (data, out) = ingest_sample_into(&env, "data [2024] *", 3);
     assert!(out.status.success(), "{out:?}");
     let s = Store::open(&data).unwrap();
     assert!(count(s.visits().unwrap()) > 0);
@@ -382,14 +389,7 @@ fn a_store_whose_path_looks_like_a_glob_is_still_a_path() {
 #[test]
 fn a_store_path_with_a_percent_sign_is_refused_with_the_reason() {
     let env = Env::new();
-    let data = env.path("data%41");
-    sample_envelopes(&env.path("in"), 1);
-    let out = bhyt(
-        &data,
-        &sample().join("facilities.csv"),
-        &env.path("in"),
-        None,
-    );
+    let (data, out) = ingest_sample_into(&env, "data%41", 1);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("holds '%'"), "{err}");
