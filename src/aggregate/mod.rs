@@ -123,8 +123,9 @@ pub fn queries(
     has_superseded: bool,
 ) -> Result<Vec<(String, String)>, AggregateError> {
     let secs = sections(HEAVY_SQL)?;
+    let chapter = chapter_case();
     let fill = |body: &str| {
-        body.replace("{dx_chapter}", &chapter_case())
+        body.replace("{dx_chapter}", &chapter)
             .replace("{k}", &format!("{shrinkage_visits:?}"))
             .replace(
                 "{superseded}",

@@ -50,11 +50,7 @@ pub fn aggregate(a: AggregateArgs, ctx: &Ctx) -> Result<Outcome> {
     let data_dir = ctx.data_dir(a.data_dir);
     let out = ctx.out(a.out, "aggregate");
     let cfg: FeatureConfig = load_config(ctx.config(a.config, |f| &f.features_config).as_deref())?;
-    anyhow::ensure!(
-        data_dir.join("manifest.sqlite").exists(),
-        "{} holds no claims store yet: run `bhyt ingest` first",
-        data_dir.display()
-    );
+    super::require_store(&data_dir)?;
     let store = ctx.open_store(&data_dir)?;
     let engine = match a.engine {
         EngineKind::Datafusion => Engine::DataFusion,

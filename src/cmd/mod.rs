@@ -263,6 +263,16 @@ pub fn record_run(
     }
 }
 
+/// Fails with the next step to take when `dir` holds no claims store.
+pub fn require_store(dir: &Path) -> Result<()> {
+    anyhow::ensure!(
+        dir.join("manifest.sqlite").exists(),
+        "{} holds no claims store yet: run `bhyt ingest` (or `bhyt weekly`) first",
+        dir.display()
+    );
+    Ok(())
+}
+
 /// A path as text for JSON.
 pub fn p(path: &Path) -> String {
     path.display().to_string()

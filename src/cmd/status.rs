@@ -30,11 +30,7 @@ pub struct StatusArgs {
 pub fn run(a: StatusArgs, ctx: &Ctx) -> Result<Outcome> {
     let con = Console { json: a.json };
     let dir = ctx.data_dir(a.data_dir);
-    anyhow::ensure!(
-        dir.join("manifest.sqlite").exists(),
-        "{} holds no claims store yet: run `bhyt ingest` (or `bhyt weekly`) first",
-        dir.display()
-    );
+    super::require_store(&dir)?;
     let store = ctx.open_store(&dir)?;
     let s = store.summary()?;
     print_summary(&s, ctx, con);

@@ -45,11 +45,7 @@ pub enum StoreCommand {
 pub fn run(a: StoreArgs, ctx: &Ctx) -> Result<Outcome> {
     let con = Console { json: a.json };
     let dir = ctx.data_dir(a.data_dir);
-    anyhow::ensure!(
-        dir.join("manifest.sqlite").exists(),
-        "{} holds no claims store yet: run `bhyt ingest` first",
-        dir.display()
-    );
+    super::require_store(&dir)?;
     let store = Store::open(&dir)?;
     let t = Instant::now();
     let out = match a.command {

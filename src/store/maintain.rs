@@ -13,7 +13,7 @@ use polars::prelude::*;
 
 use super::delta::{NewFile, Operation, TableFile};
 use super::manifest;
-use super::{Store, StoreError, LINES, QUARANTINE, SUPERSEDED, VISITS};
+use super::{Store, StoreError, LINES, QUARANTINE, TABLES, VISITS};
 
 /// What compaction did to one table.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -44,12 +44,8 @@ impl Store {
     pub fn table_stats(&self) -> Result<Vec<TableStat>, StoreError> {
         let snap = self.snapshot()?;
         let mut out = Vec::new();
-        for (name, v) in [
-            (VISITS, snap.visits),
-            (LINES, snap.lines),
-            (QUARANTINE, snap.quarantine),
-            (SUPERSEDED, snap.superseded),
-        ] {
+        for name in TABLES {
+            let v = snap.version(name);
             let files = match v {
                 Some(v) => self.table(name).files(Some(v))?,
                 None => Vec::new(),
@@ -78,12 +74,9 @@ impl Store {
         let mut report = Vec::new();
         let mut moved: Vec<(String, Vec<String>)> = Vec::new();
         for name in [VISITS, LINES, QUARANTINE] {
-            let version = match name {
-                VISITS => snap.visits,
-                LINES => snap.lines,
-                _ => snap.quarantine,
+            let Some(version) = snap.version(name) else {
+                continue;
             };
-            let Some(version) = version else { continue };
             let t = self.table(name);
             if t.latest_version()? != Some(version) {
                 // An interrupted publish left the table ahead: the next
@@ -169,11 +162,7 @@ impl Store {
                 .into_iter()
                 .collect();
                 let v = t.commit(Some(version), &adds, &removes, Operation::Optimize, info)?;
-                match name {
-                    VISITS => next.visits = Some(v),
-                    LINES => next.lines = Some(v),
-                    _ => next.quarantine = Some(v),
-                }
+                next.set(name, v);
             }
             report.push(r);
         }
@@ -195,20 +184,12 @@ impl Store {
         let mut snaps = m.snapshots_since(&since)?;
         snaps.push(m.snapshot()?);
         let mut out = Vec::new();
-        for name in [VISITS, LINES, QUARANTINE, SUPERSEDED] {
+        for name in TABLES {
             let t = self.table(name);
             if !t.exists() {
                 continue;
             }
-            let keep: Vec<u64> = snaps
-                .iter()
-                .filter_map(|s| match name {
-                    VISITS => s.visits,
-                    LINES => s.lines,
-                    QUARANTINE => s.quarantine,
-                    _ => s.superseded,
-                })
-                .collect();
+            let keep: Vec<u64> = snaps.iter().filter_map(|s| s.version(name)).collect();
             out.push((name.to_string(), t.vacuum(retain_hours, &keep)?));
         }
         Ok(out)

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::StoreError;
+use super::{StoreError, LINES, QUARANTINE, SUPERSEDED, VISITS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceStatus {
@@ -90,6 +90,32 @@ pub struct Snapshot {
     pub lines: Option<u64>,
     pub quarantine: Option<u64>,
     pub superseded: Option<u64>,
+}
+
+impl Snapshot {
+    fn slot(&mut self, table: &str) -> Option<&mut Option<u64>> {
+        match table {
+            VISITS => Some(&mut self.visits),
+            LINES => Some(&mut self.lines),
+            QUARANTINE => Some(&mut self.quarantine),
+            SUPERSEDED => Some(&mut self.superseded),
+            _ => None,
+        }
+    }
+
+    /// A table's version in this snapshot (None: not written yet, or not
+    /// one of the store's Delta tables).
+    pub fn version(&self, table: &str) -> Option<u64> {
+        let mut s = *self;
+        s.slot(table).and_then(|v| *v)
+    }
+
+    /// Sets a table's version (ignored for a name that is not a table).
+    pub fn set(&mut self, table: &str, version: u64) {
+        if let Some(v) = self.slot(table) {
+            *v = Some(version);
+        }
+    }
 }
 
 impl Manifest {

@@ -100,6 +100,8 @@ pub const VISITS: &str = "visits";
 pub const LINES: &str = "lines";
 pub const QUARANTINE: &str = "quarantine";
 pub const SUPERSEDED: &str = "superseded";
+/// The store's Delta tables; the first three take a batch's rows.
+pub(crate) const TABLES: [&str; 4] = [VISITS, LINES, QUARANTINE, SUPERSEDED];
 pub const REGISTRY: &str = "registry";
 
 impl Store {
@@ -166,14 +168,7 @@ impl Store {
     }
 
     fn version_of(&self, table: &str) -> Result<Option<u64>, StoreError> {
-        let s = self.snapshot()?;
-        Ok(match table {
-            VISITS => s.visits,
-            LINES => s.lines,
-            QUARANTINE => s.quarantine,
-            SUPERSEDED => s.superseded,
-            _ => None,
-        })
+        Ok(self.snapshot()?.version(table))
     }
 
     /// A table at a version (None: the newest) as one lazy frame, the

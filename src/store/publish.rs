@@ -25,7 +25,7 @@ use polars::prelude::*;
 
 use super::delta::{NewFile, Operation, Table, TableFile};
 use super::manifest::{self, Snapshot};
-use super::{SourceRecord, Store, StoreError, LINES, QUARANTINE, SUPERSEDED, VISITS};
+use super::{SourceRecord, Store, StoreError, LINES, QUARANTINE, SUPERSEDED, TABLES, VISITS};
 
 /// A data file written for a batch, and the sources whose rows it holds.
 pub(crate) struct Written {
@@ -56,15 +56,6 @@ fn crash_point(commits: usize) {
     {
         eprintln!("BHYT_CRASH_AFTER_COMMITS={commits}: exiting");
         std::process::exit(137);
-    }
-}
-
-fn snapshot_version(s: &Snapshot, table: &str) -> Option<u64> {
-    match table {
-        VISITS => s.visits,
-        LINES => s.lines,
-        QUARANTINE => s.quarantine,
-        _ => s.superseded,
     }
 }
 
@@ -113,11 +104,10 @@ impl Store {
         let tx = m.lock()?;
         let snap = manifest::snapshot_in(&tx)?;
         // 1. Tables ahead of the snapshot go back to it.
-        let tables = [VISITS, LINES, QUARANTINE, SUPERSEDED];
-        for name in tables {
+        for name in TABLES {
             let t = self.table(name);
             if let Some(latest) = t.latest_version()? {
-                let want = snapshot_version(&snap, name).unwrap_or(0);
+                let want = snap.version(name).unwrap_or(0);
                 if latest != want {
                     tracing::warn!(
                         "{name}: version {latest} was never published (interrupted run): back to {want}"
@@ -252,19 +242,15 @@ impl Store {
             )?;
             commits += 1;
             crash_point(commits);
-            match name {
-                VISITS => {
-                    next.visits = Some(v);
-                    new_visit_files = files.iter().map(|f| t.file_path(&f.path)).collect();
-                }
-                LINES => next.lines = Some(v),
-                _ => next.quarantine = Some(v),
+            next.set(name, v);
+            if name == VISITS {
+                new_visit_files = files.iter().map(|f| t.file_path(&f.path)).collect();
             }
         }
         if !removes.is_empty() || !new_visit_files.is_empty() {
             let full = removes.contains_key(VISITS);
             if let Some(v) = self.decide_superseded(next.visits, &new_visit_files, full, &info)? {
-                next.superseded = Some(v);
+                next.set(SUPERSEDED, v);
                 commits += 1;
                 crash_point(commits);
             }
