@@ -163,4 +163,42 @@ fn chunked_features_and_alerts_match_the_whole_store_and_the_golden_files() {
         &alerts,
         &read(&golden("alerts.parquet")),
     );
+
+    // A budget for about a quarter of the visits: a few chunks of several
+    // facilities each.
+    let visits: i64 = whole
+        .column("visits")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .sum()
+        .unwrap();
+    let per_visit = bhyt::features::norms::BYTES_PER_VISIT as i64;
+    let tiny = FeatureConfig {
+        memory_mb: bhyt::features::norms::BASE_MB + ((visits * per_visit / 4) >> 20) as u64 + 1,
+        ..cfg.clone()
+    };
+    let chunks = bhyt::features::norms::plan_chunks(
+        &store,
+        &tiny,
+        bhyt::features::norms::visits_per_chunk(tiny.memory_mb),
+    )
+    .unwrap();
+    let facilities = whole.column("facility_code").unwrap().n_unique().unwrap();
+    assert!(
+        (4..facilities / 2).contains(&chunks.len()),
+        "{} chunks of {facilities} facilities",
+        chunks.len()
+    );
+    assert_eq!(chunks.iter().map(|c| c.visits as i64).sum::<i64>(), visits);
+    let provinces: std::collections::BTreeSet<_> =
+        chunks.iter().flat_map(|c| c.provinces.clone()).collect();
+    assert_eq!(provinces.len(), 2, "{provinces:?}");
+    let chunked = features(&store, &tiny, &d.join("chunked"));
+    assert_same("facility_period by chunks", &chunked, &whole);
+    let d2 = d.join("second");
+    std::fs::create_dir_all(&d2).unwrap();
+    std::os::unix::fs::symlink(d.join("data"), d2.join("data")).unwrap();
+    let chunked_alerts = alert_list(&d2, &d.join("chunked/facility_period.parquet"));
+    assert_same("alerts by chunks", &chunked_alerts, &alerts);
 }

@@ -35,6 +35,10 @@ pub struct FeaturesArgs {
     /// Default: `<out_dir>/features` of the project, else `out/features`.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Memory budget, MiB (default 4096, or memory_mb of the config): the claims are
+    /// read in groups of facilities that fit in it.
+    #[arg(long)]
+    pub memory_mb: Option<u64>,
     /// Only the core indicators (core.parquet): the quick view.
     #[arg(long)]
     pub core: bool,
@@ -50,6 +54,7 @@ pub fn features(a: FeaturesArgs, ctx: &Ctx) -> Result<Outcome> {
     }
     cfg.from = a.from.or(cfg.from);
     cfg.to = a.to.or(cfg.to);
+    cfg.memory_mb = a.memory_mb.unwrap_or(cfg.memory_mb);
     let store = ctx.open_store(&data_dir)?;
     let t = Instant::now();
     let rows = if a.core {
