@@ -2,8 +2,9 @@
 //!
 //! A generated two-province world runs through features (weekly) and
 //! detection. Checked against:
-//! - the same stage with a memory budget so small that every facility is a
-//!   chunk of its own;
+//! - the same stages with a memory budget for about a quarter of the visits,
+//!   so that features, claim checks and the prescriber and department
+//!   comparisons read the store in chunks of facilities;
 //! - golden files written by the code before the features stage was chunked
 //!   (commit cc6eafd): the facility-period table and the alert list.
 //!
@@ -91,9 +92,10 @@ fn features(store: &Store, cfg: &FeatureConfig, dir: &Path) -> DataFrame {
 
 /// The alert list of the last week, fitted on the world itself, with a low
 /// threshold so that the list is not empty.
-fn alert_list(d: &Path, features: &Path) -> DataFrame {
+fn alert_list(d: &Path, features: &Path, memory_mb: u64) -> DataFrame {
     let mut config = DetectConfig::default();
     config.alert.alert_severity = 1.0;
+    config.memory_mb = memory_mb;
     let o = RunOptions {
         features: features.to_path_buf(),
         data_dir: Some(d.join("data")),
@@ -138,7 +140,7 @@ fn chunked_features_and_alerts_match_the_whole_store_and_the_golden_files() {
         ..Default::default()
     };
     let whole = features(&store, &cfg, &d.join("features"));
-    let alerts = alert_list(d, &d.join("features/facility_period.parquet"));
+    let alerts = alert_list(d, &d.join("features/facility_period.parquet"), 4096);
     assert!(whole.height() > 100, "{}", whole.height());
     assert!(alerts.height() > 0, "the world raises alerts");
 
@@ -175,15 +177,10 @@ fn chunked_features_and_alerts_match_the_whole_store_and_the_golden_files() {
         .unwrap();
     let per_visit = bhyt::features::norms::BYTES_PER_VISIT as i64;
     let tiny = FeatureConfig {
-        memory_mb: bhyt::features::norms::BASE_MB + ((visits * per_visit / 4) >> 20) as u64 + 1,
+        memory_mb: bhyt::store::chunks::BASE_MB + ((visits * per_visit / 4) >> 20) as u64 + 1,
         ..cfg.clone()
     };
-    let chunks = bhyt::features::norms::plan_chunks(
-        &store,
-        &tiny,
-        bhyt::features::norms::visits_per_chunk(tiny.memory_mb),
-    )
-    .unwrap();
+    let chunks = bhyt::features::norms::plan(&store, &tiny).unwrap();
     let facilities = whole.column("facility_code").unwrap().n_unique().unwrap();
     assert!(
         (4..facilities / 2).contains(&chunks.len()),
@@ -199,6 +196,12 @@ fn chunked_features_and_alerts_match_the_whole_store_and_the_golden_files() {
     let d2 = d.join("second");
     std::fs::create_dir_all(&d2).unwrap();
     std::os::unix::fs::symlink(d.join("data"), d2.join("data")).unwrap();
-    let chunked_alerts = alert_list(&d2, &d.join("chunked/facility_period.parquet"));
+    // The claim checks and the prescriber and department comparisons in
+    // chunks too (their chunks hold more visits: less per visit).
+    let chunked_alerts = alert_list(
+        &d2,
+        &d.join("chunked/facility_period.parquet"),
+        tiny.memory_mb,
+    );
     assert_same("alerts by chunks", &chunked_alerts, &alerts);
 }

@@ -424,6 +424,7 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
             s,
             period_of(&period_name),
             &o.config.claims,
+            o.config.memory_mb,
         )?),
         None => None,
     };
@@ -465,6 +466,7 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
                 train_to,
                 window,
                 &model.config.prescriber,
+                o.config.memory_mb,
             )?;
             let ds = detect::prescriber::department_stats(
                 s,
@@ -472,6 +474,7 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
                 train_to,
                 window,
                 &model.config.department,
+                o.config.memory_mb,
             )?;
             if let Some(b) = b {
                 b.finish_and_clear();

@@ -136,6 +136,7 @@ pub fn weekly(a: WeeklyArgs, ctx: &Ctx) -> Result<Outcome> {
             alerts_db: None,
             out: None,
             lang: None,
+            memory_mb: None,
             json: a.json,
         },
         ctx,

@@ -127,6 +127,10 @@ pub struct DetectArgs {
     /// Language of the reasons (vi, en). Default: the project's, else vi.
     #[arg(long, value_enum)]
     pub lang: Option<bhyt::detect::Lang>,
+    /// Memory budget of the claim-level steps, MiB (default 4096, or memory_mb of the
+    /// config): the store is read in groups of facilities that fit in it.
+    #[arg(long)]
+    pub memory_mb: Option<u64>,
     /// Print one JSON object (the run and its alerts) on stdout; the text goes to stderr.
     #[arg(long)]
     pub json: bool,
@@ -134,8 +138,9 @@ pub struct DetectArgs {
 
 /// The options of a detection run from its flags and the project.
 pub fn detect_options(a: DetectArgs, ctx: &Ctx) -> Result<bhyt::alerts::RunOptions> {
-    let cfg: bhyt::detect::DetectConfig =
+    let mut cfg: bhyt::detect::DetectConfig =
         load_config(ctx.config(a.config, |f| &f.detect_config).as_deref())?;
+    cfg.memory_mb = a.memory_mb.unwrap_or(cfg.memory_mb);
     let features = ctx.features_table(a.features);
     let data_dir = ctx.data_dir_if_known(a.data_dir);
     let model = ctx.model(a.model, data_dir.as_deref(), &features);

@@ -18,6 +18,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::features::Period;
+use crate::store::chunks::{plan_chunks, streamed, visits_per_chunk};
 use crate::store::Store;
 
 use super::DetectError;
@@ -68,15 +69,88 @@ pub(crate) fn period_start(period: Period) -> Expr {
         .alias("period_start")
 }
 
-/// Computes the flags over the whole store.
+/// Bytes the claim checks hold per visit of a chunk (visit row, bed-day
+/// totals, sort buffers), rounded up.
+pub const BYTES_PER_VISIT: u64 = 1024;
+
+/// Computes the flags over the whole store: length-of-stay norms in one
+/// pass, then the claims facility group by facility group under
+/// `memory_mb` (every check compares a claim with its own facility's
+/// claims or with the norms).
 pub fn flag_claims(
     store: &Store,
     period: Period,
     cfg: &ClaimConfig,
+    memory_mb: u64,
 ) -> Result<ClaimFlags, DetectError> {
-    let visits = store
-        .visits()
-        .map_err(|e| DetectError::Input(e.to_string()))?
+    let input = |e: crate::store::StoreError| DetectError::Input(e.to_string());
+    let norms = los_norms(store.visits().map_err(input)?, cfg)?;
+    let chunks = plan_chunks(
+        store.visits().map_err(input)?,
+        visits_per_chunk(memory_mb, BYTES_PER_VISIT),
+    )?;
+    let mut counts = Vec::with_capacity(chunks.len());
+    let mut flagged: Vec<Vec<LazyFrame>> = KINDS.iter().map(|_| Vec::new()).collect();
+    for chunk in &chunks {
+        let visits = chunk.filter(store.visits().map_err(input)?);
+        let lines = chunk.filter(store.lines().map_err(input)?);
+        let v = chunk_flags(visits, lines, &norms, period)?;
+        counts.push(count_flags(&v)?.lazy());
+        for (k, out) in KINDS.iter().zip(flagged.iter_mut()) {
+            out.push(flagged_of(&v, k)?.lazy());
+        }
+    }
+    let counts = concat(counts, UnionArgs::default())?
+        .sort(["facility_code", "period_start"], Default::default())
+        .collect()?;
+    // Kind by kind, each in the order of the claims (facility, card, time):
+    // the order of one pass over the whole store.
+    let flagged = concat(
+        flagged.into_iter().flatten().collect::<Vec<_>>(),
+        UnionArgs::default(),
+    )?
+    .collect()?;
+    Ok(ClaimFlags { counts, flagged })
+}
+
+/// Length-of-stay norms per diagnosis category and visit type, from the
+/// inpatient stays of the whole store.
+fn los_norms(visits: LazyFrame, cfg: &ClaimConfig) -> Result<DataFrame, DetectError> {
+    let los = || col("los_days").cast(DataType::Float64);
+    Ok(streamed(
+        visits
+            .filter(col("inpatient"))
+            .select([col("dx3"), col("visit_group"), col("los_days")])
+            .group_by([col("dx3"), col("visit_group")])
+            .agg([
+                len().alias("_cell"),
+                los().median().alias("_los_med"),
+                los()
+                    .quantile(lit(0.25), QuantileMethod::Linear)
+                    .alias("_q1"),
+                los()
+                    .quantile(lit(0.75), QuantileMethod::Linear)
+                    .alias("_q3"),
+            ])
+            .filter(col("_cell").gt_eq(lit(cfg.min_cell)))
+            .with_column(
+                polars::lazy::dsl::max_horizontal([
+                    col("_los_med") * lit(2.0),
+                    col("_q3") + lit(cfg.iqr_factor) * (col("_q3") - col("_q1")),
+                ])?
+                .alias("_los_limit"),
+            ),
+    )?)
+}
+
+/// The flags and their excess of a chunk's claims.
+fn chunk_flags(
+    visits: LazyFrame,
+    lines: LazyFrame,
+    norms: &DataFrame,
+    period: Period,
+) -> Result<DataFrame, DetectError> {
+    let visits = visits
         .select([
             col("facility_code"),
             col("visit_key"),
@@ -93,9 +167,7 @@ pub fn flag_claims(
         ])
         .with_column(period_start(period));
     // Bed-day lines per visit.
-    let beds = store
-        .lines()
-        .map_err(|e| DetectError::Input(e.to_string()))?
+    let beds = lines
         .filter(col("ma_nhom").eq(lit(14)).or(col("ma_nhom").eq(lit(15))))
         .group_by([col("visit_key")])
         .agg([
@@ -127,107 +199,78 @@ pub fn flag_claims(
                 .fill_null(lit(false))
                 .alias("duplicate"),
         );
-    // Length-of-stay norms per diagnosis category and visit type.
-    let norms = v
-        .clone()
-        .filter(col("inpatient"))
-        .group_by([col("dx3"), col("visit_group")])
-        .agg([
-            len().alias("_cell"),
-            col("los_days")
-                .cast(DataType::Float64)
-                .median()
-                .alias("_los_med"),
-            col("los_days")
-                .cast(DataType::Float64)
-                .quantile(lit(0.25), QuantileMethod::Linear)
-                .alias("_q1"),
-            col("los_days")
-                .cast(DataType::Float64)
-                .quantile(lit(0.75), QuantileMethod::Linear)
-                .alias("_q3"),
-        ])
-        .filter(col("_cell").gt_eq(lit(cfg.min_cell)))
-        .with_column(
-            polars::lazy::dsl::max_horizontal([
-                col("_los_med") * lit(2.0),
-                col("_q3") + lit(cfg.iqr_factor) * (col("_q3") - col("_q1")),
-            ])?
-            .alias("_los_limit"),
-        );
     let los = col("los_days").cast(DataType::Float64);
-    let v = v
-        .join(
-            norms,
-            [col("dx3"), col("visit_group")],
-            [col("dx3"), col("visit_group")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .with_columns([
-            (col("inpatient")
-                .and(col("_los_limit").is_not_null())
-                .and(los.clone().gt(col("_los_limit"))))
+    Ok(v.join(
+        norms.clone().lazy(),
+        [col("dx3"), col("visit_group")],
+        [col("dx3"), col("visit_group")],
+        JoinArgs::new(JoinType::Left),
+    )
+    .with_columns([
+        (col("inpatient")
+            .and(col("_los_limit").is_not_null())
+            .and(los.clone().gt(col("_los_limit"))))
+        .fill_null(lit(false))
+        .alias("los_outlier"),
+        (col("_ip_bed")
             .fill_null(lit(false))
-            .alias("los_outlier"),
-            (col("_ip_bed")
-                .fill_null(lit(false))
-                .and(col("inpatient").not())
-                .or(col("_bed_qty")
-                    .fill_null(lit(0.0))
-                    .gt(los.clone() + lit(1.0))))
-            .alias("mismatch"),
-        ])
-        .with_columns([
-            // What each flag costs: the whole claim for a duplicate, the days
-            // beyond the median share for a long stay, the bed-days beyond
-            // the stay for a mismatch (approximated by the claim's share).
-            when(col("duplicate"))
-                .then(col("total_cost"))
-                .otherwise(lit(0.0))
-                .alias("duplicate_excess"),
-            when(col("los_outlier"))
-                .then(col("total_cost") * (lit(1.0) - col("_los_med") / los.clone()))
-                .otherwise(lit(0.0))
-                .alias("los_outlier_excess"),
-            when(col("mismatch"))
-                .then(
-                    col("total_cost")
-                        * when(col("inpatient"))
-                            .then((col("_bed_qty") - los.clone() - lit(1.0)) / col("_bed_qty"))
-                            .otherwise(lit(0.5)),
-                )
-                .otherwise(lit(0.0))
-                .alias("mismatch_excess"),
-        ])
-        .collect()?;
+            .and(col("inpatient").not())
+            .or(col("_bed_qty")
+                .fill_null(lit(0.0))
+                .gt(los.clone() + lit(1.0))))
+        .alias("mismatch"),
+    ])
+    .with_columns([
+        // What each flag costs: the whole claim for a duplicate, the days
+        // beyond the median share for a long stay, the bed-days beyond
+        // the stay for a mismatch (approximated by the claim's share).
+        when(col("duplicate"))
+            .then(col("total_cost"))
+            .otherwise(lit(0.0))
+            .alias("duplicate_excess"),
+        when(col("los_outlier"))
+            .then(col("total_cost") * (lit(1.0) - col("_los_med") / los.clone()))
+            .otherwise(lit(0.0))
+            .alias("los_outlier_excess"),
+        when(col("mismatch"))
+            .then(
+                col("total_cost")
+                    * when(col("inpatient"))
+                        .then((col("_bed_qty") - los.clone() - lit(1.0)) / col("_bed_qty"))
+                        .otherwise(lit(0.5)),
+            )
+            .otherwise(lit(0.0))
+            .alias("mismatch_excess"),
+    ])
+    .collect()?)
+}
+
+/// Flags per facility and period: claims, {kind}_n, {kind}_cost.
+fn count_flags(v: &DataFrame) -> Result<DataFrame, DetectError> {
     let mut aggs = vec![len().cast(DataType::Float64).alias("claims")];
     for k in KINDS {
         aggs.push(col(k).cast(DataType::Float64).sum().alias(format!("{k}_n")));
         aggs.push(col(format!("{k}_excess")).sum().alias(format!("{k}_cost")));
     }
-    let counts = v
-        .clone()
+    Ok(v.clone()
         .lazy()
         .group_by([col("facility_code"), col("period_start")])
         .agg(aggs)
-        .sort(["facility_code", "period_start"], Default::default())
-        .collect()?;
-    let flagged = concat(
-        KINDS
-            .iter()
-            .map(|k| {
-                v.clone().lazy().filter(col(*k)).select([
-                    col("facility_code"),
-                    col("period_start"),
-                    col("ma_lk"),
-                    lit(*k).alias("kind"),
-                    col("total_cost"),
-                    col(format!("{k}_excess")).alias("excess_vnd"),
-                ])
-            })
-            .collect::<Vec<_>>(),
-        UnionArgs::default(),
-    )?
-    .collect()?;
-    Ok(ClaimFlags { counts, flagged })
+        .collect()?)
+}
+
+/// The claims flagged `kind`, with their excess.
+fn flagged_of(v: &DataFrame, kind: &str) -> Result<DataFrame, DetectError> {
+    Ok(v.clone()
+        .lazy()
+        .filter(col(kind))
+        .select([
+            col("facility_code"),
+            col("period_start"),
+            col("ma_lk"),
+            lit(kind).alias("kind"),
+            col("total_cost"),
+            col(format!("{kind}_excess")).alias("excess_vnd"),
+        ])
+        .collect()?)
 }

@@ -124,6 +124,9 @@ pub struct DetectConfig {
     pub department: PrescriberConfig,
     pub shift: ShiftConfig,
     pub alert: AlertConfig,
+    /// Memory budget of the claim-level steps, MiB: the store is read in
+    /// groups of facilities that fit in it. Default 4096.
+    pub memory_mb: u64,
 }
 
 impl Default for DetectConfig {
@@ -139,6 +142,7 @@ impl Default for DetectConfig {
             department: PrescriberConfig::default(),
             shift: ShiftConfig::default(),
             alert: AlertConfig::default(),
+            memory_mb: 4096,
         }
     }
 }

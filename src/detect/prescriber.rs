@@ -38,6 +38,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::features::Period;
+use crate::store::chunks::{plan_chunks, visits_per_chunk, Chunk};
 use crate::store::Store;
 
 use super::calibrate::{p_of_severity, sidak};
@@ -134,8 +135,17 @@ pub fn prescriber_stats(
     train_to: chrono::NaiveDate,
     window: usize,
     cfg: &PrescriberConfig,
+    memory_mb: u64,
 ) -> Result<DataFrame, DetectError> {
-    unit_stats(store, Unit::Prescriber, period, train_to, window, cfg)
+    unit_stats(
+        store,
+        Unit::Prescriber,
+        period,
+        train_to,
+        window,
+        cfg,
+        memory_mb,
+    )
 }
 
 /// The department comparison of every facility and period of the store:
@@ -149,9 +159,21 @@ pub fn department_stats(
     train_to: chrono::NaiveDate,
     window: usize,
     cfg: &PrescriberConfig,
+    memory_mb: u64,
 ) -> Result<DataFrame, DetectError> {
-    unit_stats(store, Unit::Department, period, train_to, window, cfg)
+    unit_stats(
+        store,
+        Unit::Department,
+        period,
+        train_to,
+        window,
+        cfg,
+        memory_mb,
+    )
 }
+
+/// Bytes the unit query holds per visit of a chunk, rounded up.
+const BYTES_PER_VISIT: u64 = 1024;
 
 fn unit_stats(
     store: &Store,
@@ -160,11 +182,36 @@ fn unit_stats(
     train_to: chrono::NaiveDate,
     window: usize,
     cfg: &PrescriberConfig,
+    memory_mb: u64,
 ) -> Result<DataFrame, DetectError> {
     let input = |e: crate::store::StoreError| DetectError::Input(e.to_string());
-    let claims = store
-        .visits()
-        .map_err(input)?
+    // Every norm is a facility's own (its cells), so facility groups are
+    // computed apart.
+    let chunks = plan_chunks(
+        store.visits().map_err(input)?,
+        visits_per_chunk(memory_mb, BYTES_PER_VISIT),
+    )?;
+    let mut parts = Vec::with_capacity(chunks.len());
+    for chunk in &chunks {
+        parts.push(unit_sums(store, chunk, unit, period, train_to, cfg)?.lazy());
+    }
+    let by = concat(parts, UnionArgs::default())?.collect()?;
+    unit_table(&by, unit, train_to, window, cfg)
+}
+
+/// Per facility, unit, period and diagnosis cell of a chunk: claims, sums
+/// of log-cost residuals against the unit's training means, cost.
+fn unit_sums(
+    store: &Store,
+    chunk: &Chunk,
+    unit: Unit,
+    period: Period,
+    train_to: chrono::NaiveDate,
+    cfg: &PrescriberConfig,
+) -> Result<DataFrame, DetectError> {
+    let input = |e: crate::store::StoreError| DetectError::Input(e.to_string());
+    let claims = chunk
+        .filter(store.visits().map_err(input)?)
         .select([
             col("facility_code"),
             col("visit_key"),
@@ -179,9 +226,8 @@ fn unit_stats(
     let claims = match unit {
         Unit::Prescriber => {
             // The main prescriber of each claim: the largest amount on its lines.
-            let main = store
-                .lines()
-                .map_err(input)?
+            let main = chunk
+                .filter(store.lines().map_err(input)?)
                 .select([col("visit_key"), col("prescriber"), col("amount")])
                 .filter(col("prescriber").is_not_null())
                 .group_by([col("visit_key"), col("prescriber")])
@@ -242,6 +288,17 @@ fn unit_stats(
         ])
         .with_column(col("period_start").cast(DataType::Int32))
         .collect()?;
+    Ok(by)
+}
+
+/// The unit comparison from the sums of [`unit_sums`].
+fn unit_table(
+    by: &DataFrame,
+    unit: Unit,
+    train_to: chrono::NaiveDate,
+    window: usize,
+    cfg: &PrescriberConfig,
+) -> Result<DataFrame, DetectError> {
     // facility → period → unit → sums (and, for departments, its cells).
     let mut acc: Sums = BTreeMap::new();
     let mut cells: CellSums = BTreeMap::new();

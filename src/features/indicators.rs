@@ -4,10 +4,11 @@
 use polars::prelude::*;
 
 use super::casemix;
-use super::norms::{goods, plan_chunks, visits_per_chunk, visits_with_level, Chunk, Norms};
+use super::norms::{self, goods, visits_with_level, Norms};
 use super::{agg, in_range, overlaps, period_start, ratio, FeatureConfig, FeatureError, Period};
 use super::{GROWTH_INDICATORS, VISIT_GROUPS};
 use crate::reference::drug_classes;
+use crate::store::chunks::Chunk;
 use crate::store::Store;
 
 /// Line amounts of each visit by category and drug class.
@@ -169,7 +170,7 @@ fn enriched_visits(
 pub fn facility_indicators(store: &Store, cfg: &FeatureConfig) -> Result<LazyFrame, FeatureError> {
     let rules = drug_classes(cfg.reference_dir.as_deref())?;
     let norms = Norms::learn(store, cfg, &rules)?;
-    let chunks = plan_chunks(store, cfg, visits_per_chunk(cfg.memory_mb))?;
+    let chunks = norms::plan(store, cfg)?;
     let t = std::time::Instant::now();
     let bar = indicatif::ProgressBar::new(chunks.len() as u64);
     if chunks.len() < 2 {
@@ -192,17 +193,13 @@ pub fn facility_indicators(store: &Store, cfg: &FeatureConfig) -> Result<LazyFra
         chunks.len(),
         t.elapsed().as_secs_f64()
     );
-    let table = match tables.len() {
-        0 => return Err(FeatureError::Other("no visits in the date range".into())),
-        1 => tables.swap_remove(0),
-        _ => concat(
-            tables,
-            UnionArgs {
-                to_supertypes: true,
-                ..Default::default()
-            },
-        )?,
-    };
+    let table = concat(
+        tables,
+        UnionArgs {
+            to_supertypes: true,
+            ..Default::default()
+        },
+    )?;
     with_growth(table, cfg.period)
 }
 

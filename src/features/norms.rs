@@ -2,23 +2,16 @@
 //! norms every facility is compared with (case-mix cells, reference prices
 //! of items, drug classes), small tables whatever the store's size; then
 //! the claims are read facility group by facility group ([`plan_chunks`]),
-//! each group's indicators needing only its own claims and the norms.
-
-use std::collections::BTreeSet;
+//! each group's indicators needing only its own claims and the norms
+//! ([`crate::store::chunks`]).
 
 use polars::prelude::*;
 
 use super::casemix::{self, CaseMixNorms};
 use super::{in_range, ratio, FeatureConfig, FeatureError};
 use crate::reference::DrugClassRule;
+use crate::store::chunks::{plan_chunks, streamed, visits_per_chunk, Chunk};
 use crate::store::Store;
-
-/// Collects with Polars' streaming engine: the plan runs in morsels and
-/// holds only what its group-bys and joins keep, not the scanned table.
-pub(crate) fn streamed(lf: LazyFrame) -> PolarsResult<DataFrame> {
-    // One plan has one sink: the result is a single frame.
-    Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())
-}
 
 /// What every facility's indicators are measured against.
 #[derive(Debug, Clone)]
@@ -137,100 +130,11 @@ fn classify_drugs(drugs: &DataFrame, rules: &[DrugClassRule]) -> Result<DataFram
 /// line totals, sort and join buffers); measured on the scale ladder
 /// (`benches/scale.sh`), rounded up.
 pub const BYTES_PER_VISIT: u64 = 2048;
-/// What the process holds besides the chunk (code, norms, Polars' pools).
-pub const BASE_MB: u64 = 768;
 
-/// A group of facilities read together, and the store partitions
-/// (provinces) that hold their claims.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chunk {
-    pub facilities: Vec<String>,
-    pub provinces: Vec<String>,
-    pub visits: u64,
-}
-
-impl Chunk {
-    /// Keeps the rows of the chunk's facilities; the province filter lets
-    /// the scan skip other provinces' files (the store is partitioned by
-    /// province).
-    pub fn filter(&self, lf: LazyFrame) -> LazyFrame {
-        let provinces = Series::new("p".into(), &self.provinces);
-        let facilities = Series::new("f".into(), &self.facilities);
-        lf.filter(
-            col("facility_province_code")
-                .is_in(lit(provinces).implode(false), false)
-                .and(col("facility_code").is_in(lit(facilities).implode(false), false)),
-        )
-    }
-}
-
-/// Visits a chunk may hold under a memory budget in MiB.
-pub fn visits_per_chunk(memory_mb: u64) -> u64 {
-    (memory_mb.saturating_sub(BASE_MB) * 1024 * 1024 / BYTES_PER_VISIT).max(1)
-}
-
-/// Facilities in groups of at most `max_visits` visits (in the configured
-/// date range), in facility order; a facility larger than that is a group
-/// of its own. One streaming count per facility decides.
-pub fn plan_chunks(
-    store: &Store,
-    cfg: &FeatureConfig,
-    max_visits: u64,
-) -> Result<Vec<Chunk>, FeatureError> {
-    let counts = streamed(
-        in_range(store.visits()?, cfg)
-            .group_by([col("facility_code"), col("facility_province_code")])
-            .agg([len().cast(DataType::UInt64).alias("n")]),
-    )?
-    .sort(
-        ["facility_code", "facility_province_code"],
-        Default::default(),
-    )?;
-    let fac = counts.column("facility_code")?.str()?.clone();
-    let prov = counts.column("facility_province_code")?.str()?.clone();
-    let n = counts.column("n")?.u64()?.clone();
-    let mut chunks = Vec::new();
-    let mut cur = Chunk {
-        facilities: Vec::new(),
-        provinces: Vec::new(),
-        visits: 0,
-    };
-    let mut provinces = BTreeSet::new();
-    let mut i = 0;
-    while i < counts.height() {
-        // A facility's rows (one per province it was filed under) together.
-        let f = fac.get(i).unwrap_or_default().to_string();
-        let mut visits = 0;
-        let mut its = Vec::new();
-        while i < counts.height() && fac.get(i).unwrap_or_default() == f {
-            visits += n.get(i).unwrap_or(0);
-            its.extend(prov.get(i).map(str::to_string));
-            i += 1;
-        }
-        if !cur.facilities.is_empty() && cur.visits + visits > max_visits {
-            cur.provinces = std::mem::take(&mut provinces).into_iter().collect();
-            chunks.push(std::mem::replace(
-                &mut cur,
-                Chunk {
-                    facilities: Vec::new(),
-                    provinces: Vec::new(),
-                    visits: 0,
-                },
-            ));
-        }
-        if visits > max_visits {
-            tracing::warn!(
-                "facility {f}: {visits} visits, more than a chunk holds under the memory budget \
-                 ({max_visits}); read alone"
-            );
-        }
-        cur.facilities.push(f);
-        cur.visits += visits;
-        provinces.extend(its);
-    }
-    if !cur.facilities.is_empty() {
-        cur.provinces = provinces.into_iter().collect();
-        chunks.push(cur);
-    }
-    Ok(chunks)
+/// Facility groups for the indicator query under `cfg.memory_mb`.
+pub fn plan(store: &Store, cfg: &FeatureConfig) -> Result<Vec<Chunk>, FeatureError> {
+    Ok(plan_chunks(
+        in_range(store.visits()?, cfg),
+        visits_per_chunk(cfg.memory_mb, BYTES_PER_VISIT),
+    )?)
 }

@@ -20,6 +20,7 @@
 //! Partition columns are in the Delta log and the folder names only: one
 //! truth for them, typed (`year`, `month`: integers).
 
+pub mod chunks;
 pub mod delta;
 mod maintain;
 mod manifest;
