@@ -3,6 +3,7 @@
 //! from the claims store (or from the generator, for the benchmark).
 
 use super::*;
+use crate::store::chunks::streamed;
 
 /// Monthly panel from the store: spending, visits, out-of-province spending
 /// and a case-mix index per facility and month, plus the facility registry.
@@ -161,50 +162,54 @@ pub fn history(store: &Store, as_of: Option<NaiveDate>) -> Result<History, Forec
     if let Some(d) = as_of {
         visits = visits.filter(col("discharge_date").lt_eq(lit(d)));
     }
-    let visits = visits
-        .select([
-            col("facility_code"),
-            col("facility_province"),
-            col("visit_key"),
-            col("discharge_date"),
-            col("total_cost"),
-            col("out_of_province"),
-            col("visit_group"),
-            col("dx3"),
-        ])
-        .with_column(
-            col("discharge_date")
-                .dt()
-                .truncate(lit("1mo"))
-                .alias("month"),
-        )
-        .collect()?;
-    if visits.height() == 0 {
-        return Err(ForecastError::Input("the store holds no visits".into()));
-    }
+    let visits = visits.select([
+        col("facility_code"),
+        col("facility_province"),
+        col("discharge_date"),
+        col("total_cost"),
+        col("out_of_province"),
+        col("visit_group"),
+        col("dx3"),
+    ]);
     // Case mix: each visit's expected cost is the mean cost of its
     // diagnosis category and visit type over all the data (years pooled,
-    // so prices do not move it).
-    let v = visits
-        .lazy()
-        .with_column(
-            col("total_cost")
-                .mean()
-                .over([col("dx3"), col("visit_group")])?
-                .alias("expected"),
-        )
-        .group_by([col("facility_code"), col("month")])
-        .agg([
-            col("facility_province").first().alias("province"),
-            col("total_cost").sum().alias("cost"),
-            len().cast(DataType::Float64).alias("visits"),
-            col("total_cost")
-                .filter(col("out_of_province"))
-                .sum()
-                .alias("oop"),
-            col("expected").sum().alias("expected"),
-        ])
-        .collect()?;
+    // so prices do not move it). Two streaming passes: the cells' means (a
+    // small table), then the facility-months; the visits are never held.
+    let cell = [col("dx3"), col("visit_group")];
+    let means = streamed(
+        visits
+            .clone()
+            .group_by(cell.clone())
+            .agg([col("total_cost").mean().alias("expected")]),
+    )?;
+    // An unknown diagnosis is a cell of its own (as a window over the
+    // visits would have it).
+    let mut on_cell = JoinArgs::new(JoinType::Left);
+    on_cell.nulls_equal = true;
+    let v = streamed(
+        visits
+            .join(means.lazy(), cell.clone(), cell, on_cell)
+            .with_column(
+                col("discharge_date")
+                    .dt()
+                    .truncate(lit("1mo"))
+                    .alias("month"),
+            )
+            .group_by([col("facility_code"), col("month")])
+            .agg([
+                col("facility_province").first().alias("province"),
+                col("total_cost").sum().alias("cost"),
+                len().cast(DataType::Float64).alias("visits"),
+                col("total_cost")
+                    .filter(col("out_of_province"))
+                    .sum()
+                    .alias("oop"),
+                col("expected").sum().alias("expected"),
+            ]),
+    )?;
+    if v.height() == 0 {
+        return Err(ForecastError::Input("the store holds no visits".into()));
+    }
     let f = str_col(&v, "facility_code")?;
     let prov = str_col(&v, "province")?;
     let province_of: BTreeMap<String, String> =
@@ -214,10 +219,7 @@ pub fn history(store: &Store, as_of: Option<NaiveDate>) -> Result<History, Forec
     let vis = f64_col(&v, "visits")?;
     let oop = f64_col(&v, "oop")?;
     let exp = f64_col(&v, "expected")?;
-    let last_day = store
-        .visits()?
-        .select([col("discharge_date").max()])
-        .collect()?;
+    let last_day = streamed(store.visits()?.select([col("discharge_date").max()]))?;
     let mut last_day = date_col(&last_day, "discharge_date")?[0];
     if let Some(d) = as_of {
         last_day = last_day.min(d);
@@ -323,6 +325,9 @@ fn line_statistics(
 > {
     let recent = last_day - chrono::Duration::days(365);
     let before = last_day - chrono::Duration::days(730);
+    // Three streaming passes over the lines of the two years; only small
+    // tables are held (per facility and category, per item and unit price,
+    // per facility).
     let lines = store
         .lines()?
         .filter(
@@ -337,16 +342,17 @@ fn line_statistics(
             col("quantity"),
             col("amount"),
             col("discharge_date").gt(lit(recent)).alias("recent"),
-        ])
-        .collect()?;
-    let shares = lines
-        .clone()
-        .lazy()
-        .filter(col("recent"))
-        .group_by([col("facility_code"), col("category")])
-        .agg([col("amount").sum().alias("a")])
-        .with_column((col("a") / col("a").sum().over([col("facility_code")])?).alias("share"))
-        .collect()?;
+        ]);
+    let shares = streamed(
+        lines
+            .clone()
+            .filter(col("recent"))
+            .group_by([col("facility_code"), col("category")])
+            .agg([col("amount").sum().alias("a")]),
+    )?
+    .lazy()
+    .with_column((col("a") / col("a").sum().over([col("facility_code")])?).alias("share"))
+    .collect()?;
     let mut group_share: HashMap<String, HashMap<String, f64>> = HashMap::new();
     {
         let f = str_col(&shares, "facility_code")?;
@@ -359,30 +365,36 @@ fn line_statistics(
                 .insert(c[i].clone(), s[i]);
         }
     }
-    let base = lines
-        .clone()
-        .lazy()
-        .filter(col("recent").not().and(col("quantity").gt(lit(0.0))))
-        .group_by([col("item_code")])
-        .agg([(col("amount") / col("quantity")).median().alias("p0")]);
-    let priced = lines
-        .lazy()
-        .filter(col("recent").and(col("quantity").gt(lit(0.0))))
-        .join(
-            base,
-            [col("item_code")],
-            [col("item_code")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .with_column((col("quantity") * col("p0")).alias("at_p0"));
-    let per = priced
-        .clone()
-        .group_by([col("facility_code")])
-        .agg([
-            col("amount").sum().alias("a"),
-            col("at_p0").sum().alias("b"),
-        ])
-        .collect()?;
+    // The earlier year's median unit price of each item, from the counts
+    // of each (item, unit price): prices repeat, so the table is small and
+    // the median exact.
+    let prices = streamed(
+        lines
+            .clone()
+            .filter(col("recent").not().and(col("quantity").gt(lit(0.0))))
+            .group_by([
+                col("item_code"),
+                (col("amount") / col("quantity")).alias("price"),
+            ])
+            .agg([len().cast(DataType::UInt64).alias("n")]),
+    )?;
+    let base = median_by_item(&prices)?;
+    let per = streamed(
+        lines
+            .filter(col("recent").and(col("quantity").gt(lit(0.0))))
+            .join(
+                base.lazy(),
+                [col("item_code")],
+                [col("item_code")],
+                JoinArgs::new(JoinType::Inner),
+            )
+            .with_column((col("quantity") * col("p0")).alias("at_p0"))
+            .group_by([col("facility_code")])
+            .agg([
+                col("amount").sum().alias("a"),
+                col("at_p0").sum().alias("b"),
+            ]),
+    )?;
     let mut amounts = HashMap::new();
     {
         let f = str_col(&per, "facility_code")?;
@@ -393,4 +405,75 @@ fn line_statistics(
         }
     }
     Ok((group_share, amounts))
+}
+
+/// Median of `price` per `item_code` from a table of (item, price, count
+/// of lines): the middle line's price, or the mean of the two middle ones
+/// (as Polars' median of the lines themselves). NaN prices are left out.
+fn median_by_item(prices: &DataFrame) -> Result<DataFrame, ForecastError> {
+    let sorted = prices
+        .clone()
+        .lazy()
+        .filter(
+            col("price")
+                .is_not_nan()
+                .and(col("item_code").is_not_null()),
+        )
+        .sort(["item_code", "price"], Default::default())
+        .collect()?;
+    let item = sorted.column("item_code")?.str()?;
+    let price = sorted.column("price")?.f64()?;
+    let n = sorted.column("n")?.u64()?;
+    let (mut codes, mut medians) = (Vec::new(), Vec::new());
+    let mut i = 0;
+    while i < sorted.height() {
+        let code = item.get(i).unwrap_or_default();
+        let mut j = i;
+        let mut total = 0u64;
+        while j < sorted.height() && item.get(j).unwrap_or_default() == code {
+            total += n.get(j).unwrap_or(0);
+            j += 1;
+        }
+        // The prices at ranks (total − 1) / 2 and total / 2 (0-based).
+        let at = |rank: u64| {
+            let mut seen = 0u64;
+            for k in i..j {
+                seen += n.get(k).unwrap_or(0);
+                if seen > rank {
+                    return price.get(k);
+                }
+            }
+            None
+        };
+        if let (Some(lo), Some(hi)) = (at((total - 1) / 2), at(total / 2)) {
+            codes.push(code.to_string());
+            medians.push((lo + hi) / 2.0);
+        }
+        i = j;
+    }
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new("item_code".into(), codes),
+        Column::new("p0".into(), medians),
+    ])?)
+}
+
+#[cfg(test)]
+mod median_tests {
+    use super::*;
+
+    /// Lines 1, 2, 2, 9 of item A (median 2) and 3, 5 of item B (median 4),
+    /// given as counts per price.
+    #[test]
+    fn the_median_from_counts_is_the_median_of_the_lines() {
+        let df = df!(
+            "item_code" => ["A", "B", "A", "A", "B"],
+            "price" => [2.0, 5.0, 1.0, 9.0, 3.0],
+            "n" => [2u64, 1, 1, 1, 1],
+        )
+        .unwrap();
+        let m = median_by_item(&df).unwrap();
+        let p = m.column("p0").unwrap().f64().unwrap();
+        assert_eq!(p.get(0), Some(2.0));
+        assert_eq!(p.get(1), Some(4.0));
+    }
 }
