@@ -225,6 +225,7 @@ impl Store {
         .into_iter()
         .collect();
         let mut new_visit_files = Vec::new();
+        let mut new_provinces = BTreeSet::new();
         for name in [VISITS, LINES, QUARANTINE] {
             let a = adds.get(name).map(Vec::as_slice).unwrap_or(&[]);
             let r = removes.get(name).map(Vec::as_slice).unwrap_or(&[]);
@@ -245,11 +246,18 @@ impl Store {
             next.set(name, v);
             if name == VISITS {
                 new_visit_files = files.iter().map(|f| t.file_path(&f.path)).collect();
+                new_provinces = files
+                    .iter()
+                    .flat_map(|f| &f.partition)
+                    .filter(|(k, _)| k == super::sink::PARTITION_BY[0])
+                    .map(|(_, v)| v.clone())
+                    .collect();
             }
         }
         if !removes.is_empty() || !new_visit_files.is_empty() {
             let full = removes.contains_key(VISITS);
-            if let Some(v) = self.decide_superseded(next.visits, &new_visit_files, full, &info)? {
+            let new = (new_visit_files.as_slice(), &new_provinces);
+            if let Some(v) = self.decide_superseded(next.visits, new, full, &info)? {
                 next.set(SUPERSEDED, v);
                 commits += 1;
                 crash_point(commits);
@@ -277,13 +285,18 @@ impl Store {
     /// Decides which visit versions are superseded by a newer version of
     /// the same claim (newest by envelope date, then ingest order) and
     /// commits them to the `superseded` table: incrementally for the claims
-    /// of `new_files`, or from scratch when visits were removed (a replaced
-    /// source may have held the newest version). Returns the new version,
-    /// or None when nothing changed.
+    /// of `new_files` (in the partitions of `new_provinces`), or from
+    /// scratch when visits were removed (a replaced source may have held the
+    /// newest version). Returns the new version, or None when nothing
+    /// changed.
+    ///
+    /// A claim's versions are its facility's, so they lie in the province
+    /// partitions of the new files: only those are read, and a publish
+    /// costs what its provinces hold, not what the whole store holds.
     fn decide_superseded(
         &self,
         visits_version: Option<u64>,
-        new_files: &[std::path::PathBuf],
+        (new_files, new_provinces): (&[std::path::PathBuf], &BTreeSet<String>),
         full: bool,
         info: &HashMap<String, serde_json::Value>,
     ) -> Result<Option<u64>, StoreError> {
@@ -316,7 +329,15 @@ impl Store {
                 .map_err(perr)?
                 .select([col("claim_key")])
                 .unique(None, UniqueKeepStrategy::Any);
-            all.select(keys).join(
+            let provinces = Series::new(
+                "p".into(),
+                new_provinces.iter().cloned().collect::<Vec<String>>(),
+            );
+            all.filter(
+                col(super::sink::PARTITION_BY[0]).is_in(lit(provinces).implode(false), false),
+            )
+            .select(keys)
+            .join(
                 batch,
                 [col("claim_key")],
                 [col("claim_key")],
