@@ -121,10 +121,19 @@ fn enriched_visits(
     let visits = chunk.filter(visits_with_level(store, cfg)?);
     // A claim overlapping an earlier claim of the same card at the same
     // facility (same or overlapping dates): duplicate and overlapping claims.
+    // Visits admitted at the same minute are ordered by discharge, then by
+    // key: "the earlier claim" must not depend on the order rows were read
+    // in (it did, and a rerun could count another visit as the overlap).
     let by_card = [col("facility_code"), col("card_key")];
     let visits = visits
         .sort(
-            ["facility_code", "card_key", "admit_time"],
+            [
+                "facility_code",
+                "card_key",
+                "admit_time",
+                "discharge_time",
+                "visit_key",
+            ],
             Default::default(),
         )
         .with_column(
