@@ -326,3 +326,35 @@ fn drug_classes_come_from_the_reference_table() {
     assert_eq!(get(&df, 0, "vitamin_mineral_drug_share"), 1.0);
     assert_eq!(get(&df, 0, "adjuvant_drug_share"), 0.0);
 }
+
+/// Two visits of one card admitted at the same minute: the one discharged
+/// later overlaps the other, whatever order the rows come in (the later one
+/// is written first here, so an order taken from the input flags the wrong
+/// one, in the wrong week).
+#[test]
+fn the_overlap_of_two_visits_admitted_together_is_the_later_discharge() {
+    let env = Env::new();
+    let mut later = visit("LK9", "93001", CARD_93, false);
+    later.xml1.set("NGAY_RA", "202401170930");
+    let earlier = visit("LK8", "93001", CARD_93, false);
+    write(
+        &env.path("in/a.xml"),
+        "93001",
+        &[later, earlier],
+        &Style::default(),
+    );
+    env.ingest(&["in"]);
+    let df = facility_indicators(&env.store(), &cfg(Period::Week))
+        .unwrap()
+        .collect()
+        .unwrap()
+        .sort(["period_start"], Default::default())
+        .unwrap();
+    assert_eq!(df.height(), 2, "two weeks");
+    assert_eq!(get(&df, 0, "overlapping_claim_share"), 0.0, "week of 8 Jan");
+    assert_eq!(
+        get(&df, 1, "overlapping_claim_share"),
+        1.0,
+        "week of 15 Jan"
+    );
+}
