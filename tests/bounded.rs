@@ -92,7 +92,7 @@ fn features(store: &Store, cfg: &FeatureConfig, dir: &Path) -> DataFrame {
 
 /// The alert list of the last week, fitted on the world itself, with a low
 /// threshold so that the list is not empty.
-fn alert_list(d: &Path, features: &Path, memory_mb: u64) -> DataFrame {
+fn alert_list(d: &Path, features: &Path, memory_mb: u64) -> (DataFrame, DataFrame) {
     let mut config = DetectConfig::default();
     config.alert.alert_severity = 1.0;
     config.memory_mb = memory_mb;
@@ -111,24 +111,26 @@ fn alert_list(d: &Path, features: &Path, memory_mb: u64) -> DataFrame {
         progress: false,
     };
     alerts::run(&o).unwrap();
-    let all = read(&d.join("out/alerts.parquet"));
-    let keep = [
-        "alert_id",
-        "facility_code",
-        "period_start",
-        "onset",
-        "detector",
-        "cause",
-        "severity",
-        "level",
-        "observed",
-        "peer_value",
-        "expected",
-        "excess_vnd",
-        "reason_vi",
-    ];
-    sorted(&all.select(keep).unwrap(), &["alert_id"])
+    let all = sorted(&read(&d.join("out/alerts.parquet")), &["alert_id"]);
+    (all.select(KEPT).unwrap(), all)
 }
+
+/// The golden alert columns (the contributors are compared between runs).
+const KEPT: [&str; 13] = [
+    "alert_id",
+    "facility_code",
+    "period_start",
+    "onset",
+    "detector",
+    "cause",
+    "severity",
+    "level",
+    "observed",
+    "peer_value",
+    "expected",
+    "excess_vnd",
+    "reason_vi",
+];
 
 #[test]
 fn chunked_features_and_alerts_match_the_whole_store_and_the_golden_files() {
@@ -140,7 +142,7 @@ fn chunked_features_and_alerts_match_the_whole_store_and_the_golden_files() {
         ..Default::default()
     };
     let whole = features(&store, &cfg, &d.join("features"));
-    let alerts = alert_list(d, &d.join("features/facility_period.parquet"), 4096);
+    let (alerts, alerts_all) = alert_list(d, &d.join("features/facility_period.parquet"), 4096);
     assert!(whole.height() > 100, "{}", whole.height());
     assert!(alerts.height() > 0, "the world raises alerts");
 
@@ -198,10 +200,21 @@ fn chunked_features_and_alerts_match_the_whole_store_and_the_golden_files() {
     std::os::unix::fs::symlink(d.join("data"), d2.join("data")).unwrap();
     // The claim checks and the prescriber and department comparisons in
     // chunks too (their chunks hold more visits: less per visit).
-    let chunked_alerts = alert_list(
+    let (chunked_alerts, chunked_all) = alert_list(
         &d2,
         &d.join("chunked/facility_period.parquet"),
         tiny.memory_mb,
     );
     assert_same("alerts by chunks", &chunked_alerts, &alerts);
+    let contributors = ["top_claims", "top_services", "top_departments"];
+    assert_same(
+        "contributors by chunks",
+        &chunked_all.select(contributors).unwrap(),
+        &alerts_all.select(contributors).unwrap(),
+    );
+    let services = alerts_all.column("top_services").unwrap().str().unwrap();
+    assert!(
+        services.iter().any(|s| s.is_some_and(|s| !s.is_empty())),
+        "some alert names its services"
+    );
 }

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
+use crate::store::chunks::{plan_chunks, streamed, visits_per_chunk};
 use crate::store::Store;
 
 /// One alert's window and baseline.
@@ -38,28 +39,40 @@ fn lit_date(d: NaiveDate) -> Expr {
     lit(d)
 }
 
-/// Computes the contributors of every span in a few scans of the store.
-pub fn contributors(
+/// First and last day any span reads.
+fn range_of(spans: &[Span]) -> (NaiveDate, NaiveDate) {
+    let lo = spans.iter().map(|s| s.baseline.0.min(s.window.0)).min();
+    let hi = spans.iter().map(|s| s.window.1.max(s.baseline.1)).max();
+    let d = NaiveDate::default();
+    (lo.unwrap_or(d), hi.unwrap_or(d))
+}
+
+/// Rows of the spans' facilities in the days the spans read.
+fn in_spans(lf: LazyFrame, spans: &[Span]) -> LazyFrame {
+    let (lo, hi) = range_of(spans);
+    let codes: Vec<&str> = spans.iter().map(|s| s.facility_code.as_str()).collect();
+    let codes = Series::new("c".into(), codes);
+    lf.filter(
+        col("facility_code")
+            .is_in(lit(codes).implode(false), false)
+            .and(col("discharge_date").is_between(
+                lit_date(lo),
+                lit_date(hi),
+                ClosedInterval::Both,
+            )),
+    )
+}
+
+/// The services, departments, prescribers and claims of a group of spans,
+/// into `out`.
+fn contributors_of(
     store: &Store,
     spans: &[Span],
-    flagged: Option<(&DataFrame, &HashMap<String, String>)>,
+    norm: &DataFrame,
     top: usize,
-) -> Result<HashMap<String, Contributors>, PolarsError> {
-    let mut out: HashMap<String, Contributors> = HashMap::new();
-    if spans.is_empty() {
-        return Ok(out);
-    }
+    out: &mut HashMap<String, Contributors>,
+) -> Result<(), PolarsError> {
     let map_err = |e: crate::store::StoreError| PolarsError::ComputeError(e.to_string().into());
-    let lo = spans
-        .iter()
-        .map(|s| s.baseline.0.min(s.window.0))
-        .min()
-        .unwrap();
-    let hi = spans
-        .iter()
-        .map(|s| s.window.1.max(s.baseline.1))
-        .max()
-        .unwrap();
     let span_df = df!(
         "facility_code" => spans.iter().map(|s| s.facility_code.as_str()).collect::<Vec<_>>(),
         "w0" => spans.iter().map(|s| s.window.0).collect::<Vec<_>>(),
@@ -73,26 +86,16 @@ pub fn contributors(
         .then(lit("b"))
         .otherwise(lit(NULL).cast(DataType::String))
         .alias("phase");
-    let codes: Vec<&str> = spans.iter().map(|s| s.facility_code.as_str()).collect();
-    let codes = Series::new("c".into(), codes);
     let in_range = |lf: LazyFrame| {
-        lf.filter(
-            col("facility_code")
-                .is_in(lit(codes.clone()).implode(false), false)
-                .and(col("discharge_date").is_between(
-                    lit_date(lo),
-                    lit_date(hi),
-                    ClosedInterval::Both,
-                )),
-        )
-        .join(
-            span_df.clone().lazy(),
-            [col("facility_code")],
-            [col("facility_code")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .with_column(phase.clone())
-        .filter(col("phase").is_not_null())
+        in_spans(lf, spans)
+            .join(
+                span_df.clone().lazy(),
+                [col("facility_code")],
+                [col("facility_code")],
+                JoinArgs::new(JoinType::Inner),
+            )
+            .with_column(phase.clone())
+            .filter(col("phase").is_not_null())
     };
     let visits = in_range(store.visits().map_err(map_err)?.select([
         col("facility_code"),
@@ -187,23 +190,11 @@ pub fn contributors(
             }
         }
     }
-    // Claims: cost above the province median of the same diagnosis
-    // category and visit type in the window.
-    let norm = store
-        .visits()
-        .map_err(map_err)?
-        .filter(col("discharge_date").is_between(
-            lit_date(spans.iter().map(|s| s.window.0).min().unwrap()),
-            lit_date(hi),
-            ClosedInterval::Both,
-        ))
-        .group_by([col("dx3"), col("visit_group")])
-        .agg([col("total_cost").median().alias("norm")]);
     let claims = visits
         .lazy()
         .filter(col("phase").eq(lit("w")))
         .join(
-            norm,
+            norm.clone().lazy(),
             [col("dx3"), col("visit_group")],
             [col("dx3"), col("visit_group")],
             JoinArgs::new(JoinType::Left),
@@ -232,6 +223,57 @@ pub fn contributors(
             if let (Some(f), Some(m), Some(x)) = (f.get(i), m.get(i), x.get(i)) {
                 out.entry(f.into()).or_default().claims.push((m.into(), x));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Bytes the contributor queries hold per visit of a chunk (the visit and
+/// its lines' item, department and prescriber), rounded up.
+const BYTES_PER_VISIT: u64 = 2048;
+
+/// Computes the contributors of every span in a few scans of the store:
+/// the claim norms once, then the spans' facilities in groups that fit in
+/// `memory_mb` (every other figure is a facility's own).
+pub fn contributors(
+    store: &Store,
+    spans: &[Span],
+    flagged: Option<(&DataFrame, &HashMap<String, String>)>,
+    top: usize,
+    memory_mb: u64,
+) -> Result<HashMap<String, Contributors>, PolarsError> {
+    let mut out: HashMap<String, Contributors> = HashMap::new();
+    if spans.is_empty() {
+        return Ok(out);
+    }
+    let map_err = |e: crate::store::StoreError| PolarsError::ComputeError(e.to_string().into());
+    let (lo, hi) = range_of(spans);
+    // Claims: cost above the median of claims of the same diagnosis
+    // category and visit type (all facilities) in the windows.
+    let norm = streamed(
+        store
+            .visits()
+            .map_err(map_err)?
+            .filter(col("discharge_date").is_between(
+                lit_date(spans.iter().map(|s| s.window.0).min().unwrap_or(lo)),
+                lit_date(hi),
+                ClosedInterval::Both,
+            ))
+            .group_by([col("dx3"), col("visit_group")])
+            .agg([col("total_cost").median().alias("norm")]),
+    )?;
+    let chunks = plan_chunks(
+        in_spans(store.visits().map_err(map_err)?, spans),
+        visits_per_chunk(memory_mb, BYTES_PER_VISIT),
+    )?;
+    for chunk in &chunks {
+        let part: Vec<Span> = spans
+            .iter()
+            .filter(|s| chunk.facilities.is_empty() || chunk.facilities.contains(&s.facility_code))
+            .cloned()
+            .collect();
+        if !part.is_empty() {
+            contributors_of(store, &part, &norm, top, &mut out)?;
         }
     }
     // Flagged claims first where a claim check drives the alert.

@@ -582,7 +582,13 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
     let contrib = match (&store, &flags) {
         (Some(st), Some(f)) => {
             let b = bar("explaining the alerts");
-            let c = explain::contributors(st, &spans, Some((&f.flagged, &kinds)), 5)?;
+            let c = explain::contributors(
+                st,
+                &spans,
+                Some((&f.flagged, &kinds)),
+                5,
+                o.config.memory_mb,
+            )?;
             if let Some(b) = b {
                 b.finish_and_clear();
             }

@@ -142,7 +142,7 @@ impl Default for DetectConfig {
             department: PrescriberConfig::default(),
             shift: ShiftConfig::default(),
             alert: AlertConfig::default(),
-            memory_mb: 4096,
+            memory_mb: crate::store::chunks::DEFAULT_MEMORY_MB,
         }
     }
 }

@@ -173,7 +173,7 @@ pub fn department_stats(
 }
 
 /// Bytes the unit query holds per visit of a chunk, rounded up.
-const BYTES_PER_VISIT: u64 = 1024;
+const BYTES_PER_VISIT: u64 = 1536;
 
 fn unit_stats(
     store: &Store,

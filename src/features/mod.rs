@@ -126,7 +126,7 @@ impl Default for FeatureConfig {
             fallback_clusters: 4,
             shrinkage_visits: 20.0,
             reference_dir: None,
-            memory_mb: 4096,
+            memory_mb: crate::store::chunks::DEFAULT_MEMORY_MB,
         }
     }
 }

@@ -122,7 +122,14 @@ pub(super) fn audit_plan(o: &ReportOptions) -> Result<(), ReportError> {
                     ),
                 })
                 .collect();
-            crate::alerts::explain::contributors(&st, &spans, None, 5)?
+            // At most `capacity` facilities: the default budget.
+            crate::alerts::explain::contributors(
+                &st,
+                &spans,
+                None,
+                5,
+                crate::store::chunks::DEFAULT_MEMORY_MB,
+            )?
         }
         None => HashMap::new(),
     };

@@ -8,6 +8,9 @@ use std::collections::BTreeSet;
 
 use polars::prelude::*;
 
+/// The memory budget of a stage when none is configured, MiB.
+pub const DEFAULT_MEMORY_MB: u64 = 4096;
+
 /// Collects with Polars' streaming engine: the plan runs in morsels and
 /// holds only what its group-bys and joins keep, not the scanned table.
 pub fn streamed(lf: LazyFrame) -> PolarsResult<DataFrame> {
