@@ -124,23 +124,9 @@ fn compare_units(hosos: &[bhyt::qd130::Hoso], monday: NaiveDate, unit: &str) -> 
     let period = bhyt::features::Period::Week;
     let cfg = Default::default();
     let stats = match unit {
-        "prescriber" => bhyt::detect::prescriber::prescriber_stats(
-            &env.store(),
-            period,
-            train_to,
-            13,
-            &cfg,
-            4096,
-        ),
-        _ => bhyt::detect::prescriber::department_stats(
-            &env.store(),
-            period,
-            train_to,
-            13,
-            &cfg,
-            4096,
-        ),
-    }
+        "prescriber" => bhyt::detect::prescriber::prescriber_stats,
+        _ => bhyt::detect::prescriber::department_stats,
+    }(&env.store(), period, train_to, 13, &cfg, 4096)
     .unwrap();
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
     let weeks = stats

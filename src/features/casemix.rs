@@ -208,53 +208,35 @@ pub fn with_expectations(visits: LazyFrame, norms: &CaseMixNorms) -> LazyFrame {
 mod tests {
     use super::*;
 
+    /// Two cells of level A shrunk with `k` pseudo-visits: their estimates.
+    fn two_cells(cell: [Option<&str>; 2], sum: [f64; 2], n: [u32; 2], k: f64) -> Vec<Option<f64>> {
+        let df = df!(
+            "level" => ["A", "A"],
+            "cell" => cell,
+            "v_sum" => sum,
+            "v_n" => n,
+        )
+        .unwrap();
+        let levels = [vec!["level"], vec!["level", "cell"]];
+        let out = shrunk(df, "v_sum", "v_n", &levels, "e", k).unwrap();
+        assert_eq!(out.width(), 5, "helper columns are dropped");
+        out.column("e").unwrap().f64().unwrap().iter().collect()
+    }
+
     /// Two cells under one parent: (2·10 + 2·20)/4 = 15 and (1·40 + 2·20)/3.
     #[test]
     fn rare_cells_shrink_towards_their_parent() {
-        let df = df!(
-            "level" => ["A", "A"],
-            "cell" => ["x", "y"],
-            "v_sum" => [20.0, 40.0],
-            "v_n" => [2u32, 1],
-        )
-        .unwrap();
-        let out = shrunk(
-            df,
-            "v_sum",
-            "v_n",
-            &[vec!["level"], vec!["level", "cell"]],
-            "e",
-            2.0,
-        )
-        .unwrap();
-        let e = out.column("e").unwrap().f64().unwrap().clone();
-        assert!((e.get(0).unwrap() - 15.0).abs() < 1e-12);
-        assert!((e.get(1).unwrap() - 80.0 / 3.0).abs() < 1e-12);
-        assert_eq!(out.width(), 5, "helper columns are dropped");
+        let e = two_cells([Some("x"), Some("y")], [20.0, 40.0], [2, 1], 2.0);
+        assert!((e[0].unwrap() - 15.0).abs() < 1e-12);
+        assert!((e[1].unwrap() - 80.0 / 3.0).abs() < 1e-12);
     }
 
     /// A cell with a null key keeps no expectation (as a visit with an
     /// unknown diagnosis had none), its parent still counts its visits.
     #[test]
     fn a_cell_with_an_unknown_key_gets_no_expectation() {
-        let df = df!(
-            "level" => ["A", "A"],
-            "cell" => [Some("x"), None],
-            "v_sum" => [10.0, 30.0],
-            "v_n" => [1u32, 1],
-        )
-        .unwrap();
-        let out = shrunk(
-            df,
-            "v_sum",
-            "v_n",
-            &[vec!["level"], vec!["level", "cell"]],
-            "e",
-            1.0,
-        )
-        .unwrap();
-        let e = out.column("e").unwrap().f64().unwrap().clone();
-        assert!((e.get(0).unwrap() - 15.0).abs() < 1e-12, "(10 + 20)/2");
-        assert_eq!(e.get(1), None);
+        let e = two_cells([Some("x"), None], [10.0, 30.0], [1, 1], 1.0);
+        assert!((e[0].unwrap() - 15.0).abs() < 1e-12, "(10 + 20)/2");
+        assert_eq!(e[1], None);
     }
 }
