@@ -24,6 +24,9 @@ use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableBuilder};
 use polars::prelude::*;
 
+/// Commits between two checkpoints of a table's log.
+pub const CHECKPOINT_EVERY: u64 = 10;
+
 /// Errors of the Delta layer.
 #[derive(Debug, thiserror::Error)]
 pub enum DeltaError {
@@ -247,14 +250,28 @@ impl Table {
         b.load().await
     }
 
-    /// The newest version, or None before the first commit.
+    /// The newest version, or None before the first commit: the largest
+    /// `<version>.json` of the log folder. Loading the table for it would
+    /// replay the log, and a publish asks several times.
     pub fn latest_version(&self) -> Result<Option<u64>, DeltaError> {
         if !self.exists() {
             return Ok(None);
         }
-        let url = url_of(&self.dir)?;
-        block_on(async move { Table::load(url, None).await.map(|t| t.version()) })
-            .map_err(self.err())
+        let log = self.dir.join("_delta_log");
+        let entries = std::fs::read_dir(&log).map_err(|e| DeltaError::Other {
+            path: log.clone(),
+            msg: e.to_string(),
+        })?;
+        Ok(entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name();
+                let stem = name.to_str()?.strip_suffix(".json")?;
+                (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| stem.parse::<u64>().ok())
+                    .flatten()
+            })
+            .max())
     }
 
     /// The data files of a version (the newest when None).
@@ -429,7 +446,17 @@ impl Table {
                 .with_app_metadata(info)
                 .build(Some(table.snapshot()?), table.log_store(), operation)
                 .await?;
-            Ok::<_, deltalake::DeltaTableError>(done.version())
+            let version = done.version();
+            // A checkpoint every CHECKPOINT_EVERY commits: a reader loads
+            // the newest checkpoint and the few commits after it instead of
+            // replaying the whole log (which made every publish slower as
+            // the store grew). The JSON commits stay: old versions stay
+            // readable. A crash while writing it leaves the log as it was.
+            if (version + 1) % CHECKPOINT_EVERY == 0 {
+                let t = Table::load(table.table_url().clone(), Some(version)).await?;
+                deltalake::checkpoints::create_checkpoint(&t, None).await?;
+            }
+            Ok::<_, deltalake::DeltaTableError>(version)
         })
         .map_err(self.err())
     }
@@ -543,6 +570,42 @@ mod tests {
         assert!(v3 > v2);
         assert_eq!(t.files(None).unwrap().len(), 1);
         assert_eq!(t.files(None).unwrap()[0].path, files[0].path);
+    }
+
+    /// Every CHECKPOINT_EVERY commits the log gets a checkpoint; versions
+    /// before and after it read the same files as a replay would, and the
+    /// newest version is read from the log folder.
+    #[test]
+    fn checkpoints_keep_every_version_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Table::at(dir.path().join("visits"));
+        t.create(frame(&["92001"], 1).schema(), &["year", "month"])
+            .unwrap();
+        let mut v = 0;
+        for i in 0..CHECKPOINT_EVERY + 2 {
+            let f = t
+                .write_file(
+                    &mut frame(&["92001"], 1 + (i % 12) as i32),
+                    &part(1 + (i % 12) as i32),
+                    &[],
+                )
+                .unwrap();
+            v = t
+                .commit(Some(v), &[f], &[], Operation::Write, HashMap::new())
+                .unwrap();
+        }
+        let log = dir.path().join("visits/_delta_log");
+        let first = CHECKPOINT_EVERY - 1;
+        assert!(
+            log.join(format!("{first:020}.checkpoint.parquet")).exists(),
+            "checkpoint at version {first}"
+        );
+        assert!(log.join("_last_checkpoint").exists());
+        assert_eq!(t.latest_version().unwrap(), Some(v));
+        assert_eq!(v, CHECKPOINT_EVERY + 2);
+        for version in [1, first - 1, first, v] {
+            assert_eq!(t.files(Some(version)).unwrap().len() as u64, version);
+        }
     }
 
     #[test]
