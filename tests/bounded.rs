@@ -16,7 +16,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use bhyt::alerts::{self, RunOptions};
-use bhyt::detect::{DetectConfig, Lang};
+use bhyt::detect::DetectConfig;
 use bhyt::features::{FeatureConfig, Period};
 use bhyt::store::Store;
 use chrono::NaiveDate;
@@ -98,17 +98,7 @@ fn alert_list(d: &Path, features: &Path, memory_mb: u64) -> (DataFrame, DataFram
     config.memory_mb = memory_mb;
     let o = RunOptions {
         features: features.to_path_buf(),
-        data_dir: Some(d.join("data")),
-        store_snapshot: None,
-        model: d.join("models/detector.json"),
-        fit: true,
-        train_to: None,
-        config,
-        as_of: None,
-        alerts_db: d.join("alerts.sqlite"),
-        out: d.join("out"),
-        lang: Lang::Vi,
-        progress: false,
+        ..common::detect_options(d, config)
     };
     alerts::run(&o).unwrap();
     let all = sorted(&read(&d.join("out/alerts.parquet")), &["alert_id"]);

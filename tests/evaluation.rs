@@ -5,8 +5,8 @@
 
 mod common;
 
-use bhyt::alerts::{self, RunOptions};
-use bhyt::detect::{DetectConfig, Lang};
+use bhyt::alerts;
+use bhyt::detect::DetectConfig;
 use bhyt::evaluate::{evaluate, read_labels, read_scores};
 use bhyt::generate::GenConfig;
 use chrono::NaiveDate;
@@ -25,21 +25,7 @@ fn detection_on_generated_years_meets_the_targets() {
     let store = common::generate_and_ingest(d, &cfg);
     std::fs::remove_dir_all(d.join("gen/claims")).unwrap();
     common::weekly_features(&store, &d.join("features"));
-    let o = RunOptions {
-        features: d.join("features/facility_period.parquet"),
-        data_dir: Some(d.join("data")),
-        store_snapshot: None,
-        model: d.join("model.json"),
-        fit: true,
-        train_to: None,
-        config: DetectConfig::default(),
-        as_of: None,
-        alerts_db: d.join("alerts.sqlite"),
-        out: d.join("out"),
-        lang: Lang::Vi,
-        progress: false,
-    };
-    alerts::run(&o).unwrap();
+    alerts::run(&common::detect_options(d, DetectConfig::default())).unwrap();
     let labels = read_labels(&d.join("gen/labels.csv")).unwrap();
     let e = evaluate(
         &read_scores(&d.join("out/scores.parquet")).unwrap(),

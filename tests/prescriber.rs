@@ -17,7 +17,7 @@
 mod common;
 
 use bhyt::alerts::{self, RunOptions};
-use bhyt::detect::{DetectConfig, Lang};
+use bhyt::detect::DetectConfig;
 use bhyt::evaluate::read_labels;
 use bhyt::generate::GenConfig;
 use chrono::NaiveDate;
@@ -316,18 +316,11 @@ fn an_overprescribing_doctor_is_named_within_weeks() {
         .expect("the generator plants one over-prescribing doctor");
     let run = |as_of: Option<NaiveDate>, out: &str| {
         let o = RunOptions {
-            features: d.join("features/facility_period.parquet"),
-            data_dir: Some(d.join("data")),
-            store_snapshot: None,
-            model: d.join("model.json"),
             fit: as_of.is_none(),
-            train_to: None,
-            config: DetectConfig::default(),
             as_of,
             alerts_db: d.join(format!("{out}.sqlite")),
             out: d.join(out),
-            lang: Lang::Vi,
-            progress: false,
+            ..common::detect_options(d, DetectConfig::default())
         };
         alerts::run(&o).unwrap()
     };

@@ -234,6 +234,26 @@ pub fn generate_and_ingest(dir: &Path, cfg: &bhyt::generate::GenConfig) -> Store
     store
 }
 
+/// Detection of a generated world under `dir` (store in `dir/data`,
+/// weekly features from [`weekly_features`] in `dir/features`): fits a model
+/// at `dir/model.json`, writes to `dir/out` and `dir/alerts.sqlite`.
+pub fn detect_options(dir: &Path, config: bhyt::detect::DetectConfig) -> bhyt::alerts::RunOptions {
+    bhyt::alerts::RunOptions {
+        features: dir.join("features/facility_period.parquet"),
+        data_dir: Some(dir.join("data")),
+        store_snapshot: None,
+        model: dir.join("model.json"),
+        fit: true,
+        train_to: None,
+        config,
+        as_of: None,
+        alerts_db: dir.join("alerts.sqlite"),
+        out: dir.join("out"),
+        lang: bhyt::detect::Lang::Vi,
+        progress: false,
+    }
+}
+
 /// Writes the weekly features table of a store under `dir`.
 pub fn weekly_features(store: &Store, dir: &Path) {
     let cfg = bhyt::features::FeatureConfig {
