@@ -137,6 +137,7 @@ fn weekly_runs_raise_continue_and_resolve_an_alert() {
         data_dir: None,
         store_snapshot: None,
         capacity: 3,
+        memory_mb: bhyt::store::chunks::DEFAULT_MEMORY_MB,
         out: d.join("report"),
         lang: Lang::Vi,
     })

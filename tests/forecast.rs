@@ -112,6 +112,7 @@ fn forecasts_add_up_nest_explain_and_move_with_known_changes() {
         data_dir: Some(d.join("data")),
         store_snapshot: None,
         capacity: 5,
+        memory_mb: bhyt::store::chunks::DEFAULT_MEMORY_MB,
         out: d.join("report"),
         lang: bhyt::detect::Lang::Vi,
     })

@@ -130,6 +130,7 @@ pub fn run(a: DemoArgs) -> Result<Outcome> {
         data_dir: Some(data_dir.clone()),
         store_snapshot: None,
         capacity: 10,
+        memory_mb: bhyt::store::chunks::DEFAULT_MEMORY_MB,
         out: a.out.join("report"),
         lang: a.lang,
     })?;

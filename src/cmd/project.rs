@@ -190,6 +190,7 @@ pub fn weekly(a: WeeklyArgs, ctx: &Ctx) -> Result<Outcome> {
             capacity: None,
             out: None,
             lang: None,
+            memory_mb: None,
         },
         ctx,
     );

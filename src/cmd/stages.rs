@@ -258,6 +258,10 @@ pub struct ReportArgs {
     /// Language of the pages (vi, en). Default: the project's, else vi.
     #[arg(long, value_enum)]
     pub lang: Option<bhyt::detect::Lang>,
+    /// Memory budget, MiB, of the evidence pages' pass over the claims
+    /// (default 4096).
+    #[arg(long)]
+    pub memory_mb: Option<u64>,
 }
 
 pub fn report_options(a: ReportArgs, ctx: &Ctx) -> bhyt::report::ReportOptions {
@@ -272,6 +276,9 @@ pub fn report_options(a: ReportArgs, ctx: &Ctx) -> bhyt::report::ReportOptions {
         data_dir,
         store_snapshot: ctx.as_of_snapshot,
         capacity: ctx.capacity(a.capacity),
+        memory_mb: a
+            .memory_mb
+            .unwrap_or(bhyt::store::chunks::DEFAULT_MEMORY_MB),
         out: ctx.out(a.out, "report"),
         lang: ctx.lang(a.lang),
     }

@@ -11,7 +11,8 @@ use crate::detect::signals::label;
 
 pub(super) fn alert_page(o: &ReportOptions, alerts_path: &Path) -> Result<usize, ReportError> {
     let a = read(alerts_path)?;
-    let mut charts = ChartSource::open(&o.features, o.model.as_deref())?;
+    let causes = strs(&a, "cause");
+    let mut charts = ChartSource::open(&o.features, o.model.as_deref(), &causes)?;
     let lang = o.lang;
     let t = |vi: &'static str, en: &'static str| match lang {
         Lang::Vi => vi,
@@ -21,7 +22,6 @@ pub(super) fn alert_page(o: &ReportOptions, alerts_path: &Path) -> Result<usize,
     let codes = strs(&a, "facility_code");
     let names = strs(&a, "facility_name");
     let groups = strs(&a, "peer_group");
-    let causes = strs(&a, "cause");
     let states = strs(&a, "state");
     let levels = strs(&a, "level");
     let detectors = strs(&a, "detector");

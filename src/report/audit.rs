@@ -86,15 +86,39 @@ pub fn audit_ranking(scores: &DataFrame) -> Result<Vec<AuditRow>, ReportError> {
     Ok(rows)
 }
 
+/// The columns of the scores table that [`audit_ranking`] reads, over its
+/// last 52 weeks (the ranking's window): the table has a row per facility,
+/// week and signal over the whole history.
+fn recent_scores(path: &Path) -> Result<DataFrame, ReportError> {
+    let err = |source| ReportError::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    let day = || col("period_start").cast(DataType::Int32);
+    let cols = [
+        "facility_code",
+        "signal",
+        "detector",
+        "severity",
+        "excess_vnd",
+        "period_start",
+        "onset",
+    ];
+    crate::store::scan_file(path)
+        .map_err(err)?
+        .select(cols.map(col))
+        .filter(day().gt(day().max() - lit(7 * 52)))
+        .collect()
+        .map_err(err)
+}
+
 pub(super) fn audit_plan(o: &ReportOptions) -> Result<(), ReportError> {
     let lang = o.lang;
     let t = |vi: &'static str, en: &'static str| match lang {
         Lang::Vi => vi,
         Lang::En => en,
     };
-    let scores = read(&o.detect_dir.join("scores.parquet"))?;
-    let rows = audit_ranking(&scores)?;
-    let f = read(&o.features)?;
+    let rows = audit_ranking(&recent_scores(&o.detect_dir.join("scores.parquet"))?)?;
     let names = facility_names(o.data_dir.as_deref())?;
     let planned: Vec<&AuditRow> = rows
         .iter()
@@ -122,20 +146,10 @@ pub(super) fn audit_plan(o: &ReportOptions) -> Result<(), ReportError> {
                     ),
                 })
                 .collect();
-            // At most `capacity` facilities: the default budget.
-            crate::alerts::explain::contributors(
-                &st,
-                &spans,
-                None,
-                5,
-                crate::store::chunks::DEFAULT_MEMORY_MB,
-            )?
+            crate::alerts::explain::contributors(&st, &spans, None, 5, o.memory_mb)?
         }
         None => HashMap::new(),
     };
-    let fac = strs(&f, "facility_code");
-    let group = strs(&f, "peer_group");
-    let period = periods(&f)?;
     let indicators = [
         "avg_cost_outpatient",
         "avg_cost_inpatient",
@@ -148,6 +162,13 @@ pub(super) fn audit_plan(o: &ReportOptions) -> Result<(), ReportError> {
         "oop_visit_share",
         "overlapping_claim_share",
     ];
+    let mut cols = vec!["facility_code", "peer_group", "period_start"];
+    cols.extend(indicators);
+    cols.extend(planned.iter().map(|r| chart_signal(&r.signal)));
+    let f = read_columns(&o.features, &cols)?;
+    let fac = strs(&f, "facility_code");
+    let group = strs(&f, "peer_group");
+    let period = periods(&f)?;
     let vals: HashMap<&str, Vec<Option<f64>>> =
         indicators.iter().map(|c| (*c, nums(&f, c))).collect();
     let mut table = String::new();

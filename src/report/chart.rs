@@ -9,7 +9,7 @@ use plotters::prelude::*;
 
 use polars::prelude::DataFrame;
 
-use super::{nums, periods, read, strs, ReportError};
+use super::{nums, periods, read_columns, strs, ReportError};
 use crate::detect::signals::{label, show};
 use crate::detect::{DetectorModel, Lang};
 
@@ -273,12 +273,19 @@ impl ChartSource {
     }
 
     /// From the features table's file and the model's (a model that does
-    /// not load only drops the control limit).
-    pub fn open(features: &Path, model: Option<&Path>) -> Result<ChartSource, ReportError> {
+    /// not load only drops the control limit), reading the columns that the
+    /// charts of these alert causes draw.
+    pub fn open(
+        features: &Path,
+        model: Option<&Path>,
+        causes: &[String],
+    ) -> Result<ChartSource, ReportError> {
         let model = model
             .filter(|p| p.exists())
             .and_then(|p| DetectorModel::load(p).ok());
-        ChartSource::new(read(features)?, model)
+        let mut cols = vec!["facility_code", "peer_group", "period_start", "visits"];
+        cols.extend(causes.iter().map(|c| chart_signal(c)));
+        ChartSource::new(read_columns(features, &cols)?, model)
     }
 
     pub fn data(&mut self, r: &ChartRequest, lang: Lang) -> ChartData {

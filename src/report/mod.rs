@@ -57,6 +57,9 @@ pub struct ReportOptions {
     pub store_snapshot: Option<i64>,
     /// Audits the inspection team can do: the plan lists this many first.
     pub capacity: usize,
+    /// Memory budget, MiB, of the evidence pages' pass over the claims
+    /// (default [`crate::store::chunks::DEFAULT_MEMORY_MB`]).
+    pub memory_mb: u64,
     pub out: PathBuf,
     pub lang: Lang,
 }
@@ -75,6 +78,28 @@ pub(crate) fn read(path: &Path) -> Result<DataFrame, ReportError> {
             path: path.display().to_string(),
             source,
         })
+}
+
+/// The named columns of a Parquet file, those it has. The features and
+/// scores tables are wide (one column per indicator) and long (facilities ×
+/// weeks), and a page draws a dozen of their columns: reading only those
+/// keeps the report's memory to what it shows.
+pub(crate) fn read_columns(path: &Path, cols: &[&str]) -> Result<DataFrame, ReportError> {
+    let err = |source| ReportError::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut lf = crate::store::scan_file(path).map_err(err)?;
+    let schema = lf.collect_schema().map_err(err)?;
+    let mut keep: Vec<&str> = Vec::new();
+    for c in cols {
+        if schema.contains(c) && !keep.contains(c) {
+            keep.push(c);
+        }
+    }
+    lf.select(keep.into_iter().map(col).collect::<Vec<_>>())
+        .collect()
+        .map_err(err)
 }
 
 /// Period starts of a features table (a missing date reads as 1970-01-01).

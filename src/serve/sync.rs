@@ -80,8 +80,9 @@ pub fn read_alerts(cfg: &ServeConfig) -> Result<Vec<AlertRow>, ServeError> {
     }
     let df = read(&path)?;
     let map = provinces(cfg.data_dir.as_deref());
+    let causes = strings(&df, "cause");
     let mut charts = match cfg.features.as_deref().filter(|p| p.exists()) {
-        Some(f) => match ChartSource::open(f, cfg.model.as_deref()) {
+        Some(f) => match ChartSource::open(f, cfg.model.as_deref(), &causes) {
             Ok(c) => Some(c),
             Err(e) => {
                 tracing::warn!("alert charts left out: {e}");
