@@ -179,8 +179,18 @@ impl Store {
         table: &str,
         version: Option<u64>,
     ) -> Result<Option<LazyFrame>, StoreError> {
+        let files = self.table(table).files(version)?;
+        self.scan_table_files(table, &files)
+    }
+
+    /// These files of a table (from its log) as one lazy frame, the
+    /// partition columns added; None when there is none.
+    pub(crate) fn scan_table_files(
+        &self,
+        table: &str,
+        files: &[delta::TableFile],
+    ) -> Result<Option<LazyFrame>, StoreError> {
         let t = self.table(table);
-        let files = t.files(version)?;
         if files.is_empty() {
             return Ok(None);
         }

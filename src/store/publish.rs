@@ -307,7 +307,22 @@ impl Store {
             path: self.root().join(VISITS),
             source,
         };
-        let all = self.scan_table_at(VISITS, Some(vv))?;
+        // The files to read, chosen from the log by their partition: a
+        // filter on the partition column would still open every file of
+        // the store to plan the scan, and the store grows with each publish.
+        let files: Vec<TableFile> = self
+            .table(VISITS)
+            .files(Some(vv))?
+            .into_iter()
+            .filter(|f| {
+                full || f
+                    .partition
+                    .get(super::sink::PARTITION_BY[0])
+                    .and_then(Option::as_ref)
+                    .is_some_and(|p| new_provinces.contains(p))
+            })
+            .collect();
+        let all = self.scan_table_files(VISITS, &files)?;
         let Some(all) = all else { return Ok(None) };
         let keys = [
             col("claim_key"),
@@ -329,15 +344,7 @@ impl Store {
                 .map_err(perr)?
                 .select([col("claim_key")])
                 .unique(None, UniqueKeepStrategy::Any);
-            let provinces = Series::new(
-                "p".into(),
-                new_provinces.iter().cloned().collect::<Vec<String>>(),
-            );
-            all.filter(
-                col(super::sink::PARTITION_BY[0]).is_in(lit(provinces).implode(false), false),
-            )
-            .select(keys)
-            .join(
+            all.select(keys).join(
                 batch,
                 [col("claim_key")],
                 [col("claim_key")],
