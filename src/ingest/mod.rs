@@ -338,18 +338,36 @@ pub fn run(
     let (small, large): (Vec<Job>, Vec<Job>) = envelopes
         .into_iter()
         .partition(|j| j.src.raw_size() < SMALL_ENVELOPE_BYTES);
-    for chunk in small.chunks(SMALL_ENVELOPE_BATCH) {
-        let results: Vec<(EnvelopeResult, PartSink)> = chunk
+    let read_batch = |chunk: &[Job]| -> Vec<(EnvelopeResult, PartSink)> {
+        chunk
             .par_iter()
             .map(|job| {
                 let mut sink = PartSink::new(store, job.seq).with_flush_rows(opts.flush_rows);
                 let r = ingest_envelope_whole(job, &conv, &mut sink, &pb);
                 (r, sink)
             })
-            .collect();
-        for (job, (r, sink)) in chunk.iter().zip(results) {
-            finish_envelope(job, r, sink, &mut run, &mut manifest, &mut report)?;
-        }
+            .collect()
+    };
+    // The commits (Parquet writes of the shared files, the publish) are
+    // serial: the workers read the next batch meanwhile, so the cores do
+    // not wait for them.
+    let mut batches = small.chunks(SMALL_ENVELOPE_BATCH);
+    let mut ready = batches.next().map(|c| (c, read_batch(c)));
+    while let Some((chunk, results)) = ready.take() {
+        let next = batches.next();
+        let (read, committed) = std::thread::scope(|s| {
+            let reading = next.map(|c| s.spawn(move || (c, read_batch(c))));
+            let committed = chunk.iter().zip(results).try_for_each(|(job, (r, sink))| {
+                finish_envelope(job, r, sink, &mut run, &mut manifest, &mut report)
+            });
+            let read = reading.map(|h| match h.join() {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            });
+            (read, committed)
+        });
+        committed?;
+        ready = read;
     }
     tracing::info!("small envelopes done");
     for job in &large {
