@@ -13,9 +13,6 @@
 use std::borrow::Cow;
 use std::io::BufRead;
 
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-use base64::engine::DecodePaddingMode;
-use base64::Engine;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
@@ -247,30 +244,11 @@ pub fn parse_rows<'a>(doc: &'a [u8], out: &mut Vec<RawRecord<'a>>) -> Result<(),
     Ok(())
 }
 
-/// The base64 engine: standard alphabet, padding optional (some systems
-/// drop it).
-const B64: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
-
-/// Decodes a base64 payload that may be wrapped in lines (76 columns, CRLF).
+/// Decodes a base64 payload (SIMD). Forgiving, as the WHATWG defines it:
+/// ASCII whitespace (76-column wrapping, CRLF, indentation) is skipped and
+/// the padding is optional (some systems drop it).
 pub fn decode_base64(payload: &[u8], position: u64) -> Result<Vec<u8>, XmlError> {
-    // Most payloads are one unwrapped line: decode directly, and strip
-    // whitespace (76-column wrapping, CRLF, indentation) only when that fails.
-    B64.decode(payload)
-        .or_else(|first| {
-            if payload.iter().any(|b| b.is_ascii_whitespace()) {
-                let compact: Vec<u8> = payload
-                    .iter()
-                    .copied()
-                    .filter(|b| !b.is_ascii_whitespace())
-                    .collect();
-                B64.decode(&compact)
-            } else {
-                Err(first)
-            }
-        })
+    base64_simd::forgiving_decode_to_vec(payload)
         .map_err(|e| XmlError::new(position, format!("bad base64 in NOIDUNGFILE: {e}")))
 }
 
@@ -503,4 +481,28 @@ pub fn scan<R: BufRead>(
         return Err(XmlError::new(0, "no XML element found (empty or not XML)"));
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_base64;
+
+    #[test]
+    fn base64_payloads_decode_wrapped_unpadded_or_not_at_all() {
+        let doc = b"<CHITIEU_TONGHOP><MA_LK>12</MA_LK></CHITIEU_TONGHOP>";
+        let padded = base64_simd::STANDARD.encode_to_string(doc);
+        assert!(padded.ends_with('='), "the sample needs padding");
+        assert_eq!(decode_base64(padded.as_bytes(), 0).unwrap(), doc);
+        let unpadded = padded.trim_end_matches('=');
+        assert_eq!(decode_base64(unpadded.as_bytes(), 0).unwrap(), doc);
+        let wrapped: String = padded
+            .as_bytes()
+            .chunks(16)
+            .map(|c| format!("  {}\r\n", std::str::from_utf8(c).unwrap()))
+            .collect();
+        assert_eq!(decode_base64(wrapped.as_bytes(), 0).unwrap(), doc);
+        let e = decode_base64(b"PENISVRJRVU*", 77).unwrap_err();
+        assert_eq!(e.position, 77);
+        assert!(e.message.contains("bad base64"), "{}", e.message);
+    }
 }
