@@ -15,7 +15,7 @@ pub(super) type EnvelopeResult = Result<(Tally, String), IngestError>;
 
 /// Envelopes below this size are read whole and processed several at a time.
 pub(super) const SMALL_ENVELOPE_BYTES: u64 = 8 << 20;
-/// Small envelopes processed in parallel before their results are committed.
+/// Small envelopes read ahead of the oldest one not yet committed.
 pub(super) const SMALL_ENVELOPE_BATCH: usize = 64;
 
 /// Commits (or rejects) an envelope once read.

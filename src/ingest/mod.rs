@@ -18,6 +18,7 @@
 pub mod convert;
 mod envelope;
 pub mod fields;
+mod ordered;
 mod registry;
 pub mod source;
 pub mod tabular;
@@ -38,7 +39,7 @@ use convert::{
     Rule, SourceCtx, ValidationConfig, ValueFormat, VisitAnchor,
 };
 use envelope::{
-    finish_envelope, ingest_envelope, ingest_envelope_whole, EnvelopeResult, SMALL_ENVELOPE_BATCH,
+    finish_envelope, ingest_envelope, ingest_envelope_whole, SMALL_ENVELOPE_BATCH,
     SMALL_ENVELOPE_BYTES,
 };
 use fields::{lf, RawRecord, RowKind};
@@ -338,37 +339,19 @@ pub fn run(
     let (small, large): (Vec<Job>, Vec<Job>) = envelopes
         .into_iter()
         .partition(|j| j.src.raw_size() < SMALL_ENVELOPE_BYTES);
-    let read_batch = |chunk: &[Job]| -> Vec<(EnvelopeResult, PartSink)> {
-        chunk
-            .par_iter()
-            .map(|job| {
-                let mut sink = PartSink::new(store, job.seq).with_flush_rows(opts.flush_rows);
-                let r = ingest_envelope_whole(job, &conv, &mut sink, &pb);
-                (r, sink)
-            })
-            .collect()
-    };
     // The commits (Parquet writes of the shared files, the publish) are
-    // serial: the workers read the next batch meanwhile, so the cores do
-    // not wait for them.
-    let mut batches = small.chunks(SMALL_ENVELOPE_BATCH);
-    let mut ready = batches.next().map(|c| (c, read_batch(c)));
-    while let Some((chunk, results)) = ready.take() {
-        let next = batches.next();
-        let (read, committed) = std::thread::scope(|s| {
-            let reading = next.map(|c| s.spawn(move || (c, read_batch(c))));
-            let committed = chunk.iter().zip(results).try_for_each(|(job, (r, sink))| {
-                finish_envelope(job, r, sink, &mut run, &mut manifest, &mut report)
-            });
-            let read = reading.map(|h| match h.join() {
-                Ok(r) => r,
-                Err(panic) => std::panic::resume_unwind(panic),
-            });
-            (read, committed)
-        });
-        committed?;
-        ready = read;
-    }
+    // serial; the workers go on reading the next envelopes meanwhile.
+    ordered::read_in_order(
+        &small,
+        rayon::current_num_threads(),
+        SMALL_ENVELOPE_BATCH,
+        |job| {
+            let mut sink = PartSink::new(store, job.seq).with_flush_rows(opts.flush_rows);
+            let r = ingest_envelope_whole(job, &conv, &mut sink, &pb);
+            (r, sink)
+        },
+        |job, (r, sink)| finish_envelope(job, r, sink, &mut run, &mut manifest, &mut report),
+    )?;
     tracing::info!("small envelopes done");
     for job in &large {
         let mut sink = PartSink::new(store, job.seq).with_flush_rows(opts.flush_rows);
