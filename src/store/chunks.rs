@@ -49,10 +49,31 @@ impl Chunk {
     }
 }
 
+/// Room for Polars' pools and the query's transient buffers above what the
+/// process holds when a chunked pass is planned, MiB.
+const HEADROOM_MB: u64 = 256;
+
 /// Visits a chunk may hold under a memory budget in MiB, for a query that
-/// holds `bytes_per_visit` per visit of its chunk.
+/// holds `bytes_per_visit` per visit of its chunk. What the process already
+/// holds counts against the budget (at least [`BASE_MB`]): a stage's tables
+/// that are not chunked (facilities × weeks) grow with the store, and the
+/// chunks must shrink by as much.
 pub fn visits_per_chunk(memory_mb: u64, bytes_per_visit: u64) -> u64 {
-    (memory_mb.saturating_sub(BASE_MB) * 1024 * 1024 / bytes_per_visit.max(1)).max(1)
+    let held = resident_mb().map_or(BASE_MB, |r| (r + HEADROOM_MB).max(BASE_MB));
+    chunk_visits(memory_mb, held, bytes_per_visit)
+}
+
+fn chunk_visits(memory_mb: u64, held_mb: u64, bytes_per_visit: u64) -> u64 {
+    (memory_mb.saturating_sub(held_mb) * 1024 * 1024 / bytes_per_visit.max(1)).max(1)
+}
+
+/// Resident memory of this process, MiB (`VmRSS` of `/proc/self/status`;
+/// None where there is no such file).
+fn resident_mb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
 }
 
 /// Facilities of `visits` (a scan of the store's visits, filtered as the
@@ -118,4 +139,21 @@ pub fn plan_chunks(visits: LazyFrame, max_visits: u64) -> PolarsResult<Vec<Chunk
         chunks.push(cur);
     }
     Ok(chunks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_shrink_by_what_the_process_already_holds() {
+        let at_base = chunk_visits(4096, BASE_MB, 1024);
+        assert_eq!(at_base, (4096 - BASE_MB) * 1024);
+        assert!(chunk_visits(4096, 2048, 1024) < at_base);
+        // A budget below what is held still reads a visit at a time.
+        assert_eq!(chunk_visits(1024, 2048, 1024), 1);
+        let rss = resident_mb().expect("Linux has /proc/self/status");
+        assert!(rss > 0);
+        assert!(visits_per_chunk(4096, 1024) <= at_base);
+    }
 }
