@@ -356,11 +356,7 @@ impl Table {
         }
         let stats = stats_json(&data, stat_columns);
         let file = std::fs::File::create(&path).map_err(|e| other(e.to_string()))?;
-        ParquetWriter::new(file)
-            .with_compression(ParquetCompression::Zstd(None))
-            .with_statistics(StatisticsOptions::full())
-            .finish(&mut data)
-            .map_err(|e| other(e.to_string()))?;
+        super::write_parquet_to(&file, &mut data).map_err(|e| other(e.to_string()))?;
         let size = std::fs::metadata(&path)
             .map_err(|e| other(e.to_string()))?
             .len() as i64;

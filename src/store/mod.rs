@@ -386,18 +386,28 @@ pub fn scan_files(paths: Vec<PlRefPath>) -> PolarsResult<LazyFrame> {
     LazyFrame::scan_parquet_files(paths.into(), args)
 }
 
+/// Writes a frame as zstd Parquet with full statistics, through a buffer:
+/// the writer emits a page at a time, thousands of small writes a file
+/// unbuffered.
+pub(crate) fn write_parquet_to(file: &std::fs::File, df: &mut DataFrame) -> PolarsResult<()> {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    ParquetWriter::new(&mut w)
+        .with_compression(ParquetCompression::Zstd(None))
+        .with_statistics(StatisticsOptions::full())
+        .finish(df)?;
+    w.flush()?;
+    Ok(())
+}
+
 /// Writes a frame to Parquet atomically: a temporary file in the same
 /// directory, then a rename.
 pub fn write_parquet_atomic(df: &mut DataFrame, path: &Path) -> Result<(), StoreError> {
     let tmp = temp_beside(path)?;
-    ParquetWriter::new(tmp.as_file())
-        .with_compression(ParquetCompression::Zstd(None))
-        .with_statistics(StatisticsOptions::full())
-        .finish(df)
-        .map_err(|source| StoreError::Polars {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    write_parquet_to(tmp.as_file(), df).map_err(|source| StoreError::Polars {
+        path: path.to_path_buf(),
+        source,
+    })?;
     tmp.persist(path).map_err(|e| StoreError::Io {
         path: path.to_path_buf(),
         source: e.error,
