@@ -306,10 +306,13 @@ impl Manifest {
             .optional()?)
     }
 
-    /// Snapshots taken at or after `since` (UTC, ISO 8601), oldest first.
+    /// Snapshots taken after `since` (UTC, ISO 8601, whole seconds), oldest
+    /// first. Strictly after: a snapshot of the same second as `since` is
+    /// not in a window that starts then (a vacuum without retention, run
+    /// within the second of the last publish, keeps no old snapshot).
     pub fn snapshots_since(&self, since: &str) -> Result<Vec<Snapshot>, StoreError> {
         let mut st = self.conn.prepare(
-            "SELECT id, visits, lines, quarantine, superseded FROM snapshots WHERE at >= ?1 ORDER BY id",
+            "SELECT id, visits, lines, quarantine, superseded FROM snapshots WHERE at > ?1 ORDER BY id",
         )?;
         let rows = st.query_map([since], snapshot_of)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
