@@ -815,15 +815,31 @@ async fn a_reviewer_works_an_alert_in_a_real_browser() {
         // Filter: nothing matches, then the facility.
         let q = c.find(Locator::Css("input[name=q]")).await?;
         q.send_keys("no-such-facility").await?;
+        // The filter is a form: the old page's count stays until the new
+        // page replaces it, so the count is awaited, not read at once.
+        let shown = |want: &'static str| {
+            let c = c.clone();
+            async move {
+                let mut last = String::new();
+                for _ in 0..100 {
+                    if let Ok(e) = c.find(Locator::Id("shown")).await {
+                        last = e.text().await.unwrap_or_default();
+                        if last == want {
+                            break;
+                        }
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                assert_eq!(last, want, "alerts shown after the filter");
+            }
+        };
         c.find(Locator::Id("filter")).await?.click().await?;
-        c.wait().for_element(Locator::Id("shown")).await?;
-        assert_eq!(c.find(Locator::Id("shown")).await?.text().await?, "0");
+        shown("0").await;
         let q = c.find(Locator::Css("input[name=q]")).await?;
         q.clear().await?;
         q.send_keys("92001").await?;
         c.find(Locator::Id("filter")).await?.click().await?;
-        c.wait().for_element(Locator::Id("shown")).await?;
-        assert_eq!(c.find(Locator::Id("shown")).await?.text().await?, "1");
+        shown("1").await;
         // Open the alert, decide.
         c.find(Locator::Css("tr.row a")).await?.click().await?;
         c.wait().for_element(Locator::Id("decide")).await?;
