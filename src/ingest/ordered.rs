@@ -12,7 +12,13 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::sync_channel;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+/// The window's lock, also after a worker panicked holding it (the panic
+/// is raised on the calling thread anyway).
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Reads `jobs` with `read` on `workers` threads and hands each result to
 /// `commit` in the order of `jobs`. Stops at the first error of `commit`
@@ -35,7 +41,7 @@ where
     let window = (Mutex::new((0usize, false)), Condvar::new());
     let (tx, rx) = sync_channel::<(usize, std::thread::Result<R>)>(lookahead);
     let stop = |window: &(Mutex<(usize, bool)>, Condvar)| {
-        window.0.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+        locked(&window.0).1 = true;
         window.1.notify_all();
     };
     std::thread::scope(|s| {
@@ -49,7 +55,7 @@ where
                 }
                 {
                     let (lock, wake) = window;
-                    let mut w = lock.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut w = locked(lock);
                     while !w.1 && i >= w.0 + lookahead {
                         w = wake.wait(w).unwrap_or_else(|p| p.into_inner());
                     }
@@ -85,7 +91,7 @@ where
                 }
                 want += 1;
                 let (lock, wake) = &window;
-                lock.lock().unwrap_or_else(|p| p.into_inner()).0 = want;
+                locked(lock).0 = want;
                 wake.notify_all();
             }
         }

@@ -90,10 +90,7 @@ pub fn audit_ranking(scores: &DataFrame) -> Result<Vec<AuditRow>, ReportError> {
 /// last 52 weeks (the ranking's window): the table has a row per facility,
 /// week and signal over the whole history.
 fn recent_scores(path: &Path) -> Result<DataFrame, ReportError> {
-    let err = |source| ReportError::Read {
-        path: path.display().to_string(),
-        source,
-    };
+    let err = read_error(path);
     let day = || col("period_start").cast(DataType::Int32);
     let cols = [
         "facility_code",

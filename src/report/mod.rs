@@ -74,10 +74,15 @@ pub struct ReportSummary {
 pub(crate) fn read(path: &Path) -> Result<DataFrame, ReportError> {
     crate::store::scan_file(path)
         .and_then(|l| l.collect())
-        .map_err(|source| ReportError::Read {
-            path: path.display().to_string(),
-            source,
-        })
+        .map_err(read_error(path))
+}
+
+/// A Polars error reading `path`, named.
+pub(crate) fn read_error(path: &Path) -> impl Fn(PolarsError) -> ReportError + Copy + '_ {
+    move |source| ReportError::Read {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// The named columns of a Parquet file, those it has. The features and
@@ -85,10 +90,7 @@ pub(crate) fn read(path: &Path) -> Result<DataFrame, ReportError> {
 /// weeks), and a page draws a dozen of their columns: reading only those
 /// keeps the report's memory to what it shows.
 pub(crate) fn read_columns(path: &Path, cols: &[&str]) -> Result<DataFrame, ReportError> {
-    let err = |source| ReportError::Read {
-        path: path.display().to_string(),
-        source,
-    };
+    let err = read_error(path);
     let mut lf = crate::store::scan_file(path).map_err(err)?;
     let schema = lf.collect_schema().map_err(err)?;
     let mut keep: Vec<&str> = Vec::new();
