@@ -508,6 +508,14 @@ mod tests {
         .unwrap()
     }
 
+    /// A new table partitioned by year and month, in `dir/name`.
+    fn created(dir: &std::path::Path, name: &str) -> Table {
+        let t = Table::at(dir.join(name));
+        t.create(frame(&["92001"], 1).schema(), &["year", "month"])
+            .unwrap();
+        t
+    }
+
     fn part(month: i32) -> Vec<(&'static str, String)> {
         vec![("year", "2024".into()), ("month", month.to_string())]
     }
@@ -515,9 +523,7 @@ mod tests {
     #[test]
     fn files_appear_only_when_committed_and_every_version_stays_readable() {
         let dir = tempfile::tempdir().unwrap();
-        let t = Table::at(dir.path().join("visits"));
-        t.create(frame(&["92001"], 1).schema(), &["year", "month"])
-            .unwrap();
+        let t = created(dir.path(), "visits");
         t.create(frame(&["92001"], 1).schema(), &["year", "month"])
             .unwrap();
         assert_eq!(t.latest_version().unwrap(), Some(0));
@@ -574,9 +580,7 @@ mod tests {
     #[test]
     fn checkpoints_keep_every_version_readable() {
         let dir = tempfile::tempdir().unwrap();
-        let t = Table::at(dir.path().join("visits"));
-        t.create(frame(&["92001"], 1).schema(), &["year", "month"])
-            .unwrap();
+        let t = created(dir.path(), "visits");
         let mut v = 0;
         for i in 0..CHECKPOINT_EVERY + 2 {
             let f = t
@@ -607,9 +611,7 @@ mod tests {
     #[test]
     fn concurrent_appends_both_land() {
         let dir = tempfile::tempdir().unwrap();
-        let t = Table::at(dir.path().join("lines"));
-        t.create(frame(&["92001"], 1).schema(), &["year", "month"])
-            .unwrap();
+        let t = created(dir.path(), "lines");
         let handles: Vec<_> = (0..4)
             .map(|i| {
                 let t = t.clone();
