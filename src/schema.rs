@@ -2,8 +2,8 @@
 //! (one per drug/service/supply line), plus the quarantine table.
 //!
 //! Each table is declared once, with a description per column; the same
-//! declaration gives the row struct, the columnar builder that turns rows
-//! into a Polars `DataFrame`, and the data dictionary
+//! declaration gives the row struct, the function that turns rows into a
+//! Polars `DataFrame` column by column, and the data dictionary
 //! (`datasets/data-dictionary.md`, checked by a test to stay in sync).
 
 use polars::prelude::*;
@@ -36,59 +36,90 @@ fn fnv(mut h: u64, bytes: &[u8]) -> i64 {
     h as i64
 }
 
-/// Converts a column of Rust values into a Polars column.
+/// Turns the values of one field of many rows into a Polars column.
 pub trait IntoColumn {
     const DTYPE: &'static str;
-    fn into_column(v: Vec<Self>, name: &str) -> Column
+    /// The column of `values` (one per row, in row order), built straight
+    /// from the rows: no intermediate vector of owned values.
+    fn column_of<'a>(values: impl Iterator<Item = &'a Self>, name: &str) -> Column
     where
-        Self: Sized;
+        Self: 'a;
 }
 
-macro_rules! simple_column {
-    ($t:ty, $dt:expr) => {
+macro_rules! value_column {
+    ($t:ty, $dt:expr, $chunked:ty) => {
         impl IntoColumn for $t {
             const DTYPE: &'static str = $dt;
-            fn into_column(v: Vec<Self>, name: &str) -> Column {
-                Column::new(name.into(), v)
+            fn column_of<'a>(values: impl Iterator<Item = &'a Self>, name: &str) -> Column {
+                <$chunked>::from_iter_values(name.into(), values.copied())
+                    .into_series()
+                    .into()
+            }
+        }
+        impl IntoColumn for Option<$t> {
+            const DTYPE: &'static str = concat!($dt, "?");
+            fn column_of<'a>(values: impl Iterator<Item = &'a Self>, name: &str) -> Column {
+                <$chunked>::from_iter_options(name.into(), values.copied())
+                    .into_series()
+                    .into()
             }
         }
     };
 }
-simple_column!(String, "str");
-simple_column!(Option<String>, "str?");
-simple_column!(i32, "i32");
-simple_column!(Option<i32>, "i32?");
-simple_column!(i64, "i64");
-simple_column!(f64, "f64");
-simple_column!(Option<f64>, "f64?");
-simple_column!(bool, "bool");
-simple_column!(Option<bool>, "bool?");
+value_column!(i32, "i32", Int32Chunked);
+value_column!(i64, "i64", Int64Chunked);
+value_column!(f64, "f64", Float64Chunked);
+value_column!(bool, "bool", BooleanChunked);
+
+impl IntoColumn for String {
+    const DTYPE: &'static str = "str";
+    fn column_of<'a>(values: impl Iterator<Item = &'a Self>, name: &str) -> Column {
+        StringChunked::from_iter_values(name.into(), values.map(|s| s.as_str()))
+            .into_series()
+            .into()
+    }
+}
+impl IntoColumn for Option<String> {
+    const DTYPE: &'static str = "str?";
+    fn column_of<'a>(values: impl Iterator<Item = &'a Self>, name: &str) -> Column {
+        StringChunked::from_iter_options(name.into(), values.map(|s| s.as_deref()))
+            .into_series()
+            .into()
+    }
+}
+
+/// Milliseconds as a `Datetime(ms)` column.
+fn datetime_ms(c: Int64Chunked) -> Column {
+    c.into_datetime(TimeUnit::Milliseconds, None)
+        .into_series()
+        .into()
+}
 
 impl IntoColumn for Ts {
     const DTYPE: &'static str = "datetime[ms]";
-    fn into_column(v: Vec<Self>, name: &str) -> Column {
-        let raw: Vec<i64> = v.into_iter().map(|t| t.0).collect();
-        Column::new(name.into(), raw)
-            .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
-            .expect("i64 casts to datetime")
+    fn column_of<'a>(values: impl Iterator<Item = &'a Self>, name: &str) -> Column {
+        datetime_ms(Int64Chunked::from_iter_values(
+            name.into(),
+            values.map(|t| t.0),
+        ))
     }
 }
 impl IntoColumn for Option<Ts> {
     const DTYPE: &'static str = "datetime[ms]?";
-    fn into_column(v: Vec<Self>, name: &str) -> Column {
-        let raw: Vec<Option<i64>> = v.into_iter().map(|t| t.map(|t| t.0)).collect();
-        Column::new(name.into(), raw)
-            .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
-            .expect("i64 casts to datetime")
+    fn column_of<'a>(values: impl Iterator<Item = &'a Self>, name: &str) -> Column {
+        datetime_ms(Int64Chunked::from_iter_options(
+            name.into(),
+            values.map(|t| t.map(|t| t.0)),
+        ))
     }
 }
 impl IntoColumn for Day {
     const DTYPE: &'static str = "date";
-    fn into_column(v: Vec<Self>, name: &str) -> Column {
-        let raw: Vec<i32> = v.into_iter().map(|t| t.0).collect();
-        Column::new(name.into(), raw)
-            .cast(&DataType::Date)
-            .expect("i32 casts to date")
+    fn column_of<'a>(values: impl Iterator<Item = &'a Self>, name: &str) -> Column {
+        Int32Chunked::from_iter_values(name.into(), values.map(|d| d.0))
+            .into_date()
+            .into_series()
+            .into()
     }
 }
 
@@ -103,7 +134,7 @@ pub struct ColumnDoc {
 macro_rules! table {
     (
         $(#[$meta:meta])*
-        $row:ident, $builder:ident, $dict:ident {
+        $row:ident, $dict:ident {
             $($(#[doc = $doc:literal])+ $name:ident : $t:ty,)*
         }
     ) => {
@@ -113,32 +144,14 @@ macro_rules! table {
             $($(#[doc = $doc])+ pub $name: $t,)*
         }
 
-        /// Column-wise accumulator of rows, turned into a `DataFrame` at flush.
-        #[derive(Debug, Default)]
-        pub struct $builder {
-            $($name: Vec<$t>,)*
-        }
-
-        impl $builder {
-            pub fn push(&mut self, r: $row) {
-                $(self.$name.push(r.$name);)*
-            }
-            /// Moves all rows of `other` to the end of this builder.
-            pub fn append(&mut self, mut other: Self) {
-                $(self.$name.append(&mut other.$name);)*
-            }
-            pub fn len(&self) -> usize {
-                let lens = [$(self.$name.len()),*];
-                lens[0]
-            }
-            pub fn is_empty(&self) -> bool {
-                self.len() == 0
-            }
-            pub fn finish(self) -> DataFrame {
+        impl $row {
+            /// Rows as a `DataFrame`, each column read straight from the
+            /// rows (chunks of rows, in order, as the ingest collects them).
+            pub fn frame<'a>(rows: impl Iterator<Item = &'a $row> + Clone) -> DataFrame {
                 DataFrame::new_infer_height(vec![
-                    $(<$t as IntoColumn>::into_column(self.$name, stringify!($name)),)*
+                    $(<$t as IntoColumn>::column_of(rows.clone().map(|r| &r.$name), stringify!($name)),)*
                 ])
-                .expect("columns of one builder have equal length")
+                .expect("columns of one table have equal length")
             }
         }
 
@@ -155,7 +168,7 @@ macro_rules! table {
 
 table! {
     /// One visit (XML1 `TONG_HOP`), pseudonymised and enriched on ingest.
-    VisitRow, VisitBuilder, VISIT_COLUMNS {
+    VisitRow, VISIT_COLUMNS {
         /// Facility code (MA_CSKCB, 5 characters; the first 2 are the province code).
         facility_code: String,
         /// Visit link key (MA_LK). Kept as is: it is the reviewer's handle on the claim in the assessment portal.
@@ -269,7 +282,7 @@ table! {
 
 table! {
     /// One drug (XML2) or service/supply/bed-day (XML3) line.
-    LineRow, LineBuilder, LINE_COLUMNS {
+    LineRow, LINE_COLUMNS {
         /// Facility code of the visit (MA_CSKCB).
         facility_code: String,
         /// Visit link key (MA_LK).
@@ -344,7 +357,7 @@ table! {
 table! {
     /// One input record that was not accepted, and why. Never holds a raw
     /// personal value: reasons name the field, not its content.
-    QuarantineRow, QuarantineBuilder, QUARANTINE_COLUMNS {
+    QuarantineRow, QUARANTINE_COLUMNS {
         /// Source file (zip members as `archive.zip!member`).
         source_file: String,
         /// Ingest sequence number of the source file.
@@ -481,9 +494,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builder_makes_typed_frame() {
-        let mut b = QuarantineBuilder::default();
-        b.push(QuarantineRow {
+    fn rows_make_typed_frame() {
+        let row = QuarantineRow {
             source_file: "a.xml".into(),
             source_seq: 1,
             table_name: "XML1".into(),
@@ -493,8 +505,8 @@ mod tests {
             field: Some("NGAY_RA".into()),
             rule: "bad_date".into(),
             reason: "x".into(),
-        });
-        let df = b.finish();
+        };
+        let df = QuarantineRow::frame(std::iter::once(&row));
         assert_eq!(df.height(), 1);
         assert_eq!(df.width(), QUARANTINE_COLUMNS.len());
         assert_eq!(df.column("position").unwrap().dtype(), &DataType::Int64);

@@ -243,15 +243,13 @@ pub fn run(
         report.warnings.extend(w);
     }
     if opts.registry.is_some() || opts.budgets.is_some() {
-        let mut b = crate::schema::QuarantineBuilder::default();
-        for q in registry_q {
+        for q in &registry_q {
             *report
                 .by_rule
                 .entry((q.table_name.clone(), q.rule.clone()))
                 .or_default() += 1;
-            b.push(q);
         }
-        let mut df = b.finish();
+        let mut df = QuarantineRow::frame(registry_q.iter());
         crate::store::write_parquet_atomic(
             &mut df,
             &store
@@ -371,7 +369,7 @@ pub fn run(
             &pb,
         )?;
     }
-    run.flush()?;
+    run.finish()?;
     pb.finish_and_clear();
     Ok(report)
 }

@@ -359,7 +359,7 @@ impl SourceFile {
         &self,
         progress: Option<indicatif::ProgressBar>,
     ) -> std::io::Result<Box<dyn BufRead + Send>> {
-        self.open_with(progress, None)
+        self.open_with(progress, None, BUF)
     }
 
     /// Opens the content and hashes the raw bytes as they are read; the
@@ -369,13 +369,15 @@ impl SourceFile {
         progress: Option<indicatif::ProgressBar>,
     ) -> std::io::Result<(Box<dyn BufRead + Send>, SharedHasher)> {
         let h = SharedHasher::default();
-        Ok((self.open_with(progress, Some(h.clone()))?, h))
+        Ok((self.open_with(progress, Some(h.clone()), BUF)?, h))
     }
 
+    /// `max_buf` bounds the read buffers: the file's size up to it.
     fn open_with(
         &self,
         progress: Option<indicatif::ProgressBar>,
         hasher: Option<SharedHasher>,
+        max_buf: usize,
     ) -> std::io::Result<Box<dyn BufRead + Send>> {
         let raw = CountingReader {
             inner: self.open_raw()?,
@@ -384,7 +386,8 @@ impl SourceFile {
         };
         // Buffers sized to the file: thousands of small submissions must
         // not each allocate (and zero) megabytes.
-        let raw_buf = (self.raw_size().saturating_add(1)).clamp(8 << 10, BUF as u64) as usize;
+        let raw_buf = (self.raw_size().saturating_add(1))
+            .clamp(8 << 10, max_buf.max(8 << 10) as u64) as usize;
         let limit = self.limits.max_decompressed_bytes;
         let (content, cap): (Box<dyn Read + Send>, usize) = if self.gzip {
             let gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(raw_buf, raw));
@@ -394,7 +397,7 @@ impl SourceFile {
                     left: limit,
                     limit,
                 }),
-                BUF,
+                max_buf,
             )
         } else {
             (Box::new(raw), raw_buf)
@@ -476,7 +479,8 @@ impl SourceFile {
 
     /// Whether an XML source is a submission envelope (else a bare document).
     pub fn sniff_envelope(&self) -> std::io::Result<bool> {
-        let mut r = self.open(None)?;
+        // Small buffers: a buffer sized to the file read it all for 4 kB.
+        let mut r = self.open_with(None, None, 8 << 10)?;
         let mut head = vec![0u8; 4096];
         let mut n = 0;
         while n < head.len() {

@@ -16,9 +16,7 @@ use polars::prelude::*;
 use super::delta::NewFile;
 use super::publish::{Batch, SourceCommit, Written};
 use super::{SourceRecord, Store, StoreError, LINES, QUARANTINE, VISITS};
-use crate::schema::{
-    LineBuilder, LineRow, QuarantineBuilder, QuarantineRow, VisitBuilder, VisitRow,
-};
+use crate::schema::{LineRow, QuarantineRow, VisitRow};
 
 /// Rows held in memory before a flush. At ~300 bytes a row this is well
 /// under 100 MB, and large enough for Parquet row groups to compress well.
@@ -28,8 +26,32 @@ pub const DEFAULT_FLUSH_ROWS: usize = 200_000;
 /// first two characters: stable, in the claim itself), year and month.
 type Part = (String, i32, i32);
 
-fn province_code(facility: &str) -> String {
-    facility.get(..2).unwrap_or("").to_string()
+/// Rows of one partition, in chunks: a source's rows are one chunk, and
+/// the run's shared files take the chunks of many sources as they are
+/// (moved, not copied, on the committing thread).
+type Chunks<R> = Vec<Vec<R>>;
+
+/// The chunk of `facility`'s partition that takes the next row. A source
+/// has a handful of partitions (province-months), so a scan finds one
+/// without allocating a key per row.
+fn chunk_of<'m, R>(
+    map: &'m mut BTreeMap<Part, Chunks<R>>,
+    facility: &str,
+    year: i32,
+    month: i32,
+) -> &'m mut Vec<R> {
+    let province = facility.get(..2).unwrap_or("");
+    let at = map
+        .keys()
+        .position(|(p, y, m)| p == province && *y == year && *m == month);
+    let chunks = match at {
+        Some(i) => map.values_mut().nth(i).expect("the position is in the map"),
+        None => map.entry((province.to_string(), year, month)).or_default(),
+    };
+    if chunks.is_empty() {
+        chunks.push(Vec::new());
+    }
+    chunks.last_mut().expect("a chunk was just ensured")
 }
 
 /// Partition columns of the visit and line tables.
@@ -41,9 +63,9 @@ const STAT_COLUMNS: [&str; 3] = ["facility_code", "admission_date", "discharge_d
 /// Rows of one or more sources, by partition.
 #[derive(Default)]
 struct Buffers {
-    visits: BTreeMap<Part, VisitBuilder>,
-    lines: BTreeMap<Part, LineBuilder>,
-    quarantine: QuarantineBuilder,
+    visits: BTreeMap<Part, Chunks<VisitRow>>,
+    lines: BTreeMap<Part, Chunks<LineRow>>,
+    quarantine: Vec<QuarantineRow>,
     rows: usize,
 }
 
@@ -61,13 +83,13 @@ fn seqs_of(df: &DataFrame) -> Vec<i64> {
 
 impl Buffers {
     fn append(&mut self, o: Buffers) {
-        for (k, b) in o.visits {
-            self.visits.entry(k).or_default().append(b);
+        for (k, chunks) in o.visits {
+            self.visits.entry(k).or_default().extend(chunks);
         }
-        for (k, b) in o.lines {
-            self.lines.entry(k).or_default().append(b);
+        for (k, chunks) in o.lines {
+            self.lines.entry(k).or_default().extend(chunks);
         }
-        self.quarantine.append(o.quarantine);
+        self.quarantine.extend(o.quarantine);
         self.rows += o.rows;
     }
 
@@ -111,18 +133,15 @@ impl Buffers {
             out.push(Written { table, file, seqs });
             Ok(())
         };
-        for (k, b) in std::mem::take(&mut self.visits) {
-            put(VISITS, b.finish(), Some(&k))?;
+        for (k, chunks) in std::mem::take(&mut self.visits) {
+            put(VISITS, VisitRow::frame(chunks.iter().flatten()), Some(&k))?;
         }
-        for (k, b) in std::mem::take(&mut self.lines) {
-            put(LINES, b.finish(), Some(&k))?;
+        for (k, chunks) in std::mem::take(&mut self.lines) {
+            put(LINES, LineRow::frame(chunks.iter().flatten()), Some(&k))?;
         }
         if !self.quarantine.is_empty() {
-            put(
-                QUARANTINE,
-                std::mem::take(&mut self.quarantine).finish(),
-                None,
-            )?;
+            let rows = std::mem::take(&mut self.quarantine);
+            put(QUARANTINE, QuarantineRow::frame(rows.iter()), None)?;
         }
         self.rows = 0;
         Ok(out)
@@ -159,14 +178,12 @@ impl PartSink {
     }
 
     pub fn push_visit(&mut self, v: VisitRow) -> Result<(), StoreError> {
-        let part = (province_code(&v.facility_code), v.year, v.month);
-        self.buf.visits.entry(part).or_default().push(v);
+        chunk_of(&mut self.buf.visits, &v.facility_code, v.year, v.month).push(v);
         self.bump()
     }
 
     pub fn push_line(&mut self, l: LineRow) -> Result<(), StoreError> {
-        let part = (province_code(&l.facility_code), l.year, l.month);
-        self.buf.lines.entry(part).or_default().push(l);
+        chunk_of(&mut self.buf.lines, &l.facility_code, l.year, l.month).push(l);
         self.bump()
     }
 
@@ -207,13 +224,13 @@ impl PartSink {
             }
             return Ok(());
         }
-        let w = self.buf.write(&self.store)?;
-        self.written.extend(w);
-        self.store.publish(Batch {
-            files: std::mem::take(&mut self.written),
+        // Written by the run's writer after what it already holds, so that
+        // sources are published in the order they were committed.
+        run.send(Flush {
+            buf: std::mem::take(&mut self.buf),
+            written: std::mem::take(&mut self.written),
             sources: vec![source],
-        })?;
-        Ok(())
+        })
     }
 
     /// Drops this source: files it wrote stay unpublished (invisible;
@@ -223,7 +240,55 @@ impl PartSink {
     }
 }
 
-/// Shared files of the small sources of one run.
+/// What the run's writer thread does next: write `buf` as data files and
+/// publish them, with the files a large source already wrote, as one batch.
+struct Flush {
+    buf: Buffers,
+    written: Vec<Written>,
+    sources: Vec<SourceCommit>,
+}
+
+/// The run's writer: a thread that writes and publishes batches in the
+/// order they are sent. The Parquet encoding (zstd) and the publish take a
+/// second or more per batch; on the committing thread they stalled the
+/// readers, which may run only a bounded window ahead of the commits.
+struct Writer {
+    tx: std::sync::mpsc::SyncSender<Flush>,
+    handle: std::thread::JoinHandle<Result<(), StoreError>>,
+}
+
+impl Writer {
+    fn start(store: Store) -> Writer {
+        // One batch queued while one is written: bounded memory.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Flush>(1);
+        let handle = std::thread::Builder::new()
+            .name("bhyt-writer".into())
+            .spawn(move || {
+                for mut f in rx {
+                    let mut files = f.written;
+                    files.extend(f.buf.write(&store)?);
+                    store.publish(Batch {
+                        files,
+                        sources: f.sources,
+                    })?;
+                }
+                Ok(())
+            })
+            .expect("the writer thread starts");
+        Writer { tx, handle }
+    }
+
+    /// Waits for every batch sent to be published; the first error, if any.
+    fn join(self) -> Result<(), StoreError> {
+        drop(self.tx);
+        match self.handle.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+/// Shared files of the small sources of one run, and the run's writer.
 pub struct RunSink {
     store: Store,
     buf: Buffers,
@@ -231,6 +296,7 @@ pub struct RunSink {
     flush_rows: usize,
     /// Content hashes read in this run, and by which source.
     hashes: std::collections::HashMap<String, i64>,
+    writer: Option<Writer>,
 }
 
 impl RunSink {
@@ -241,6 +307,7 @@ impl RunSink {
             pending: Vec::new(),
             flush_rows: flush_rows.max(1),
             hashes: Default::default(),
+            writer: None,
         }
     }
 
@@ -261,17 +328,54 @@ impl RunSink {
         }
     }
 
-    /// Writes the shared files and publishes the sources they hold, as one
-    /// batch.
-    pub fn flush(&mut self) -> Result<(), StoreError> {
+    /// Hands the shared files and the sources they hold to the writer, to
+    /// be written and published as one batch.
+    fn flush(&mut self) -> Result<(), StoreError> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let files = self.buf.write(&self.store)?;
-        self.store.publish(Batch {
-            files,
+        let f = Flush {
+            buf: std::mem::take(&mut self.buf),
+            written: Vec::new(),
             sources: std::mem::take(&mut self.pending),
-        })?;
+        };
+        self.send(f)
+    }
+
+    fn send(&mut self, f: Flush) -> Result<(), StoreError> {
+        let store = &self.store;
+        let writer = self
+            .writer
+            .get_or_insert_with(|| Writer::start(store.clone()));
+        if let Err(unsent) = writer.tx.send(f) {
+            // The writer stopped on an error: that error is the run's.
+            drop(unsent);
+            let w = self.writer.take().expect("the writer was just used");
+            return match w.join() {
+                Err(e) => Err(e),
+                Ok(()) => unreachable!("the writer reads until the run drops its sender"),
+            };
+        }
         Ok(())
+    }
+
+    /// Writes and publishes what is pending, and waits until every source
+    /// committed in this run is published.
+    pub fn finish(mut self) -> Result<(), StoreError> {
+        self.flush()?;
+        match self.writer.take() {
+            Some(w) => w.join(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunSink {
+    /// A run that stops on an error still waits for its writer: nothing is
+    /// published behind the caller's back after it returned.
+    fn drop(&mut self) {
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
     }
 }
