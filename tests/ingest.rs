@@ -715,3 +715,50 @@ fn inline_documents_with_declarations_and_reordered_children() {
         r.by_rule
     );
 }
+
+#[test]
+fn the_store_and_the_order_of_sources_do_not_depend_on_the_flush_size() {
+    // Flushes of 3 rows queue many batches to the run's writer thread, and
+    // sources that write their own files publish between shared ones; the
+    // rows and the order the sources are published in must not change.
+    let ingest = |flush_rows: usize| {
+        let env = Env::new();
+        for f in 0..6 {
+            let fac = if f % 2 == 0 { "93001" } else { "93002" };
+            let hosos: Vec<Hoso> = (0..1 + f)
+                .map(|i| visit(&format!("F{f}V{i}"), fac, CARD_93, i % 2 == 0))
+                .collect();
+            write(&env.path(&format!("in/{f}.xml")), fac, &hosos, &Style::default());
+        }
+        let r = env.ingest_with(&["in"], |o| o.flush_rows = flush_rows);
+        assert_eq!(r.files_ingested, 6);
+        let sources: Vec<(i64, String, i64, i64)> = env
+            .store()
+            .manifest()
+            .unwrap()
+            .sources()
+            .unwrap()
+            .into_iter()
+            .map(|s| {
+                let name = s.path.rsplit('/').next().unwrap_or_default().to_string();
+                (s.seq, name, s.visits_accepted, s.lines_accepted)
+            })
+            .collect();
+        let lines = env
+            .store()
+            .lines()
+            .unwrap()
+            .select([col("visit_key"), col("stt"), col("amount")])
+            .sort(["visit_key", "stt"], Default::default())
+            .collect()
+            .unwrap();
+        (sources, visits_df(&env), lines)
+    };
+    let (sources, visits, lines) = ingest(3);
+    assert_eq!(sources.len(), 6);
+    assert_eq!(visits.height(), 21);
+    let (sources_d, visits_d, lines_d) = ingest(100_000);
+    assert_eq!(sources, sources_d);
+    assert!(visits.equals_missing(&visits_d));
+    assert!(lines.equals_missing(&lines_d));
+}
