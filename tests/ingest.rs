@@ -728,7 +728,12 @@ fn the_store_and_the_order_of_sources_do_not_depend_on_the_flush_size() {
             let hosos: Vec<Hoso> = (0..1 + f)
                 .map(|i| visit(&format!("F{f}V{i}"), fac, CARD_93, i % 2 == 0))
                 .collect();
-            write(&env.path(&format!("in/{f}.xml")), fac, &hosos, &Style::default());
+            write(
+                &env.path(&format!("in/{f}.xml")),
+                fac,
+                &hosos,
+                &Style::default(),
+            );
         }
         let r = env.ingest_with(&["in"], |o| o.flush_rows = flush_rows);
         assert_eq!(r.files_ingested, 6);

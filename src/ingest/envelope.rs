@@ -180,8 +180,11 @@ fn finish_stray(
     apply_outcome(process_hoso(unit, conv, base), base, seen, tally, sink)
 }
 
-/// HOSO units handed from the reader thread to the workers at a time.
-const HOSO_BATCH: usize = 512;
+/// HOSO units handed from the reader thread to the workers at a time:
+/// small enough that a 10 MB envelope (~1,700 HOSO) fills the pipeline
+/// several times over (with 512 the workers idled while the first and the
+/// last batch were cut).
+const HOSO_BATCH: usize = 128;
 
 pub(super) fn ingest_envelope(
     job: &Job,

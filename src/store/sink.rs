@@ -4,7 +4,9 @@
 //! its own files every `flush_rows` rows (memory stays bounded); a small
 //! one (the usual facility-week envelope) hands its rows to the run's
 //! [`RunSink`] when it completes, so that thousands of small files do not
-//! become thousands of tiny Parquet files. Files are written straight into
+//! become thousands of tiny Parquet files. The run's Parquet writes and
+//! publishes happen on its writer thread, in commit order, while the
+//! readers go on. Files are written straight into
 //! the tables' partition folders and are invisible until a publish names
 //! them in the Delta log ([`Store::publish`]); a source's rows are
 //! published only once the source has been read completely.
