@@ -511,4 +511,34 @@ mod tests {
         assert_eq!(df.width(), QUARANTINE_COLUMNS.len());
         assert_eq!(df.column("position").unwrap().dtype(), &DataType::Int64);
     }
+
+    /// The Polars type a dictionary type names (nullable or not).
+    fn polars_type(dtype: &str) -> DataType {
+        match dtype.trim_end_matches('?') {
+            "str" => DataType::String,
+            "i32" => DataType::Int32,
+            "i64" => DataType::Int64,
+            "f64" => DataType::Float64,
+            "bool" => DataType::Boolean,
+            "datetime[ms]" => DataType::Datetime(TimeUnit::Milliseconds, None),
+            "date" => DataType::Date,
+            other => panic!("no Polars type for {other}"),
+        }
+    }
+
+    #[test]
+    fn every_column_has_the_type_the_dictionary_gives() {
+        let frames = [
+            (VisitRow::frame(std::iter::empty()), VISIT_COLUMNS),
+            (LineRow::frame(std::iter::empty()), LINE_COLUMNS),
+            (QuarantineRow::frame(std::iter::empty()), QUARANTINE_COLUMNS),
+        ];
+        for (df, dict) in frames {
+            assert_eq!(df.width(), dict.len());
+            for (c, doc) in df.columns().iter().zip(dict) {
+                assert_eq!(c.name().as_str(), doc.name);
+                assert_eq!(c.dtype(), &polars_type(doc.dtype), "{}", doc.name);
+            }
+        }
+    }
 }
