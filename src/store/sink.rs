@@ -203,9 +203,9 @@ impl PartSink {
         Ok(())
     }
 
-    /// Completes the source: a source that already wrote files is
-    /// published now with them; a small one joins the run's shared files
-    /// and is published with them.
+    /// Completes the source: a source that already wrote files goes to the
+    /// run's writer with them, to be published as its own batch; a small
+    /// one joins the run's shared files and is published with them.
     pub fn commit(
         mut self,
         run: &mut RunSink,
