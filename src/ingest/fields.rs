@@ -152,7 +152,7 @@ impl RowKind {
 
 /// One source row before conversion: a value slot per vocabulary field.
 /// Values are trimmed; empty values are absent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RawRecord<'a> {
     pub kind: RowKind,
     pub vals: Vec<Option<Cow<'a, str>>>,

@@ -18,6 +18,7 @@
 pub mod convert;
 mod envelope;
 pub mod fields;
+mod flat;
 mod ordered;
 mod registry;
 pub mod source;

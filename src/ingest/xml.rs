@@ -68,7 +68,7 @@ pub enum XmlItem {
 }
 
 /// Collects rows from a stream of XML events.
-struct RowCollector<'a> {
+pub(super) struct RowCollector<'a> {
     depth: usize,
     row: Option<(RawRecord<'a>, usize)>,
     field: Option<(usize, usize)>,
@@ -76,7 +76,7 @@ struct RowCollector<'a> {
 }
 
 impl<'a> RowCollector<'a> {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         RowCollector {
             depth: 0,
             row: None,
@@ -85,7 +85,7 @@ impl<'a> RowCollector<'a> {
         }
     }
 
-    fn start(&mut self, name: &[u8], position: u64) {
+    pub(super) fn start(&mut self, name: &[u8], position: u64) {
         self.depth += 1;
         match &self.row {
             Some((rec, rdepth)) => {
@@ -103,7 +103,7 @@ impl<'a> RowCollector<'a> {
     }
 
     /// A self-closing element: an empty field, or an empty row.
-    fn empty(&mut self, name: &[u8], position: u64) -> Option<RawRecord<'a>> {
+    pub(super) fn empty(&mut self, name: &[u8], position: u64) -> Option<RawRecord<'a>> {
         if self.row.is_none() {
             if let Some(kind) = RowKind::from_element(name) {
                 return Some(RawRecord::new(kind, position));
@@ -112,7 +112,7 @@ impl<'a> RowCollector<'a> {
         None
     }
 
-    fn text(&mut self, piece: Cow<'a, str>) {
+    pub(super) fn text(&mut self, piece: Cow<'a, str>) {
         if let Some((_, fdepth)) = self.field {
             if fdepth == self.depth {
                 self.value = Some(match self.value.take() {
@@ -123,7 +123,7 @@ impl<'a> RowCollector<'a> {
         }
     }
 
-    fn end(&mut self) -> Option<RawRecord<'a>> {
+    pub(super) fn end(&mut self) -> Option<RawRecord<'a>> {
         let mut out = None;
         if let Some((fidx, fdepth)) = self.field {
             if fdepth == self.depth {
@@ -142,7 +142,7 @@ impl<'a> RowCollector<'a> {
         out
     }
 
-    fn in_row(&self) -> bool {
+    pub(super) fn in_row(&self) -> bool {
         self.row.is_some()
     }
 }
@@ -209,6 +209,18 @@ fn reject_utf16(bytes: &[u8], position: u64) -> Result<(), XmlError> {
 pub fn parse_rows<'a>(doc: &'a [u8], out: &mut Vec<RawRecord<'a>>) -> Result<(), XmlError> {
     reject_utf16(doc, 0)?;
     let doc = doc.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(doc);
+    if super::flat::parse_rows(doc, out) {
+        return Ok(());
+    }
+    parse_rows_general(doc, out)
+}
+
+/// [`parse_rows`] over quick-xml: every construct XML allows, errors named
+/// with their position. `doc` has no byte-order mark.
+pub(super) fn parse_rows_general<'a>(
+    doc: &'a [u8],
+    out: &mut Vec<RawRecord<'a>>,
+) -> Result<(), XmlError> {
     let mut reader = Reader::from_reader(doc);
     let mut c = RowCollector::new();
     loop {
