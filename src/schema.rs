@@ -88,6 +88,28 @@ impl IntoColumn for Option<String> {
     }
 }
 
+/// A string of a visit or line row: codes and names up to 24 bytes are held
+/// inline, so the millions of short values a run reads cost no allocation
+/// each (nor a free on another thread).
+pub type SmallStr = PlSmallStr;
+
+impl IntoColumn for SmallStr {
+    const DTYPE: &'static str = "str";
+    fn column_of<'a>(values: impl Iterator<Item = &'a Self>, name: &str) -> Column {
+        StringChunked::from_iter_values(name.into(), values.map(|s| s.as_str()))
+            .into_series()
+            .into()
+    }
+}
+impl IntoColumn for Option<SmallStr> {
+    const DTYPE: &'static str = "str?";
+    fn column_of<'a>(values: impl Iterator<Item = &'a Self>, name: &str) -> Column {
+        StringChunked::from_iter_options(name.into(), values.map(|s| s.as_deref()))
+            .into_series()
+            .into()
+    }
+}
+
 /// Milliseconds as a `Datetime(ms)` column.
 fn datetime_ms(c: Int64Chunked) -> Column {
     c.into_datetime(TimeUnit::Milliseconds, None)
@@ -170,9 +192,9 @@ table! {
     /// One visit (XML1 `TONG_HOP`), pseudonymised and enriched on ingest.
     VisitRow, VISIT_COLUMNS {
         /// Facility code (MA_CSKCB, 5 characters; the first 2 are the province code).
-        facility_code: String,
+        facility_code: SmallStr,
         /// Visit link key (MA_LK). Kept as is: it is the reviewer's handle on the claim in the assessment portal.
-        ma_lk: String,
+        ma_lk: SmallStr,
         /// Ingest sequence number of the source file (manifest); the newest resubmission of a visit wins.
         source_seq: i64,
         /// Integer key of this visit version (64-bit hash of facility, MA_LK and source_seq): joins lines to visits quickly.
@@ -182,39 +204,39 @@ table! {
         /// Envelope creation date (NGAYLAP), when the visit came in an envelope.
         submitted_at: Option<Ts>,
         /// Keyed hash identifying the person: the card's 10-digit social-insurance number (stable across the person's cards and facilities).
-        patient_key: String,
+        patient_key: SmallStr,
         /// Keyed hash of the full card number (first card when several are given).
-        card_key: String,
+        card_key: SmallStr,
         /// Keyed hash of the citizen ID (SO_CCCD), when given.
-        citizen_key: Option<String>,
+        citizen_key: Option<SmallStr>,
         /// Keyed hash of facility + patient code (MA_BN), when given.
-        patient_code_key: Option<String>,
+        patient_code_key: Option<SmallStr>,
         /// Beneficiary group (first 2 letters of the card, e.g. DN, HT, TE).
-        card_group: String,
+        card_group: SmallStr,
         /// Benefit level digit of the card (1–5).
         card_benefit_level: i32,
         /// Province code printed on the card (may be a pre-2025 code).
-        card_province_code: String,
+        card_province_code: SmallStr,
         /// Current province of the card's issuing province (through the province reference table).
-        card_province: String,
+        card_province: SmallStr,
         /// Number of cards given in MA_THE_BHYT (`;`-separated).
         n_cards: i32,
         /// Registered primary-care facility (MA_DKBD).
-        registered_facility: Option<String>,
+        registered_facility: Option<SmallStr>,
         /// Sex (GIOI_TINH: 1 male, 2 female, 3 unknown).
         sex: Option<i32>,
         /// Age in whole years at admission (from NGAY_SINH; the birth date itself is not kept).
         age_years: Option<i32>,
         /// Age band at admission: <1, 1-5, 6-15, 16-44, 45-64, 65-79, 80+, unknown.
-        age_band: String,
+        age_band: SmallStr,
         /// Main diagnosis, ICD-10 (MA_BENH_CHINH; 4210: MA_BENH), upper-case.
-        dx_main: String,
+        dx_main: SmallStr,
         /// First 3 characters of the main diagnosis (ICD-10 category).
-        dx3: String,
+        dx3: SmallStr,
         /// Secondary diagnoses (MA_BENH_KT; 4210: MA_BENHKHAC), `;`-separated.
-        dx_secondary: Option<String>,
+        dx_secondary: Option<SmallStr>,
         /// How the patient came (MA_DOITUONG_KCB; 4210: MA_LYDO_VVIEN).
-        arrival_type: Option<String>,
+        arrival_type: Option<SmallStr>,
         /// Admission / arrival time (NGAY_VAO).
         admit_time: Ts,
         /// Discharge time (NGAY_RA).
@@ -226,17 +248,17 @@ table! {
         /// Days of treatment as declared (SO_NGAY_DTRI).
         treatment_days: Option<i32>,
         /// Treatment outcome (KET_QUA_DTRI).
-        outcome: Option<String>,
+        outcome: Option<SmallStr>,
         /// Kind of discharge (MA_LOAI_RV).
-        discharge_kind: Option<String>,
+        discharge_kind: Option<SmallStr>,
         /// Visit type (MA_LOAI_KCB), normalised to Decision 130's two digits (4210's 1/2/3 → 01/02/03).
-        visit_type: String,
+        visit_type: SmallStr,
         /// Visit type group: outpatient_exam, outpatient_treatment, inpatient, day_inpatient, other.
-        visit_group: String,
+        visit_group: SmallStr,
         /// Whether the visit type is an inpatient one (03, 04, 06, 09).
         inpatient: bool,
         /// Department (MA_KHOA).
-        department: Option<String>,
+        department: Option<SmallStr>,
         /// Weight in kg (CAN_NANG; newborns).
         weight_kg: Option<f64>,
         /// Total cost at hospital prices, VND (T_TONGCHI_BV; 4210: T_TONGCHI).
@@ -260,9 +282,9 @@ table! {
         /// Settlement month (THANG_QT).
         settle_month: Option<i32>,
         /// Province code in the facility code (first 2 characters; may be pre-2025).
-        facility_province_code: String,
+        facility_province_code: SmallStr,
         /// Current province of the facility.
-        facility_province: String,
+        facility_province: SmallStr,
         /// True when the card's current province differs from the facility's current province.
         out_of_province: bool,
         /// Number of accepted lines of the visit.
@@ -284,9 +306,9 @@ table! {
     /// One drug (XML2) or service/supply/bed-day (XML3) line.
     LineRow, LINE_COLUMNS {
         /// Facility code of the visit (MA_CSKCB).
-        facility_code: String,
+        facility_code: SmallStr,
         /// Visit link key (MA_LK).
-        ma_lk: String,
+        ma_lk: SmallStr,
         /// Ingest sequence number of the source file; joins the line to its visit's version.
         source_seq: i64,
         /// Integer key of the visit version the line belongs to (see visits.visit_key).
@@ -294,19 +316,19 @@ table! {
         /// Line number within the visit (STT).
         stt: i32,
         /// Source table: XML2 (drugs) or XML3 (services, supplies, bed-days).
-        source_table: String,
+        source_table: SmallStr,
         /// Item code: MA_THUOC for drugs, else MA_DICH_VU, else MA_VAT_TU.
-        item_code: String,
+        item_code: SmallStr,
         /// Supply code (MA_VAT_TU), when given.
-        supply_code: Option<String>,
+        supply_code: Option<SmallStr>,
         /// Cost group (MA_NHOM, 1–15; later amendments add codes).
         ma_nhom: i32,
         /// Normalised category of MA_NHOM: exam, bed, lab, imaging, functional_test, procedure, drug, supply, blood, transport, other.
-        category: String,
+        category: SmallStr,
         /// Item name (TEN_THUOC / TEN_DICH_VU / TEN_VAT_TU).
-        item_name: Option<String>,
+        item_name: Option<SmallStr>,
         /// Unit (DON_VI_TINH).
-        unit: Option<String>,
+        unit: Option<SmallStr>,
         /// Quantity (SO_LUONG).
         quantity: f64,
         /// Unit price at hospital prices, VND (DON_GIA / DON_GIA_BV).
@@ -332,15 +354,15 @@ table! {
         /// Benefit percentage (MUC_HUONG).
         benefit_pct: Option<f64>,
         /// Department (MA_KHOA).
-        department: Option<String>,
+        department: Option<SmallStr>,
         /// Prescriber / performing doctor code (MA_BAC_SI).
-        prescriber: Option<String>,
+        prescriber: Option<SmallStr>,
         /// Bed code (MA_GIUONG).
-        bed_code: Option<String>,
+        bed_code: Option<SmallStr>,
         /// Diagnosis attached to the line (MA_BENH).
-        dx: Option<String>,
+        dx: Option<SmallStr>,
         /// Surgery/procedure code (MA_PTTT).
-        procedure_code: Option<String>,
+        procedure_code: Option<SmallStr>,
         /// Order time (NGAY_YL).
         order_time: Option<Ts>,
         /// Execution time (NGAY_TH_YL).

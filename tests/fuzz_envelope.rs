@@ -27,7 +27,7 @@ fn read_all(bytes: &[u8]) -> Result<usize, String> {
             XmlItem::Hoso(h) => {
                 rows += h.inline_rows.len();
                 for d in &h.docs {
-                    if let Ok(doc) = xml::decode_base64(&d.base64, d.position) {
+                    if let Ok(doc) = xml::decode_base64(d.base64(&[]), d.position) {
                         let mut out = Vec::new();
                         if xml::parse_rows(&doc, &mut out).is_ok() {
                             rows += out.len();
@@ -40,6 +40,42 @@ fn read_all(bytes: &[u8]) -> Result<usize, String> {
         Ok(())
     });
     r.map(|_| rows).map_err(|e| e.to_string())
+}
+
+/// What a scan hands out, written down with each payload's text: from a
+/// stream (`scan`) or from the file in memory (`scan_slice`).
+fn items(bytes: &[u8], in_memory: bool) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut note = |item: XmlItem| {
+        out.push(match item {
+            XmlItem::Hoso(h) => {
+                let docs: Vec<_> = h
+                    .docs
+                    .iter()
+                    .map(|d| {
+                        let text = d.base64(if in_memory { bytes } else { &[] });
+                        (d.kind.clone(), d.position, String::from_utf8_lossy(text))
+                    })
+                    .collect();
+                format!(
+                    "HOSO {} @{} {:?} {:?} {docs:?} {:?}",
+                    h.index, h.position, h.facility, h.created, h.inline_rows
+                )
+            }
+            XmlItem::Row(r) => format!("{r:?}"),
+        });
+        Ok(())
+    };
+    let r = if in_memory {
+        xml::scan_slice(bytes, &mut note)
+    } else {
+        xml::scan(bytes, &mut note)
+    };
+    r.map(|s| {
+        out.push(format!("{} {} {}", s.is_envelope, s.hoso, s.loose_rows));
+        out
+    })
+    .map_err(|e| e.to_string())
 }
 
 fn seed_envelope() -> Vec<u8> {
@@ -126,6 +162,8 @@ fn run(cases: u32, seconds: Option<u64>) -> u64 {
         runner
             .run(&prop_oneof![4 => damaged, 1 => random], |bytes| {
                 let _ = read_all(&bytes);
+                // A small file read whole gives what the stream gives.
+                prop_assert_eq!(items(&bytes, true), items(&bytes, false));
                 Ok(())
             })
             .unwrap();
@@ -153,4 +191,27 @@ fn fuzz_for_a_while() {
     let t = std::time::Instant::now();
     let n = run(2000, Some(secs));
     println!("{n} inputs in {:.0} s, no panic", t.elapsed().as_secs_f64());
+}
+
+#[test]
+fn a_file_read_whole_gives_what_the_stream_gives_when_payloads_are_split() {
+    let seed = seed_envelope();
+    let text = String::from_utf8(seed.clone()).unwrap();
+    let open = "<NOIDUNGFILE>";
+    let at = text.find(open).unwrap() + open.len();
+    // A payload in three pieces (text, CDATA, a character reference), a
+    // byte-order mark, and whitespace around the base64.
+    let split = format!(
+        "\u{feff}{}  {}<![CDATA[{}]]>&#{};{}",
+        &text[..at],
+        &text[at..at + 8],
+        &text[at + 8..at + 16],
+        text.as_bytes()[at + 16],
+        &text[at + 17..]
+    );
+    for bytes in [seed, split.into_bytes()] {
+        let whole = items(&bytes, true).unwrap();
+        assert_eq!(whole, items(&bytes, false).unwrap());
+        assert!(whole.len() > 1, "{whole:?}");
+    }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::fields::{lf, vf, RawRecord, RowKind, LINE_FIELDS, VISIT_FIELDS};
 use crate::privacy::Pseudonymizer;
 use crate::reference::Reference;
-use crate::schema::{Day, LineRow, QuarantineRow, Ts, VisitRow};
+use crate::schema::{Day, LineRow, QuarantineRow, SmallStr, Ts, VisitRow};
 
 /// Why a record was quarantined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -383,8 +383,8 @@ impl<'r, 'a> Fields<'r, 'a> {
         self.req(i)?;
         Ok(self.dt_opt(i)?.expect("present"))
     }
-    fn string(&self, i: usize) -> Option<String> {
-        self.opt(i).map(str::to_string)
+    fn string(&self, i: usize) -> Option<SmallStr> {
+        self.opt(i).map(SmallStr::from)
     }
 }
 
@@ -570,29 +570,31 @@ impl Converter {
         let days_since_epoch = (discharge.div_euclid(MS_PER_DAY)) as i32;
         Ok(VisitRow {
             out_of_province: card_province != facility.province,
-            facility_province_code: facility.province_code.clone(),
-            facility_province: facility.province.clone(),
+            facility_province_code: facility.province_code.as_str().into(),
+            facility_province: facility.province.as_str().into(),
             visit_key: crate::schema::visit_key(&facility_code, &ma_lk, ctx.seq),
             claim_key: crate::schema::claim_key(&facility_code, &ma_lk),
-            facility_code,
-            ma_lk,
+            facility_code: facility_code.as_str().into(),
+            ma_lk: ma_lk.as_str().into(),
             source_seq: ctx.seq,
             submitted_at: ctx.submitted_at,
-            patient_key,
-            card_key,
-            citizen_key: f.opt(vf::SO_CCCD).map(|c| self.pseudo.hash("cccd", c)),
-            patient_code_key,
-            card_group: card.group,
+            patient_key: patient_key.into(),
+            card_key: card_key.into(),
+            citizen_key: f
+                .opt(vf::SO_CCCD)
+                .map(|c| self.pseudo.hash("cccd", c).into()),
+            patient_code_key: patient_code_key.map(SmallStr::from),
+            card_group: card.group.as_str().into(),
             card_benefit_level: card.benefit_level,
-            card_province_code: card.province_code,
-            card_province,
+            card_province_code: card.province_code.as_str().into(),
+            card_province: card_province.as_str().into(),
             n_cards: cards.len() as i32,
             registered_facility: f.string(vf::MA_DKBD),
             sex,
             age_years,
-            age_band: age_band(age_years).to_string(),
-            dx3: dx_main.chars().take(3).collect(),
-            dx_main,
+            age_band: age_band(age_years).into(),
+            dx3: dx_main.chars().take(3).collect::<String>().as_str().into(),
+            dx_main: dx_main.as_str().into(),
             dx_secondary: f.string(vf::MA_BENH_KT),
             arrival_type: f.string(vf::MA_DOITUONG_KCB),
             admit_time: Ts(admit),
@@ -602,8 +604,8 @@ impl Converter {
             treatment_days,
             outcome: f.string(vf::KET_QUA_DTRI),
             discharge_kind: f.string(vf::MA_LOAI_RV),
-            visit_type: vt.code.clone(),
-            visit_group: vt.group.clone(),
+            visit_type: vt.code.as_str().into(),
+            visit_group: vt.group.as_str().into(),
             inpatient: vt.inpatient,
             department: f.string(vf::MA_KHOA),
             weight_kg,
@@ -635,10 +637,10 @@ impl Converter {
             fmt: &ctx.format,
         };
         check_lengths(&f)?;
-        let ma_lk = f.req(lf::MA_LK)?.to_string();
+        let ma_lk = SmallStr::from(f.req(lf::MA_LK)?);
         let stt = f.int_opt(lf::STT)?.unwrap_or(0);
         let drug = f.opt(lf::MA_THUOC);
-        let item_code = drug
+        let item_code: SmallStr = drug
             .or(f.opt(lf::MA_DICH_VU))
             .or(f.opt(lf::MA_VAT_TU))
             .ok_or_else(|| {
@@ -652,7 +654,7 @@ impl Converter {
                     "item code (MA_THUOC / MA_DICH_VU / MA_VAT_TU) is missing",
                 )
             })?
-            .to_string();
+            .into();
         let source_table = match raw.kind {
             RowKind::Drug => "XML2",
             RowKind::Service if drug.is_some() => "XML2",
@@ -689,10 +691,10 @@ impl Converter {
             source_seq: ctx.seq,
             visit_key: 0,
             stt,
-            source_table: source_table.to_string(),
+            source_table: source_table.into(),
             item_code,
             supply_code: f.string(lf::MA_VAT_TU),
-            category: self.reference.category(ma_nhom).to_string(),
+            category: self.reference.category(ma_nhom).into(),
             ma_nhom,
             item_name: f
                 .string(lf::TEN_THUOC)
@@ -753,7 +755,7 @@ impl Converter {
 #[derive(Debug, Clone)]
 pub struct VisitAnchor {
     pub visit_key: i64,
-    pub facility_code: String,
+    pub facility_code: SmallStr,
     pub discharge_date: Day,
     pub year: i32,
     pub month: i32,

@@ -4,6 +4,8 @@
 //! its damage, and the envelope committed or rejected as a whole.
 
 use std::collections::HashSet;
+
+use crate::schema::SmallStr;
 use std::sync::mpsc::sync_channel;
 
 use rayon::prelude::*;
@@ -62,24 +64,45 @@ pub(super) fn ingest_envelope_whole(
     sink: &mut PartSink,
     pb: &indicatif::ProgressBar,
 ) -> EnvelopeResult {
-    let (reader, hasher, base) = open_envelope(job, pb)?;
     let mut items = Vec::new();
-    let scanned = xml::scan(reader, |item| {
+    let collect = |item| {
         items.push(item);
         Ok(())
-    });
+    };
+    // Read whole when it can be (a plain file): scanned from memory, its
+    // payloads decoded from where they lie; else streamed and hashed.
+    let whole = job
+        .src
+        .read_whole(Some(pb), SMALL_ENVELOPE_BYTES)
+        .map_err(|e| IngestError::Source {
+            file: job.src.display.clone(),
+            position: 0,
+            message: e.to_string(),
+        })?;
+    let (file, hash, base, scanned) = match whole {
+        Some((file, hash)) => {
+            let scanned = xml::scan_slice(&file, collect);
+            let base = SourceCtx::new(&job.src.display, job.seq);
+            (file, hash, base, scanned)
+        }
+        None => {
+            let (reader, hasher, base) = open_envelope(job, pb)?;
+            let scanned = xml::scan(reader, collect);
+            (Vec::new(), source::finish_hash(&hasher), base, scanned)
+        }
+    };
     let hosos = items
         .iter()
         .filter(|i| matches!(i, XmlItem::Hoso(_)))
         .count();
     let damage = salvage_or_reject(job, scanned.err(), hosos)?;
     let mut tally = Tally::default();
-    let mut seen: HashSet<(String, String)> = HashSet::new();
+    let mut seen: HashSet<(SmallStr, SmallStr)> = HashSet::new();
     let mut stray: Vec<RawRecord<'static>> = Vec::new();
     for item in items {
         match item {
             XmlItem::Hoso(unit) => {
-                let o = process_hoso(unit, conv, &base);
+                let o = process_hoso(unit, &file, conv, &base);
                 apply_outcome(o, &base, &mut seen, &mut tally, sink)?;
             }
             XmlItem::Row(r) => stray.push(r),
@@ -89,7 +112,7 @@ pub(super) fn ingest_envelope_whole(
     if let Some(d) = damage {
         record_damage(d, hosos, &base, &mut tally, sink)?;
     }
-    Ok((tally, source::finish_hash(&hasher)))
+    Ok((tally, hash))
 }
 
 /// A scan that stopped on damage: with `salvage` and at least one complete
@@ -165,7 +188,7 @@ fn finish_stray(
     stray: Vec<RawRecord<'static>>,
     conv: &Converter,
     base: &SourceCtx,
-    seen: &mut HashSet<(String, String)>,
+    seen: &mut HashSet<(SmallStr, SmallStr)>,
     tally: &mut Tally,
     sink: &mut PartSink,
 ) -> Result<(), IngestError> {
@@ -177,7 +200,7 @@ fn finish_stray(
         inline_rows: stray,
         ..Default::default()
     };
-    apply_outcome(process_hoso(unit, conv, base), base, seen, tally, sink)
+    apply_outcome(process_hoso(unit, &[], conv, base), base, seen, tally, sink)
 }
 
 /// HOSO units handed from the reader thread to the workers at a time:
@@ -194,7 +217,7 @@ pub(super) fn ingest_envelope(
 ) -> EnvelopeResult {
     let (reader, hasher, base) = open_envelope(job, pb)?;
     let mut tally = Tally::default();
-    let mut seen: HashSet<(String, String)> = HashSet::new();
+    let mut seen: HashSet<(SmallStr, SmallStr)> = HashSet::new();
     let mut stray: Vec<RawRecord<'static>> = Vec::new();
 
     type Damage = Option<(xml::XmlError, usize)>;
@@ -241,7 +264,7 @@ pub(super) fn ingest_envelope(
                 let outcomes: Vec<Result<HosoOutcome, RawRecord<'static>>> = batch
                     .into_par_iter()
                     .map(|item| match item {
-                        XmlItem::Hoso(unit) => Ok(process_hoso(unit, conv, &base)),
+                        XmlItem::Hoso(unit) => Ok(process_hoso(unit, &[], conv, &base)),
                         XmlItem::Row(r) => Err(r),
                     })
                     .collect();
@@ -269,7 +292,7 @@ pub(super) fn ingest_envelope(
 fn apply_outcome(
     o: HosoOutcome,
     ctx: &SourceCtx,
-    seen: &mut HashSet<(String, String)>,
+    seen: &mut HashSet<(SmallStr, SmallStr)>,
     tally: &mut Tally,
     sink: &mut PartSink,
 ) -> Result<(), IngestError> {
@@ -315,7 +338,13 @@ fn reject_bundle(
     let fac = b.visit.facility_code.clone();
     tally.quarantine(
         sink,
-        ctx.quarantine("XML1", b.visit.ma_lk.clone(), Some(&fac), b.position, issue),
+        ctx.quarantine(
+            "XML1",
+            b.visit.ma_lk.to_string(),
+            Some(&fac),
+            b.position,
+            issue,
+        ),
     )?;
     let follow = Issue::new(
         Rule::VisitRejected,
@@ -332,8 +361,10 @@ fn reject_bundle(
     Ok(())
 }
 
-/// Decodes, parses and validates one HOSO (runs on a worker thread).
-fn process_hoso(unit: HosoUnit, conv: &Converter, base: &SourceCtx) -> HosoOutcome {
+/// Decodes, parses and validates one HOSO (runs on a worker thread);
+/// `file` is the file its payloads lie in when it was read whole (empty
+/// for a stream).
+fn process_hoso(unit: HosoUnit, file: &[u8], conv: &Converter, base: &SourceCtx) -> HosoOutcome {
     let mut out = HosoOutcome::default();
     let mut ctx = base.clone();
     ctx.facility_hint = unit.facility.clone();
@@ -346,7 +377,7 @@ fn process_hoso(unit: HosoUnit, conv: &Converter, base: &SourceCtx) -> HosoOutco
     let mut buffers = Vec::new();
     let mut failure: Option<xml::XmlError> = None;
     for d in unit.docs.iter().filter(|d| xml::wanted_kind(&d.kind)) {
-        match xml::decode_base64(&d.base64, d.position) {
+        match xml::decode_base64(d.base64(file), d.position) {
             Ok(b) => buffers.push((d.position, b)),
             Err(e) => {
                 failure.get_or_insert(e);

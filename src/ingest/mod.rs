@@ -706,14 +706,14 @@ fn ingest_loose(
                 tally.visits.read += 1;
                 let key = visit_record_id(&r);
                 let result = converted.and_then(|mut v| {
-                    if !seen_here.insert(v.ma_lk.clone()) {
+                    if !seen_here.insert(v.ma_lk.to_string()) {
                         return Err(Issue::new(
                             Rule::DuplicateVisit,
                             Some("MA_LK"),
                             format!("MA_LK {} appears more than once in this file", v.ma_lk),
                         ));
                     }
-                    let (sum, n) = sums.get(&v.ma_lk).copied().unwrap_or((0.0, 0));
+                    let (sum, n) = sums.get(v.ma_lk.as_str()).copied().unwrap_or((0.0, 0));
                     if has_lines {
                         conv.check_visit_total(&v, sum, n)?;
                     }

@@ -354,6 +354,41 @@ impl SourceFile {
         }
     }
 
+    /// The whole raw file in memory with its SHA-256 (hex), for a plain
+    /// (not compressed) XML file of at most `max` bytes; `None` for
+    /// anything else, which is read as a stream. Files smaller than
+    /// `max_text_bytes` need no check of their text runs: none can be
+    /// longer than the file. A file that grew past the bound since it was
+    /// listed is streamed too.
+    pub fn read_whole(
+        &self,
+        progress: Option<&indicatif::ProgressBar>,
+        max: u64,
+    ) -> std::io::Result<Option<(Vec<u8>, String)>> {
+        let Location::File(p) = &self.location else {
+            return Ok(None);
+        };
+        let cap = max.min(self.limits.max_text_bytes);
+        if self.gzip || self.format != Format::Xml {
+            return Ok(None);
+        }
+        let f = File::open(p)?;
+        let size = f.metadata()?.len();
+        if size > cap {
+            return Ok(None);
+        }
+        let mut bytes = Vec::with_capacity(size as usize + 1);
+        f.take(cap + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > cap {
+            return Ok(None);
+        }
+        if let Some(pb) = progress {
+            pb.inc(bytes.len() as u64);
+        }
+        let hash = hex::encode(Sha256::digest(&bytes));
+        Ok(Some((bytes, hash)))
+    }
+
     /// Opens the decompressed content, buffered.
     pub fn open(
         &self,

@@ -40,8 +40,28 @@ impl XmlError {
 pub struct EncodedDoc {
     /// `LOAIHOSO` (XML1, XML2, …) when it preceded the content.
     pub kind: Option<String>,
-    pub base64: Vec<u8>,
+    pub payload: Payload,
     pub position: u64,
+}
+
+/// The base64 text of an inner document.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// Copied out of a stream.
+    Owned(Vec<u8>),
+    /// Its place in the file held in memory ([`scan_slice`]).
+    At(std::ops::Range<usize>),
+}
+
+impl EncodedDoc {
+    /// The base64 text; `file` is the file [`scan_slice`] read (empty for a
+    /// stream).
+    pub fn base64<'a>(&'a self, file: &'a [u8]) -> &'a [u8] {
+        match &self.payload {
+            Payload::Owned(v) => v,
+            Payload::At(at) => file.get(at.clone()).unwrap_or_default(),
+        }
+    }
 }
 
 /// One `HOSO` of an envelope: the tables of one visit, still encoded.
@@ -325,174 +345,272 @@ pub fn scan<R: BufRead>(
     }
     let mut reader = Reader::from_reader(input);
     let mut buf = Vec::with_capacity(64 * 1024);
-    let mut st = EnvelopeState::default();
-    let mut loose = RowCollector::<'static>::new();
-    let mut inline = RowCollector::<'static>::new();
-    let mut depth = 0usize;
-    let mut summary = ScanSummary::default();
-    let mut first = true;
+    let mut scanner = Scanner::new(None);
     loop {
         buf.clear();
         let pos = reader.buffer_position();
         let ev = reader
             .read_event_into(&mut buf)
             .map_err(|e| XmlError::new(reader.error_position(), e.to_string()))?;
-        let in_content = st.content_depth.is_some();
+        if let Event::Eof = ev {
+            break;
+        }
+        scanner.event(ev, pos, &mut emit)?;
+    }
+    scanner.finish(reader.buffer_position())
+}
+
+/// [`scan`] over a file held in memory: the events borrow from it, and each
+/// base64 payload is kept as its place in `file` ([`Payload::At`]) rather
+/// than copied; [`EncodedDoc::base64`] finds it there.
+pub fn scan_slice(
+    file: &[u8],
+    mut emit: impl FnMut(XmlItem) -> Result<(), XmlError>,
+) -> Result<ScanSummary, XmlError> {
+    reject_utf16(file, 0)?;
+    let body = file.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(file);
+    let mut reader = Reader::from_reader(body);
+    let mut scanner = Scanner::new(Some(file));
+    loop {
+        let pos = reader.buffer_position();
+        let ev = reader
+            .read_event()
+            .map_err(|e| XmlError::new(reader.error_position(), e.to_string()))?;
+        if let Event::Eof = ev {
+            break;
+        }
+        scanner.event(ev, pos, &mut emit)?;
+    }
+    scanner.finish(reader.buffer_position())
+}
+
+/// The envelope's state machine, fed one event at a time.
+struct Scanner<'f> {
+    st: EnvelopeState,
+    loose: RowCollector<'static>,
+    inline: RowCollector<'static>,
+    depth: usize,
+    summary: ScanSummary,
+    first: bool,
+    /// The whole file, when it is in memory.
+    file: Option<&'f [u8]>,
+    /// The payload being read, as its place in `file`, while it is one
+    /// piece of it.
+    content: Option<std::ops::Range<usize>>,
+}
+
+impl<'f> Scanner<'f> {
+    fn new(file: Option<&'f [u8]>) -> Self {
+        Scanner {
+            st: EnvelopeState::default(),
+            loose: RowCollector::new(),
+            inline: RowCollector::new(),
+            depth: 0,
+            summary: ScanSummary::default(),
+            first: true,
+            file,
+            content: None,
+        }
+    }
+
+    /// Keeps captured text: a payload that is one piece of the file in
+    /// memory as its range there, anything else copied.
+    fn capture(&mut self, bytes: &[u8]) {
+        if self.st.capture == Some(Capture::Content) && self.st.text.is_empty() {
+            if let (None, Some(at)) = (&self.content, self.offset_in_file(bytes)) {
+                self.content = Some(at..at + bytes.len());
+                return;
+            }
+        }
+        if let (Some(at), Some(file)) = (self.content.take(), self.file) {
+            self.st.text.extend_from_slice(&file[at]);
+        }
+        self.st.text.extend_from_slice(bytes);
+    }
+
+    /// Where `bytes` starts in the file, when they are part of it.
+    fn offset_in_file(&self, bytes: &[u8]) -> Option<usize> {
+        let file = self.file?;
+        let start = (bytes.as_ptr() as usize).checked_sub(file.as_ptr() as usize)?;
+        (start + bytes.len() <= file.len()).then_some(start)
+    }
+
+    fn event(
+        &mut self,
+        ev: Event<'_>,
+        pos: u64,
+        emit: &mut impl FnMut(XmlItem) -> Result<(), XmlError>,
+    ) -> Result<(), XmlError> {
+        let in_content = self.st.content_depth.is_some();
         match ev {
             Event::Start(e) => {
-                first = false;
-                depth += 1;
+                self.first = false;
+                self.depth += 1;
                 let name = e.local_name();
                 let name = name.as_ref();
                 if in_content {
-                    st.inline = true;
-                    inline.start(name, pos);
-                    continue;
+                    self.st.inline = true;
+                    self.inline.start(name, pos);
+                    return Ok(());
                 }
-                if depth == 1 && name == b"GIAMDINHHS" {
-                    summary.is_envelope = true;
+                if self.depth == 1 && name == b"GIAMDINHHS" {
+                    self.summary.is_envelope = true;
                 }
-                loose.start(name, pos);
+                self.loose.start(name, pos);
                 match name {
-                    b"HOSO" if summary.is_envelope => {
-                        st.in_hoso = true;
-                        st.hoso_open_depth = depth;
-                        st.hoso = HosoUnit {
-                            index: st.hoso_count,
+                    b"HOSO" if self.summary.is_envelope => {
+                        self.st.in_hoso = true;
+                        self.st.hoso_open_depth = self.depth;
+                        self.st.hoso = HosoUnit {
+                            index: self.st.hoso_count,
                             position: pos,
-                            facility: st.facility.clone(),
-                            created: st.created.clone(),
+                            facility: self.st.facility.clone(),
+                            created: self.st.created.clone(),
                             ..Default::default()
                         };
-                        st.hoso_count += 1;
+                        self.st.hoso_count += 1;
                     }
-                    b"FILEHOSO" if st.in_hoso => {
-                        st.kind = None;
-                        st.docs_before_file = st.hoso.docs.len();
+                    b"FILEHOSO" if self.st.in_hoso => {
+                        self.st.kind = None;
+                        self.st.docs_before_file = self.st.hoso.docs.len();
                     }
-                    b"LOAIHOSO" if st.in_hoso => st.capture = Some(Capture::Kind),
-                    b"NOIDUNGFILE" if st.in_hoso => {
-                        st.capture = Some(Capture::Content);
-                        st.content_depth = Some(depth);
-                        st.content_pos = pos;
-                        st.inline = false;
-                        inline = RowCollector::new();
+                    b"LOAIHOSO" if self.st.in_hoso => self.st.capture = Some(Capture::Kind),
+                    b"NOIDUNGFILE" if self.st.in_hoso => {
+                        self.st.capture = Some(Capture::Content);
+                        self.st.content_depth = Some(self.depth);
+                        self.st.content_pos = pos;
+                        self.st.inline = false;
+                        self.inline = RowCollector::new();
                     }
-                    b"MACSKCB" if summary.is_envelope && !st.in_hoso => {
-                        st.capture = Some(Capture::Facility)
+                    b"MACSKCB" if self.summary.is_envelope && !self.st.in_hoso => {
+                        self.st.capture = Some(Capture::Facility)
                     }
-                    b"NGAYLAP" if summary.is_envelope && !st.in_hoso => {
-                        st.capture = Some(Capture::Created)
+                    b"NGAYLAP" if self.summary.is_envelope && !self.st.in_hoso => {
+                        self.st.capture = Some(Capture::Created)
                     }
                     _ => {}
                 }
-                st.text.clear();
+                self.st.text.clear();
+                self.content = None;
             }
             Event::Empty(e) => {
-                first = false;
+                self.first = false;
                 let name = e.local_name();
                 if in_content {
-                    if let Some(r) = inline.empty(name.as_ref(), pos) {
-                        st.hoso.inline_rows.push(r);
+                    if let Some(r) = self.inline.empty(name.as_ref(), pos) {
+                        self.st.hoso.inline_rows.push(r);
                     }
-                } else if let Some(r) = loose.empty(name.as_ref(), pos) {
-                    summary.loose_rows += 1;
+                } else if let Some(r) = self.loose.empty(name.as_ref(), pos) {
+                    self.summary.loose_rows += 1;
                     emit(XmlItem::Row(r))?;
                 }
             }
             Event::End(_) => {
-                if let Some(cd) = st.content_depth {
-                    if depth > cd {
-                        if let Some(r) = inline.end() {
-                            st.hoso.inline_rows.push(r);
+                if let Some(cd) = self.st.content_depth {
+                    if self.depth > cd {
+                        if let Some(r) = self.inline.end() {
+                            self.st.hoso.inline_rows.push(r);
                         }
-                        depth -= 1;
-                        continue;
+                        self.depth -= 1;
+                        return Ok(());
                     }
                 }
-                if let Some(r) = loose.end() {
-                    summary.loose_rows += 1;
+                if let Some(r) = self.loose.end() {
+                    self.summary.loose_rows += 1;
                     emit(XmlItem::Row(r))?;
                 }
-                match st.capture.take() {
+                match self.st.capture.take() {
                     Some(Capture::Content) => {
-                        if !st.inline {
-                            st.hoso.docs.push(EncodedDoc {
-                                kind: st.kind.clone(),
-                                base64: std::mem::take(&mut st.text),
-                                position: st.content_pos,
+                        if !self.st.inline {
+                            let payload = match self.content.take() {
+                                Some(at) => Payload::At(at),
+                                None => Payload::Owned(std::mem::take(&mut self.st.text)),
+                            };
+                            self.st.hoso.docs.push(EncodedDoc {
+                                kind: self.st.kind.clone(),
+                                payload,
+                                position: self.st.content_pos,
                             });
                         }
-                        st.content_depth = None;
+                        self.st.content_depth = None;
                     }
                     Some(Capture::Kind) => {
-                        let kind = String::from_utf8_lossy(&st.text).trim().to_string();
+                        let kind = String::from_utf8_lossy(&self.st.text).trim().to_string();
                         // LOAIHOSO after NOIDUNGFILE: label the document of this FILEHOSO.
-                        for d in st.hoso.docs.iter_mut().skip(st.docs_before_file) {
+                        for d in self.st.hoso.docs.iter_mut().skip(self.st.docs_before_file) {
                             d.kind.get_or_insert_with(|| kind.clone());
                         }
-                        st.kind = Some(kind);
+                        self.st.kind = Some(kind);
                     }
                     Some(Capture::Facility) => {
-                        st.facility = Some(String::from_utf8_lossy(&st.text).trim().to_string())
+                        self.st.facility =
+                            Some(String::from_utf8_lossy(&self.st.text).trim().to_string())
                     }
                     Some(Capture::Created) => {
-                        st.created = Some(String::from_utf8_lossy(&st.text).trim().to_string())
+                        self.st.created =
+                            Some(String::from_utf8_lossy(&self.st.text).trim().to_string())
                     }
                     None => {}
                 }
-                depth -= 1;
-                if st.in_hoso && depth < st.hoso_open_depth {
-                    st.in_hoso = false;
-                    summary.hoso += 1;
-                    let unit = std::mem::take(&mut st.hoso);
+                self.depth -= 1;
+                if self.st.in_hoso && self.depth < self.st.hoso_open_depth {
+                    self.st.in_hoso = false;
+                    self.summary.hoso += 1;
+                    let unit = std::mem::take(&mut self.st.hoso);
                     emit(XmlItem::Hoso(unit))?;
                 }
             }
             Event::Text(t) => {
-                if let Some(cap) = st.capture {
-                    if cap == Capture::Content && st.inline {
-                        inline.text(utf8(Cow::Owned(t.into_inner().into_owned()), pos)?);
+                if let Some(cap) = self.st.capture {
+                    if cap == Capture::Content && self.st.inline {
+                        self.inline
+                            .text(utf8(Cow::Owned(t.into_inner().into_owned()), pos)?);
                     } else {
-                        st.text.extend_from_slice(t.as_ref());
+                        self.capture(t.as_ref());
                     }
-                } else if loose.in_row() {
-                    loose.text(utf8(Cow::Owned(t.into_inner().into_owned()), pos)?);
+                } else if self.loose.in_row() {
+                    self.loose
+                        .text(utf8(Cow::Owned(t.into_inner().into_owned()), pos)?);
                 }
             }
             Event::CData(t) => {
-                if st.capture.is_some() && !(in_content && st.inline) {
-                    st.text.extend_from_slice(t.as_ref());
+                if self.st.capture.is_some() && !(in_content && self.st.inline) {
+                    self.capture(t.as_ref());
                 } else if in_content {
-                    inline.text(utf8(Cow::Owned(t.into_inner().into_owned()), pos)?);
-                } else if loose.in_row() {
-                    loose.text(utf8(Cow::Owned(t.into_inner().into_owned()), pos)?);
+                    self.inline
+                        .text(utf8(Cow::Owned(t.into_inner().into_owned()), pos)?);
+                } else if self.loose.in_row() {
+                    self.loose
+                        .text(utf8(Cow::Owned(t.into_inner().into_owned()), pos)?);
                 }
             }
             Event::GeneralRef(r) => {
                 let s = resolve_ref(&r, pos)?;
-                if in_content && st.inline {
-                    inline.text(Cow::Owned(s));
-                } else if st.capture.is_some() {
-                    st.text.extend_from_slice(s.as_bytes());
-                } else if loose.in_row() {
-                    loose.text(Cow::Owned(s));
+                if in_content && self.st.inline {
+                    self.inline.text(Cow::Owned(s));
+                } else if self.st.capture.is_some() {
+                    self.capture(s.as_bytes());
+                } else if self.loose.in_row() {
+                    self.loose.text(Cow::Owned(s));
                 }
             }
-            Event::Eof => break,
             _ => {}
         }
+        Ok(())
     }
-    if depth != 0 || st.in_hoso {
-        return Err(XmlError::new(
-            reader.buffer_position(),
-            "file ends inside an element (truncated?)",
-        ));
+
+    fn finish(self, end: u64) -> Result<ScanSummary, XmlError> {
+        if self.depth != 0 || self.st.in_hoso {
+            return Err(XmlError::new(
+                end,
+                "file ends inside an element (truncated?)",
+            ));
+        }
+        if self.first {
+            return Err(XmlError::new(0, "no XML element found (empty or not XML)"));
+        }
+        Ok(self.summary)
     }
-    if first {
-        return Err(XmlError::new(0, "no XML element found (empty or not XML)"));
-    }
-    Ok(summary)
 }
 
 #[cfg(test)]
