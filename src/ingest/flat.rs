@@ -87,6 +87,12 @@ fn scan<'a>(doc: &'a [u8], out: &mut Vec<RawRecord<'a>>) -> bool {
                     if let Some(r) = c.empty(name, pos) {
                         out.push(r);
                     }
+                } else if let Some(end) = leaf_end(doc, gt + 1, name)
+                    .filter(|(lt2, _)| c.leaf(name, &text[gt + 1..*lt2]))
+                {
+                    // A field and its value in one step: the usual shape.
+                    i = end.1;
+                    continue;
                 } else {
                     open.push(name);
                     c.start(name, pos);
@@ -96,6 +102,16 @@ fn scan<'a>(doc: &'a [u8], out: &mut Vec<RawRecord<'a>>) -> bool {
         i = gt + 1;
     }
     open.is_empty() && !c.in_row()
+}
+
+/// When the text from `from` runs to `</name>`: where that closing tag
+/// starts and the index just after it.
+fn leaf_end(doc: &[u8], from: usize, name: &[u8]) -> Option<(usize, usize)> {
+    let lt = from + memchr(b'<', &doc[from..])?;
+    let close = doc.get(lt + 1..lt + 3 + name.len())?;
+    let (slash, rest) = close.split_first()?;
+    let (gt, tag) = rest.split_last()?;
+    (*slash == b'/' && *gt == b'>' && tag == name).then_some((lt, lt + 3 + name.len()))
 }
 
 /// The index of the `>` closing the tag whose content starts at `from`,

@@ -162,6 +162,23 @@ impl<'a> RowCollector<'a> {
         out
     }
 
+    /// A whole `<NAME>value</NAME>` element seen at once by the flat
+    /// scanner: a field of the row being read, handled as its start, text
+    /// and end would be. False (nothing done) anywhere else.
+    pub(super) fn leaf(&mut self, name: &[u8], value: &'a str) -> bool {
+        match &mut self.row {
+            Some((rec, rdepth)) if self.depth == *rdepth => {
+                if let Some(f) = rec.kind.field_index(name) {
+                    if !value.is_empty() {
+                        rec.set(f, Cow::Borrowed(value));
+                    }
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub(super) fn in_row(&self) -> bool {
         self.row.is_some()
     }
