@@ -71,44 +71,33 @@ value_column!(i64, "i64", Int64Chunked);
 value_column!(f64, "f64", Float64Chunked);
 value_column!(bool, "bool", BooleanChunked);
 
-impl IntoColumn for String {
-    const DTYPE: &'static str = "str";
-    fn column_of<'a>(values: impl Iterator<Item = &'a Self>, name: &str) -> Column {
-        StringChunked::from_iter_values(name.into(), values.map(|s| s.as_str()))
-            .into_series()
-            .into()
-    }
-}
-impl IntoColumn for Option<String> {
-    const DTYPE: &'static str = "str?";
-    fn column_of<'a>(values: impl Iterator<Item = &'a Self>, name: &str) -> Column {
-        StringChunked::from_iter_options(name.into(), values.map(|s| s.as_deref()))
-            .into_series()
-            .into()
-    }
-}
-
 /// A string of a visit or line row: codes and names up to 24 bytes are held
 /// inline, so the millions of short values a run reads cost no allocation
 /// each (nor a free on another thread).
 pub type SmallStr = PlSmallStr;
 
-impl IntoColumn for SmallStr {
-    const DTYPE: &'static str = "str";
-    fn column_of<'a>(values: impl Iterator<Item = &'a Self>, name: &str) -> Column {
-        StringChunked::from_iter_values(name.into(), values.map(|s| s.as_str()))
-            .into_series()
-            .into()
-    }
+macro_rules! string_column {
+    ($t:ty) => {
+        impl IntoColumn for $t {
+            const DTYPE: &'static str = "str";
+            fn column_of<'a>(values: impl Iterator<Item = &'a Self>, name: &str) -> Column {
+                StringChunked::from_iter_values(name.into(), values.map(|s| s.as_str()))
+                    .into_series()
+                    .into()
+            }
+        }
+        impl IntoColumn for Option<$t> {
+            const DTYPE: &'static str = "str?";
+            fn column_of<'a>(values: impl Iterator<Item = &'a Self>, name: &str) -> Column {
+                StringChunked::from_iter_options(name.into(), values.map(|s| s.as_deref()))
+                    .into_series()
+                    .into()
+            }
+        }
+    };
 }
-impl IntoColumn for Option<SmallStr> {
-    const DTYPE: &'static str = "str?";
-    fn column_of<'a>(values: impl Iterator<Item = &'a Self>, name: &str) -> Column {
-        StringChunked::from_iter_options(name.into(), values.map(|s| s.as_deref()))
-            .into_series()
-            .into()
-    }
-}
+string_column!(String);
+string_column!(SmallStr);
 
 /// Milliseconds as a `Datetime(ms)` column.
 fn datetime_ms(c: Int64Chunked) -> Column {

@@ -24,13 +24,12 @@ macro_rules! vocabulary {
         pub const $names: [&str; $modname::N] = [$(stringify!($field)),*];
         /// Looks a source tag (canonical or alias) up in the vocabulary.
         ///
-        /// Called once per XML element, so the table is bucketed by tag length
-        /// (a handful of comparisons per lookup instead of a linear scan).
+        /// Called once per XML element: see [`TagTable`].
         pub fn $lookup(tag: &[u8]) -> Option<usize> {
-            static TABLE: std::sync::OnceLock<LengthBuckets> = std::sync::OnceLock::new();
+            static TABLE: std::sync::OnceLock<TagTable> = std::sync::OnceLock::new();
             TABLE
                 .get_or_init(|| {
-                    LengthBuckets::new(&[
+                    TagTable::new(&[
                         $((stringify!($field), $modname::$field),)*
                         $((stringify!($alias), $modname::$target),)*
                     ])
@@ -45,28 +44,86 @@ macro_rules! vocabulary {
     (@consts $i:expr;) => {};
 }
 
-/// Tag → index table bucketed by tag length.
-pub struct LengthBuckets {
-    buckets: Vec<Vec<(&'static [u8], usize)>>,
+/// Tag → index table. Called once per XML element (tens of millions a
+/// run), so a tag is reduced to its length and two overlapping words — its
+/// first and last 8 bytes (4 for shorter tags), which together hold every
+/// byte of a tag up to 16 long — and found by one probe of an open
+/// addressing table, with no string comparison. Longer tags (none in the
+/// vocabulary) are compared whole.
+pub struct TagTable {
+    slots: Vec<Option<(TagKey, usize)>>,
+    long: Vec<(&'static [u8], usize)>,
 }
 
-impl LengthBuckets {
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct TagKey {
+    len: usize,
+    head: u64,
+    tail: u64,
+}
+
+impl TagKey {
+    /// The key of a tag of at most 16 bytes.
+    #[inline]
+    fn of(tag: &[u8]) -> Option<TagKey> {
+        let len = tag.len();
+        let word8 = |at: usize| u64::from_le_bytes(tag[at..at + 8].try_into().expect("8 bytes"));
+        let word4 =
+            |at: usize| u32::from_le_bytes(tag[at..at + 4].try_into().expect("4 bytes")) as u64;
+        let (head, tail) = match len {
+            8..=16 => (word8(0), word8(len - 8)),
+            4..=7 => (word4(0), word4(len - 4)),
+            1..=3 => (tag.iter().fold(0u64, |w, b| (w << 8) | *b as u64), 0),
+            _ => return None,
+        };
+        Some(TagKey { len, head, tail })
+    }
+
+    #[inline]
+    fn slot(&self, mask: usize) -> usize {
+        let h = self.head.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ self.tail.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+            ^ self.len as u64;
+        (h >> 40) as usize & mask
+    }
+}
+
+impl TagTable {
     fn new(entries: &[(&'static str, usize)]) -> Self {
-        let max = entries.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-        let mut buckets = vec![Vec::new(); max + 1];
+        let size = (entries.len() * 4).next_power_of_two();
+        let mut t = TagTable {
+            slots: vec![None; size],
+            long: Vec::new(),
+        };
         for (name, idx) in entries {
-            buckets[name.len()].push((name.as_bytes(), *idx));
+            match TagKey::of(name.as_bytes()) {
+                Some(k) => {
+                    let mut at = k.slot(size - 1);
+                    while t.slots[at].is_some() {
+                        at = (at + 1) & (size - 1);
+                    }
+                    t.slots[at] = Some((k, *idx));
+                }
+                None => t.long.push((name.as_bytes(), *idx)),
+            }
         }
-        LengthBuckets { buckets }
+        t
     }
 
     #[inline]
     fn get(&self, tag: &[u8]) -> Option<usize> {
-        self.buckets
-            .get(tag.len())?
-            .iter()
-            .find(|(n, _)| *n == tag)
-            .map(|(_, i)| *i)
+        let Some(k) = TagKey::of(tag) else {
+            return self.long.iter().find(|(n, _)| *n == tag).map(|(_, i)| *i);
+        };
+        let mask = self.slots.len() - 1;
+        let mut at = k.slot(mask);
+        loop {
+            match &self.slots[at] {
+                Some((key, idx)) if *key == k => return Some(*idx),
+                Some(_) => at = (at + 1) & mask,
+                None => return None,
+            }
+        }
     }
 }
 
@@ -218,6 +275,36 @@ mod tests {
         assert_eq!(line_field(b"NOPE"), None);
         assert_eq!(VISIT_FIELDS[vf::MA_CSKCB], "MA_CSKCB");
         assert_eq!(LINE_FIELDS[lf::MA_PTTT], "MA_PTTT");
+    }
+
+    #[test]
+    fn the_tag_table_finds_exactly_the_vocabulary() {
+        let names: Vec<&str> = VISIT_FIELDS.iter().chain(&LINE_FIELDS).copied().collect();
+        let naive = |t: &[u8]| VISIT_FIELDS.iter().position(|n| n.as_bytes() == t);
+        let mut probes: Vec<Vec<u8>> = vec![b"".to_vec(), b"A".to_vec(), vec![b'M'; 40]];
+        for n in &names {
+            let b = n.as_bytes();
+            probes.push(b.to_vec());
+            probes.push(b[..b.len() - 1].to_vec());
+            probes.push([b, b"X"].concat());
+            for i in 0..b.len() {
+                let mut c = b.to_vec();
+                c[i] ^= 0x20;
+                probes.push(c);
+            }
+        }
+        for p in &probes {
+            let alias = matches!(
+                p.as_slice(),
+                b"MA_THE" | b"MA_BENH" | b"MA_BENHKHAC" | b"MA_LYDO_VVIEN" | b"T_TONGCHI"
+            );
+            if !alias {
+                assert_eq!(visit_field(p), naive(p), "{}", String::from_utf8_lossy(p));
+            }
+        }
+        for (i, n) in LINE_FIELDS.iter().enumerate() {
+            assert_eq!(line_field(n.as_bytes()), Some(i));
+        }
     }
 
     #[test]

@@ -87,8 +87,8 @@ fn scan<'a>(doc: &'a [u8], out: &mut Vec<RawRecord<'a>>) -> bool {
                     if let Some(r) = c.empty(name, pos) {
                         out.push(r);
                     }
-                } else if let Some(end) = leaf_end(doc, gt + 1, name)
-                    .filter(|(lt2, _)| c.leaf(name, &text[gt + 1..*lt2]))
+                } else if let Some(end) =
+                    leaf_end(doc, gt + 1, name).filter(|(lt2, _)| c.leaf(name, &text[gt + 1..*lt2]))
                 {
                     // A field and its value in one step: the usual shape.
                     i = end.1;

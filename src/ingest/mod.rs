@@ -8,9 +8,13 @@
 //! a whole with a one-line error naming the file and byte position; the rest
 //! of the batch goes on.
 //!
-//! Envelopes are streamed: a reader thread cuts the file into `HOSO` units,
-//! worker threads (rayon) decode, parse and validate them, and the accepted
-//! rows go to a [`PartSink`] that flushes to Parquet in bounded batches.
+//! Small envelopes (the usual facility-week file, under 8 MB) are read
+//! whole, one per worker, scanned from memory and committed in input order;
+//! their inner documents go through a flat scanner (`flat.rs`) that falls
+//! back to quick-xml for anything unusual. Large envelopes are streamed: a
+//! reader thread cuts the file into `HOSO` units, worker threads (rayon)
+//! decode, parse and validate them, and the accepted rows go to a
+//! [`PartSink`] that flushes to Parquet in bounded batches.
 //! Loose tables (bare XML1/XML2/XML3 documents, CSV, Parquet) split a visit
 //! over several files, so they are validated per batch in three streaming
 //! passes (line sums; visits; lines), holding only per-visit keys in memory.
