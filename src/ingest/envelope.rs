@@ -4,13 +4,12 @@
 //! its damage, and the envelope committed or rejected as a whole.
 
 use std::collections::HashSet;
-
-use crate::schema::SmallStr;
 use std::sync::mpsc::sync_channel;
 
 use rayon::prelude::*;
 
 use super::*;
+use crate::schema::SmallStr;
 
 /// What reading an envelope gives: its tallies and content hash.
 pub(super) type EnvelopeResult = Result<(Tally, String), IngestError>;

@@ -6,9 +6,11 @@
 //! names (`TONG_HOP`, `CHI_TIET_THUOC`, `CHI_TIET_DVKT`) at any depth, so the
 //! wrappers that hospital systems vary (`CHITIEU_…`, `DSACH_…`) do not matter.
 //!
-//! The envelope is read event by event from a `BufRead`, so memory holds one
-//! `HOSO` at a time, never the file; the base64 payloads are decoded and
-//! parsed later, in parallel, by the ingest workers.
+//! A large envelope is read event by event from a `BufRead` ([`scan`]), so
+//! memory holds one `HOSO` at a time, never the file; a small one (the
+//! usual facility-week file) is scanned from memory ([`scan_slice`]), its
+//! payloads left where they lie. Either way the base64 payloads are decoded
+//! and parsed later, in parallel, by the ingest workers.
 
 use std::borrow::Cow;
 use std::io::BufRead;
