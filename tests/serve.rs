@@ -868,11 +868,14 @@ async fn a_reviewer_works_an_alert_in_a_real_browser() {
             .send_keys("hóa đơn trùng lặp")
             .await?;
         c.find(Locator::Id("save")).await?.click().await?;
-        c.wait().for_element(Locator::Id("history")).await?;
-        assert_eq!(
-            c.find(Locator::Id("status")).await?.text().await?,
-            "xác nhận"
-        );
+        // The page before the submit has a status and a history too: wait
+        // for the new page's status (the wait ends with an error, naming
+        // the locator, if it never shows).
+        c.wait()
+            .for_element(Locator::XPath(
+                "//*[@id='status' and normalize-space(.)='xác nhận']",
+            ))
+            .await?;
         let decisions = c.find(Locator::Id("decisions")).await?.text().await?;
         assert!(
             decisions.contains("rev92") && decisions.contains("hóa đơn trùng lặp"),

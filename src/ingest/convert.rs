@@ -593,7 +593,11 @@ impl Converter {
             sex,
             age_years,
             age_band: age_band(age_years).into(),
-            dx3: dx_main.chars().take(3).collect::<String>().as_str().into(),
+            dx3: dx_main[..dx_main
+                .char_indices()
+                .nth(3)
+                .map_or(dx_main.len(), |(at, _)| at)]
+                .into(),
             dx_main: dx_main.as_str().into(),
             dx_secondary: f.string(vf::MA_BENH_KT),
             arrival_type: f.string(vf::MA_DOITUONG_KCB),

@@ -87,13 +87,15 @@ fn scan<'a>(doc: &'a [u8], out: &mut Vec<RawRecord<'a>>) -> bool {
                     if let Some(r) = c.empty(name, pos) {
                         out.push(r);
                     }
-                } else if let Some(end) =
-                    leaf_end(doc, gt + 1, name).filter(|(lt2, _)| c.leaf(name, &text[gt + 1..*lt2]))
-                {
-                    // A field and its value in one step: the usual shape.
-                    i = end.1;
-                    continue;
                 } else {
+                    // A field and its value in one step (the usual shape),
+                    // when the collector takes it as a field of its row.
+                    if let Some((lt2, after)) = leaf_end(doc, gt + 1, name) {
+                        if c.leaf(name, &text[gt + 1..lt2]) {
+                            i = after;
+                            continue;
+                        }
+                    }
                     open.push(name);
                     c.start(name, pos);
                 }
