@@ -73,16 +73,11 @@ pub(super) fn ingest_envelope_whole(
     let whole = job
         .src
         .read_whole(Some(pb), SMALL_ENVELOPE_BYTES)
-        .map_err(|e| IngestError::Source {
-            file: job.src.display.clone(),
-            position: 0,
-            message: e.to_string(),
-        })?;
+        .map_err(|e| unreadable(job, e))?;
     let (file, hash, base, scanned) = match whole {
         Some((file, hash)) => {
             let scanned = xml::scan_slice(&file, collect);
-            let base = SourceCtx::new(&job.src.display, job.seq);
-            (file, hash, base, scanned)
+            (file, hash, source_ctx(job), scanned)
         }
         None => {
             let (reader, hasher, base) = open_envelope(job, pb)?;
@@ -174,12 +169,22 @@ fn open_envelope(job: &Job, pb: &indicatif::ProgressBar) -> Result<Opened, Inges
     let src = &job.src;
     let (reader, hasher) = src
         .open_hashed(Some(pb.clone()))
-        .map_err(|e| IngestError::Source {
-            file: src.display.clone(),
-            position: 0,
-            message: e.to_string(),
-        })?;
-    Ok((reader, hasher, SourceCtx::new(&src.display, job.seq)))
+        .map_err(|e| unreadable(job, e))?;
+    Ok((reader, hasher, source_ctx(job)))
+}
+
+/// A job's file that could not be opened or read.
+fn unreadable(job: &Job, e: std::io::Error) -> IngestError {
+    IngestError::Source {
+        file: job.src.display.clone(),
+        position: 0,
+        message: e.to_string(),
+    }
+}
+
+/// The context a job's rows are quarantined with.
+fn source_ctx(job: &Job) -> SourceCtx {
+    SourceCtx::new(&job.src.display, job.seq)
 }
 
 /// Rows outside any HOSO of an envelope: validated as one group.
