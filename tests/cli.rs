@@ -160,3 +160,52 @@ fn bombs_are_rejected_in_bounded_memory() {
     );
     assert!(stdout.contains("files: 1 ingested"), "{stdout}");
 }
+
+/// Transparent huge pages are off for the whole process (`prctl` at the
+/// start of `main`: 14–25 % of the wall time of ingest, features and detect
+/// on a machine that has run a while; benches/README.md), and
+/// `BHYT_ALLOW_THP` keeps them. Read from the kernel's view of a running
+/// `bhyt` (`/proc/PID/status`) while it waits for a password on stdin.
+#[cfg(target_os = "linux")]
+#[test]
+fn transparent_huge_pages_are_off_unless_allowed() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let thp_of = |allow: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = bhyt();
+        let db = format!("sqlite://{}", dir.path().join("w.sqlite").display());
+        c.args(["users", "add", "thp-check", "--role", "planner"])
+            .args(["--database", &db])
+            .current_dir(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if allow {
+            c.env("BHYT_ALLOW_THP", "1");
+        } else {
+            c.env_remove("BHYT_ALLOW_THP");
+        }
+        let mut child = c.spawn().unwrap();
+        // The prompt means main has run past the prctl.
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        assert!(line.contains("password"), "{line}");
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("THP_enabled:"))
+            .map(|v| v.trim().to_string())
+    };
+    match thp_of(false) {
+        // Kernels before 5.0 do not report it.
+        None => eprintln!("no THP_enabled in /proc/PID/status: not checked"),
+        Some(v) => {
+            assert_eq!(v, "0", "THP on in bhyt");
+            assert_eq!(thp_of(true).as_deref(), Some("1"), "BHYT_ALLOW_THP ignored");
+        }
+    }
+}
