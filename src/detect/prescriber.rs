@@ -195,8 +195,26 @@ fn unit_stats(
     for chunk in &chunks {
         parts.push(unit_sums(store, chunk, unit, period, train_to, cfg)?.lazy());
     }
-    let by = concat(parts, UnionArgs::default())?.collect()?;
+    // In key order: the table adds floats in the order of the rows and of
+    // its maps, and a rerun must give the same bits (a group-by's output
+    // order is its threads').
+    let by = concat(parts, UnionArgs::default())?
+        .sort(
+            ["facility_code", "_unit", "period_start", "_ck"],
+            Default::default(),
+        )
+        .collect()?;
     unit_table(&by, unit, train_to, window, cfg)
+}
+
+/// An inner join that keeps the claims' order: the sums below are of
+/// floats, and the order a join's threads leave the rows in would move
+/// their last bits from one run to the next.
+fn in_claims_order() -> JoinArgs {
+    JoinArgs {
+        maintain_order: MaintainOrderJoin::Left,
+        ..JoinArgs::new(JoinType::Inner)
+    }
 }
 
 /// Per facility, unit, period and diagnosis cell of a chunk: claims, sums
@@ -240,7 +258,7 @@ fn unit_sums(
                 main,
                 [col("visit_key")],
                 [col("visit_key")],
-                JoinArgs::new(JoinType::Inner),
+                in_claims_order(),
             )
         }
         // A department is compared within its visit type (its inpatients
@@ -270,7 +288,7 @@ fn unit_sums(
         Unit::Department => col("dx3"),
     };
     let by = claims
-        .join(norms, cell.clone(), cell, JoinArgs::new(JoinType::Inner))
+        .join(norms, cell.clone(), cell, in_claims_order())
         .with_column((col("_lc") - col("_mu")).alias("_r"))
         .with_column(ck.alias("_ck"))
         .group_by([
@@ -457,11 +475,11 @@ struct Cmp {
     cost: f64,
 }
 
-type Sums = BTreeMap<String, BTreeMap<i32, HashMap<String, Acc>>>;
+type Sums = BTreeMap<String, BTreeMap<i32, BTreeMap<String, Acc>>>;
 
 /// facility → period → unit → (diagnosis cell, claims, training claims of
 /// the cell): departments only.
-type CellSums = BTreeMap<String, BTreeMap<i32, HashMap<String, Vec<(String, f64, f64)>>>>;
+type CellSums = BTreeMap<String, BTreeMap<i32, BTreeMap<String, Vec<(String, f64, f64)>>>>;
 
 /// Every doctor's comparison over windows of `w` periods ending at each
 /// period.
