@@ -197,11 +197,11 @@ fn serves(c: &Command) -> bool {
 
 /// Transparent huge pages off for this process (Linux; `BHYT_ALLOW_THP`
 /// set keeps them). With THP on, each fresh 2 MiB of the allocator's
-/// memory is faulted in and zeroed whole, and on a machine whose memory is
-/// full of page cache the kernel first compacts memory to find one. Measured
-/// on 2 cores, this binary against the one before, 5 runs each in turn
+/// memory is faulted in and zeroed whole, which costs more as the
+/// machine's memory fragments (a server that has run a while). Measured on
+/// 2 cores, this binary against the one before, 5 runs each in turn
 /// (benches/README.md): ingest of 1.36 GB 6.94 → 5.97 s (medians; system
-/// time 3.4 → 1.2 s), weekly features 2.17 → 1.81 s, detect 3.66 → 2.76 s,
+/// time 3.7 → 1.2 s), weekly features 2.17 → 1.81 s, detect 3.66 → 2.76 s,
 /// peak memory lower in all three, outputs identical.
 #[cfg(target_os = "linux")]
 fn without_transparent_huge_pages() {

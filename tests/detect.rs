@@ -538,10 +538,7 @@ fn generated_claims_run_through_detection() {
     assert!(alerts.starts_with('\u{feff}'));
     // A rerun of the week with the saved model gives the same scores to the
     // bit (sums of floats in a fixed order, whatever the threads did).
-    let mut again = options(d, None);
-    again.features = o.features.clone();
-    again.data_dir = o.data_dir.clone();
-    again.config = o.config.clone();
+    let mut again = o.clone();
     again.out = d.join("out-again");
     again.alerts_db = d.join("alerts-again.sqlite");
     alerts::run(&again).unwrap();
