@@ -205,8 +205,19 @@ fn a_doctor_who_doubles_his_prescriptions_stands_out_from_colleagues() {
 /// One inpatient claim of department `dept` with diagnosis `dx` on `day`
 /// whose drug line is `qty` tablets.
 fn ward_claim(n: usize, day: NaiveDate, dept: &str, dx: &str, qty: f64) -> bhyt::qd130::Hoso {
+    ward_claim_at("93002", n, day, dept, dx, qty)
+}
+
+fn ward_claim_at(
+    facility: &str,
+    n: usize,
+    day: NaiveDate,
+    dept: &str,
+    dx: &str,
+    qty: f64,
+) -> bhyt::qd130::Hoso {
     let ma_lk = format!("IP{n:06}");
-    let mut h = common::visit(&ma_lk, "93002", &format!("HS493{n:010}"), true);
+    let mut h = common::visit(&ma_lk, facility, &format!("HS493{n:010}"), true);
     let t = day.format("%Y%m%d").to_string();
     let admit = (day - chrono::Duration::days(5))
         .format("%Y%m%d")
@@ -218,6 +229,7 @@ fn ward_claim(n: usize, day: NaiveDate, dept: &str, dx: &str, qty: f64) -> bhyt:
         .set("MA_KHOA", dept);
     h.xml2[0]
         .set("SO_LUONG", common::fmt(qty))
+        .set("DON_GIA", "19760")
         .set("THANH_TIEN_BV", common::fmt(qty * 19760.0))
         .set("THANH_TIEN_BH", common::fmt(qty * 19760.0));
     for l in h.xml2.iter_mut().chain(h.xml3.iter_mut()) {
@@ -288,6 +300,84 @@ fn a_ward_whose_cost_per_stay_rises_stands_out_from_the_others() {
     // Within four weeks (its colleagues include K11's inflated stays).
     let first = first_alert.expect("K04 is singled out");
     assert!(first <= 16, "first at week {first}");
+}
+
+/// What the alert list names behind a ward's rise. Two hospitals, four
+/// wards each; from week 8 an epidemic doubles both hospitals'
+/// infectious-diseases wards (K11); from week 12 hospital 93002's
+/// cardiology ward (K04) bills 60 % more drugs per stay. Against its own
+/// baseline alone, 93002's K11 grew most; against the rest of the province
+/// it did not grow at all, and K04 leads its departments.
+#[test]
+fn the_ward_that_rose_leads_the_departments_not_the_epidemic() {
+    let monday = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+    let wards = [
+        ("K03", "J18"),
+        ("K04", "I50"),
+        ("K11", "A09"),
+        ("K19", "K35"),
+    ];
+    let env = common::Env::new();
+    let mut x: u64 = 11;
+    let mut n = 0;
+    for facility in ["93002", "93001"] {
+        let mut hosos = Vec::new();
+        for week in 0..20i64 {
+            let per_week = if week >= 8 { 56 } else { 40 };
+            for k in 0..per_week {
+                // The epidemic's extra stays all go to K11.
+                let (dept, dx) = if k >= 40 {
+                    ("K11", "A90")
+                } else {
+                    wards[k % 4]
+                };
+                let mut qty = jittered_quantity(&mut x);
+                if facility == "93002" && dept == "K04" && week >= 12 {
+                    qty *= 1.6;
+                }
+                let day = monday + chrono::Duration::days(week * 7 + (k % 5) as i64);
+                hosos.push(ward_claim_at(facility, n, day, dept, dx, qty));
+                n += 1;
+            }
+        }
+        common::write(
+            &env.path(&format!("in/{facility}.xml")),
+            facility,
+            &hosos,
+            &Default::default(),
+        );
+    }
+    env.ingest(&["in"]);
+    let span = bhyt::alerts::explain::Span {
+        facility_code: "93002".into(),
+        window: (
+            monday + chrono::Duration::weeks(12),
+            monday + chrono::Duration::days(20 * 7 - 1),
+        ),
+        baseline: (monday, monday + chrono::Duration::days(8 * 7 - 1)),
+    };
+    let c = bhyt::alerts::explain::contributors(&env.store(), &[span], None, 5, 4096).unwrap();
+    let departments = &c["93002"].departments;
+    assert_eq!(
+        departments.first().map(|d| d.0.as_str()),
+        Some("K04"),
+        "{departments:?}"
+    );
+    // K04's extra drugs: 80 stays, 0.6 × ≈ 61.6 units at 19,760 VND each.
+    let k04 = departments[0].1;
+    let truth = 80.0 * 0.6 * 61.6 * 19760.0;
+    assert!(
+        (0.7 * truth..1.3 * truth).contains(&k04),
+        "K04 {k04} vs {truth}"
+    );
+    let k11 = departments
+        .iter()
+        .find(|d| d.0 == "K11")
+        .map_or(0.0, |d| d.1);
+    assert!(
+        k11 < 0.25 * k04,
+        "K11 {k11} beside K04 {k04}: {departments:?}"
+    );
 }
 
 /// Tail probability of the default alert severity (4: p ≈ 3·10⁻⁵).

@@ -3,7 +3,12 @@
 //!
 //! A service (department, prescriber) contributes its cost in the alert's
 //! window minus what it would have cost at the facility's baseline rate per
-//! visit: `cost_window − cost_baseline × visits_window / visits_baseline`.
+//! visit, moved as the rest of the province's rate per visit moved:
+//! `cost_window − cost_baseline × visits_window / visits_baseline × r`, with
+//! `r` the other facilities' cost per visit of that service (department)
+//! in the window over theirs in the baseline (1 for a doctor, whose code is
+//! the facility's own). Without `r` a dengue season put every hospital's
+//! infectious-disease ward at the top of an unrelated alert.
 //! A claim contributes its cost above the median of claims with the same
 //! diagnosis category and visit type in the province in the same window
 //! (claims flagged by a claim check come first when that check drives the
@@ -63,12 +68,145 @@ fn in_spans(lf: LazyFrame, spans: &[Span]) -> LazyFrame {
     )
 }
 
+/// Sums by day, for sums over any range of days in two binary searches.
+#[derive(Debug, Default)]
+struct Daily {
+    days: Vec<i32>,
+    /// `cum[i]`: total of the days before `days[i]`; one more entry.
+    cum: Vec<f64>,
+}
+
+impl Daily {
+    fn from_pairs(mut pairs: Vec<(i32, f64)>) -> Daily {
+        pairs.sort_by_key(|p| p.0);
+        let mut cum = Vec::with_capacity(pairs.len() + 1);
+        cum.push(0.0);
+        for p in &pairs {
+            cum.push(cum.last().copied().unwrap_or(0.0) + p.1);
+        }
+        Daily {
+            days: pairs.into_iter().map(|p| p.0).collect(),
+            cum,
+        }
+    }
+
+    /// Total from `lo` to `hi`, both included.
+    fn sum(&self, (lo, hi): (i32, i32)) -> f64 {
+        let a = self.days.partition_point(|&d| d < lo);
+        let b = self.days.partition_point(|&d| d <= hi);
+        if b > a {
+            self.cum[b] - self.cum[a]
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The province's cost per day of each department and service (every
+/// facility in the store), and its visits per day: what a contributor's
+/// rise is judged against, so a province-wide epidemic raises no one's
+/// infectious-disease ward in the list.
+#[derive(Debug, Default)]
+struct Reference {
+    visits: Daily,
+    /// Keyed by dimension (services, departments) and item or department code.
+    cost: HashMap<(&'static str, String), Daily>,
+}
+
+/// Days since 1970-01-01, as Polars stores a date.
+fn day_number(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date")).num_days() as i32
+}
+
+impl Reference {
+    fn read(store: &Store, (lo, hi): (NaiveDate, NaiveDate)) -> Result<Reference, PolarsError> {
+        let map_err = |e: crate::store::StoreError| PolarsError::ComputeError(e.to_string().into());
+        let range =
+            col("discharge_date").is_between(lit_date(lo), lit_date(hi), ClosedInterval::Both);
+        let days = |df: &DataFrame, value: &str| -> Result<Vec<(i32, f64)>, PolarsError> {
+            let d = df.column("discharge_date")?.date()?;
+            let v = df.column(value)?.cast(&DataType::Float64)?;
+            let v = v.f64()?;
+            Ok((0..df.height())
+                .filter_map(|i| Some((d.phys.get(i)?, v.get(i)?)))
+                .collect())
+        };
+        let visits = streamed(
+            store
+                .visits()
+                .map_err(map_err)?
+                .filter(range.clone())
+                .group_by([col("discharge_date")])
+                .agg([len().alias("n")]),
+        )?;
+        let mut out = Reference {
+            visits: Daily::from_pairs(days(&visits, "n")?),
+            cost: HashMap::new(),
+        };
+        // Two scans, one per key: faster than one grouped by both (an
+        // item is billed by several departments), measured at scale 1.
+        for (dim, key) in [
+            ("services", col("item_code")),
+            ("departments", col("department").fill_null(lit("?"))),
+        ] {
+            let g = streamed(
+                store
+                    .lines()
+                    .map_err(map_err)?
+                    .filter(range.clone())
+                    .group_by([key.alias("key"), col("discharge_date")])
+                    .agg([col("amount").sum().alias("cost")]),
+            )?;
+            let keys = g.column("key")?.str()?;
+            let d = g.column("discharge_date")?.date()?;
+            let c = g.column("cost")?.f64()?;
+            let mut per_key: HashMap<String, Vec<(i32, f64)>> = HashMap::new();
+            for i in 0..g.height() {
+                if let (Some(k), Some(d), Some(c)) = (keys.get(i), d.phys.get(i), c.get(i)) {
+                    per_key.entry(k.to_string()).or_default().push((d, c));
+                }
+            }
+            for (k, v) in per_key {
+                out.cost.insert((dim, k), Daily::from_pairs(v));
+            }
+        }
+        Ok(out)
+    }
+
+    /// How much the rest of the province's cost per visit of `key` moved
+    /// from the span's baseline to its window: the facility's own `own`
+    /// (window, baseline) cost and `visits` taken out. 1 when the rest of
+    /// the province has none of it in either.
+    fn ratio(
+        &self,
+        dim: &'static str,
+        key: &str,
+        span: &Span,
+        own: (f64, f64),
+        visits: (f64, f64),
+    ) -> f64 {
+        let Some(cost) = self.cost.get(&(dim, key.to_string())) else {
+            return 1.0;
+        };
+        let w = (day_number(span.window.0), day_number(span.window.1));
+        let b = (day_number(span.baseline.0), day_number(span.baseline.1));
+        let (cw, cb) = (cost.sum(w) - own.0, cost.sum(b) - own.1);
+        let (vw, vb) = (self.visits.sum(w) - visits.0, self.visits.sum(b) - visits.1);
+        if cw > 0.0 && cb > 0.0 && vw > 0.0 && vb > 0.0 {
+            (cw / vw) / (cb / vb)
+        } else {
+            1.0
+        }
+    }
+}
+
 /// The services, departments, prescribers and claims of a group of spans,
 /// into `out`.
 fn contributors_of(
     store: &Store,
     spans: &[Span],
     norm: &DataFrame,
+    reference: &Reference,
     top: usize,
     out: &mut HashMap<String, Contributors>,
 ) -> Result<(), PolarsError> {
@@ -135,40 +273,71 @@ fn contributors_of(
         col("prescriber"),
     ]))
     .collect()?;
-    let dims: [(&str, Expr); 3] = [
+    // Each key's reference in the rest of the province: the item code of
+    // a service (its name may vary), the department; none for a doctor.
+    let dims: [(&'static str, Expr, Option<Expr>); 3] = [
         (
             "services",
             when(col("item_name").is_not_null())
                 .then(concat_str([col("item_code"), col("item_name")], " ", true))
                 .otherwise(col("item_code")),
+            Some(col("item_code")),
         ),
-        ("departments", col("department").fill_null(lit("?"))),
-        ("prescribers", col("prescriber").fill_null(lit("?"))),
+        (
+            "departments",
+            col("department").fill_null(lit("?")),
+            Some(col("department").fill_null(lit("?"))),
+        ),
+        ("prescribers", col("prescriber").fill_null(lit("?")), None),
     ];
-    for (dim, key) in dims {
+    let span_of: HashMap<&str, &Span> = spans
+        .iter()
+        .map(|s| (s.facility_code.as_str(), s))
+        .collect();
+    for (dim, key, reference_key) in dims {
         let g = lines
             .clone()
             .lazy()
-            .with_column(key.alias("key"))
-            .group_by([col("facility_code"), col("key"), col("phase")])
+            .with_columns([
+                key.alias("key"),
+                reference_key
+                    .unwrap_or(lit(NULL).cast(DataType::String))
+                    .alias("ref"),
+            ])
+            .group_by([col("facility_code"), col("key"), col("ref"), col("phase")])
             .agg([col("amount").sum().alias("cost")])
             .collect()?;
         let f = g.column("facility_code")?.str()?;
         let k = g.column("key")?.str()?;
+        let r = g.column("ref")?.str()?;
         let p = g.column("phase")?.str()?;
         let c = g.column("cost")?.f64()?;
-        let mut acc: HashMap<(String, String), (f64, f64)> = HashMap::new();
+        // (window, baseline) cost per facility and key, and per facility
+        // and reference key (a code's names together).
+        let mut acc: HashMap<(String, String), (Option<String>, f64, f64)> = HashMap::new();
+        let mut own: HashMap<(String, String), (f64, f64)> = HashMap::new();
         for i in 0..g.height() {
+            let fac = f.get(i).unwrap_or("");
             let e = acc
-                .entry((f.get(i).unwrap_or("").into(), k.get(i).unwrap_or("").into()))
-                .or_default();
+                .entry((fac.into(), k.get(i).unwrap_or("").into()))
+                .or_insert((r.get(i).map(String::from), 0.0, 0.0));
+            let o = r
+                .get(i)
+                .map(|r| own.entry((fac.into(), r.into())).or_default());
+            let x = c.get(i).unwrap_or(0.0);
             if p.get(i) == Some("w") {
-                e.0 += c.get(i).unwrap_or(0.0);
+                e.1 += x;
+                if let Some(o) = o {
+                    o.0 += x;
+                }
             } else {
-                e.1 += c.get(i).unwrap_or(0.0);
+                e.2 += x;
+                if let Some(o) = o {
+                    o.1 += x;
+                }
             }
         }
-        for ((fac, key), (w, b)) in acc {
+        for ((fac, key), (r, w, b)) in acc {
             let nw = n_visits
                 .get(&(fac.clone(), "w".into()))
                 .copied()
@@ -177,7 +346,17 @@ fn contributors_of(
                 .get(&(fac.clone(), "b".into()))
                 .copied()
                 .unwrap_or(0.0);
-            let expected = if nb > 0.0 { b * nw / nb } else { 0.0 };
+            let moved = match (r, span_of.get(fac.as_str())) {
+                (Some(r), Some(span)) => {
+                    let o = own
+                        .get(&(fac.clone(), r.clone()))
+                        .copied()
+                        .unwrap_or_default();
+                    reference.ratio(dim, &r, span, o, (nw, nb))
+                }
+                _ => 1.0,
+            };
+            let expected = if nb > 0.0 { b * nw / nb * moved } else { 0.0 };
             let x = w - expected;
             if x > 0.0 {
                 let entry = out.entry(fac).or_default();
@@ -228,6 +407,14 @@ fn contributors_of(
     Ok(())
 }
 
+/// Puts `key` first in `list` with `excess` (the detector's estimate for
+/// the unit it names), dropping its other entry and keeping `top` entries.
+pub fn lead_with(list: &mut Vec<(String, f64)>, key: &str, excess: f64, top: usize) {
+    list.retain(|x| x.0 != key);
+    list.insert(0, (key.to_string(), excess.max(0.0)));
+    list.truncate(top);
+}
+
 /// Bytes the contributor queries hold per visit of a chunk (the visit and
 /// its lines' item, department and prescriber), rounded up.
 const BYTES_PER_VISIT: u64 = 2048;
@@ -262,6 +449,7 @@ pub fn contributors(
             .group_by([col("dx3"), col("visit_group")])
             .agg([col("total_cost").median().alias("norm")]),
     )?;
+    let reference = Reference::read(store, (lo, hi))?;
     let chunks = plan_chunks(
         in_spans(store.visits().map_err(map_err)?, spans),
         visits_per_chunk(memory_mb, BYTES_PER_VISIT),
@@ -273,7 +461,7 @@ pub fn contributors(
             .cloned()
             .collect();
         if !part.is_empty() {
-            contributors_of(store, &part, &norm, top, &mut out)?;
+            contributors_of(store, &part, &norm, &reference, top, &mut out)?;
         }
     }
     // Flagged claims first where a claim check drives the alert.
@@ -325,4 +513,30 @@ pub fn contributors(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daily_sums_include_both_ends_and_skip_missing_days() {
+        let d = Daily::from_pairs(vec![(10, 1.0), (3, 2.0), (7, 4.0)]);
+        assert_eq!(d.sum((3, 10)), 7.0);
+        assert_eq!(d.sum((4, 9)), 4.0);
+        assert_eq!(d.sum((8, 9)), 0.0);
+        assert_eq!(d.sum((11, 20)), 0.0);
+        assert_eq!(d.sum((10, 3)), 0.0);
+        assert_eq!(Daily::default().sum((0, 5)), 0.0);
+    }
+
+    #[test]
+    fn the_named_unit_leads_once() {
+        let mut l = vec![("K11".to_string(), 9.0), ("K04".to_string(), 1.0)];
+        lead_with(&mut l, "K04", 72.0, 5);
+        assert_eq!(l, vec![("K04".to_string(), 72.0), ("K11".to_string(), 9.0)]);
+        lead_with(&mut l, "K07", -3.0, 2);
+        assert_eq!(l[0], ("K07".to_string(), 0.0));
+        assert_eq!(l.len(), 2);
+    }
 }

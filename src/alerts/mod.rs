@@ -335,6 +335,9 @@ fn capitalise(s: &str) -> String {
     }
 }
 
+/// Contributors listed per kind (claims, services, departments, prescribers).
+const TOP_CONTRIBUTORS: usize = 5;
+
 fn join_top(list: &[(String, f64)], lang: Lang) -> String {
     list.iter()
         .map(|(k, x)| {
@@ -586,7 +589,7 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
                 st,
                 &spans,
                 Some((&f.flagged, &kinds)),
-                5,
+                TOP_CONTRIBUTORS,
                 o.config.memory_mb,
             )?;
             if let Some(b) = b {
@@ -618,7 +621,20 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
                 x.facility_code == c.facility_code && x.cause == c.cause && x.state != "resolved"
             })
             .expect("every candidate has an outcome");
-        let k = contrib.get(&s.facility_code).cloned().unwrap_or_default();
+        let mut k = contrib.get(&s.facility_code).cloned().unwrap_or_default();
+        // A ward's or a doctor's alert leads its list with that ward or
+        // doctor and the comparison's excess: the list's measure (cost
+        // per visit of the facility) mixes their cost per claim with how
+        // many claims they had, which at a ward of thirty stays a month
+        // hides a rise per stay.
+        let unit = match s.detector.as_str() {
+            "department" => s.department.as_ref().map(|d| (d, &mut k.departments)),
+            "prescriber" => s.prescriber.as_ref().map(|d| (d, &mut k.prescribers)),
+            _ => None,
+        };
+        if let Some((code, list)) = unit {
+            explain::lead_with(list, code, s.excess_vnd, TOP_CONTRIBUTORS);
+        }
         list.push(Alert {
             alert_id: out.alert_id.clone(),
             state: out.state.clone(),
@@ -713,10 +729,16 @@ pub const ALERT_COLUMNS: &[(&str, &str)] = &[
     ),
     (
         "top_services",
-        "services/drugs that grew most against the baseline",
+        "services/drugs whose cost per visit grew most against the baseline, beyond the rest of the province's change for the same item",
     ),
-    ("top_departments", "departments (MA_KHOA) that grew most"),
-    ("top_prescribers", "prescribers (MA_BAC_SI) that grew most"),
+    (
+        "top_departments",
+        "departments (MA_KHOA) whose cost per visit grew most, beyond the rest of the province's change for the same department; a department alert's own department first, with its excess",
+    ),
+    (
+        "top_prescribers",
+        "prescribers (MA_BAC_SI) whose cost per visit grew most; a prescriber alert's doctor first, with its excess",
+    ),
     (
         "last_decision",
         "latest reviewer decision on this facility and cause",
