@@ -302,39 +302,30 @@ fn a_ward_whose_cost_per_stay_rises_stands_out_from_the_others() {
     assert!(first <= 16, "first at week {first}");
 }
 
-/// What the alert list names behind a ward's rise. Two hospitals, four
-/// wards each; from week 8 an epidemic doubles both hospitals'
-/// infectious-diseases wards (K11); from week 12 hospital 93002's
-/// cardiology ward (K04) bills 60 % more drugs per stay. Against its own
-/// baseline alone, 93002's K11 grew most; against the rest of the province
-/// it did not grow at all, and K04 leads its departments.
-#[test]
-fn the_ward_that_rose_leads_the_departments_not_the_epidemic() {
+const WARDS: [(&str, &str); 4] = [
+    ("K03", "J18"),
+    ("K04", "I50"),
+    ("K11", "A09"),
+    ("K19", "K35"),
+];
+
+/// Hospitals 93002 and 93001 for 20 weeks from 2024-01-01: `per_week`
+/// stays a week, the k-th of them in the ward, diagnosis and drug-quantity
+/// factor `ward` gives; ingested.
+fn two_hospitals(
+    per_week: impl Fn(&str, i64) -> usize,
+    ward: impl Fn(&str, i64, usize) -> (&'static str, &'static str, f64),
+) -> common::Env {
     let monday = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
-    let wards = [
-        ("K03", "J18"),
-        ("K04", "I50"),
-        ("K11", "A09"),
-        ("K19", "K35"),
-    ];
     let env = common::Env::new();
     let mut x: u64 = 11;
     let mut n = 0;
     for facility in ["93002", "93001"] {
         let mut hosos = Vec::new();
         for week in 0..20i64 {
-            let per_week = if week >= 8 { 56 } else { 40 };
-            for k in 0..per_week {
-                // The epidemic's extra stays all go to K11.
-                let (dept, dx) = if k >= 40 {
-                    ("K11", "A90")
-                } else {
-                    wards[k % 4]
-                };
-                let mut qty = jittered_quantity(&mut x);
-                if facility == "93002" && dept == "K04" && week >= 12 {
-                    qty *= 1.6;
-                }
+            for k in 0..per_week(facility, week) {
+                let (dept, dx, factor) = ward(facility, week, k);
+                let qty = jittered_quantity(&mut x) * factor;
                 let day = monday + chrono::Duration::days(week * 7 + (k % 5) as i64);
                 hosos.push(ward_claim_at(facility, n, day, dept, dx, qty));
                 n += 1;
@@ -347,7 +338,17 @@ fn the_ward_that_rose_leads_the_departments_not_the_epidemic() {
             &Default::default(),
         );
     }
-    env.ingest(&["in"]);
+    // Default flushes (the shared set-up flushes every 7 rows, to test
+    // that; 1,800 claims would take a minute in a debug build).
+    env.ingest_with(&["in"], |o| {
+        o.flush_rows = bhyt::ingest::IngestOptions::default().flush_rows
+    });
+    env
+}
+
+/// 93002's contributors for weeks 12–19 against weeks 0–7.
+fn departments_behind(env: &common::Env, volume: bool) -> Vec<(String, f64)> {
+    let monday = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
     let span = bhyt::alerts::explain::Span {
         facility_code: "93002".into(),
         window: (
@@ -355,9 +356,33 @@ fn the_ward_that_rose_leads_the_departments_not_the_epidemic() {
             monday + chrono::Duration::days(20 * 7 - 1),
         ),
         baseline: (monday, monday + chrono::Duration::days(8 * 7 - 1)),
+        volume,
     };
-    let c = bhyt::alerts::explain::contributors(&env.store(), &[span], None, 5, 4096).unwrap();
-    let departments = &c["93002"].departments;
+    let mut c = bhyt::alerts::explain::contributors(&env.store(), &[span], None, 5, 4096).unwrap();
+    c.remove("93002").unwrap_or_default().departments
+}
+
+/// What the alert list names behind a ward's rise. Two hospitals, four
+/// wards each; from week 8 an epidemic doubles both hospitals'
+/// infectious-diseases wards (K11); from week 12 hospital 93002's
+/// cardiology ward (K04) bills 60 % more drugs per stay. Against its own
+/// baseline alone, 93002's K11 grew most; against the rest of the province
+/// it did not grow at all, and K04 leads its departments.
+#[test]
+fn the_ward_that_rose_leads_the_departments_not_the_epidemic() {
+    let env = two_hospitals(
+        |_, week| if week >= 8 { 56 } else { 40 },
+        |facility, week, k| {
+            // The epidemic's extra stays all go to K11.
+            if k >= 40 {
+                return ("K11", "A90", 1.0);
+            }
+            let (dept, dx) = WARDS[k % 4];
+            let more = facility == "93002" && dept == "K04" && week >= 12;
+            (dept, dx, if more { 1.6 } else { 1.0 })
+        },
+    );
+    let departments = departments_behind(&env, false);
     assert_eq!(
         departments.first().map(|d| d.0.as_str()),
         Some("K04"),
@@ -378,6 +403,43 @@ fn the_ward_that_rose_leads_the_departments_not_the_epidemic() {
         k11 < 0.25 * k04,
         "K11 {k11} beside K04 {k04}: {departments:?}"
     );
+}
+
+/// A volume alert's contributors. From week 12 hospital 93002 sees half
+/// as many stays again in every ward, each costing what it did: per visit
+/// nothing grew; per day each ward grew by half its baseline cost.
+#[test]
+fn more_stays_at_the_same_cost_are_named_by_a_volume_alert() {
+    let env = two_hospitals(
+        |facility, week| {
+            if facility == "93002" && week >= 12 {
+                60
+            } else {
+                40
+            }
+        },
+        |_, _, k| {
+            let (dept, dx) = WARDS[k % 4];
+            (dept, dx, 1.0)
+        },
+    );
+    let per_visit = departments_behind(&env, false);
+    let per_day = departments_behind(&env, true);
+    assert_eq!(per_day.len(), 4, "{per_day:?}");
+    // A ward's stay ≈ 61.6 drug units at 19,760 VND and the services of
+    // `common::visit` (≈ 1.38 M VND): 5 more stays a week for 8 weeks.
+    let stay = 61.6 * 19760.0 + 35226.0 + 2.0 * 22756.0 + 5.0 * 254868.0 + 3.0 * 4353.0;
+    for (ward, x) in &per_day {
+        assert!(
+            (0.75 * 40.0 * stay..1.25 * 40.0 * stay).contains(x),
+            "{ward} {x} vs {}",
+            40.0 * stay
+        );
+    }
+    // Per visit only the drug quantities' jitter shows.
+    let noise: f64 = per_visit.iter().map(|d| d.1).sum();
+    let grown: f64 = per_day.iter().map(|d| d.1).sum();
+    assert!(noise < 0.1 * grown, "{per_visit:?} beside {per_day:?}");
 }
 
 /// Tail probability of the default alert severity (4: p ≈ 3·10⁻⁵).

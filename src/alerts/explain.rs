@@ -8,7 +8,10 @@
 //! `r` the other facilities' cost per visit of that service (department)
 //! in the window over theirs in the baseline (1 for a doctor, whose code is
 //! the facility's own). Without `r` a dengue season put every hospital's
-//! infectious-disease ward at the top of an unrelated alert.
+//! infectious-disease ward at the top of an unrelated alert. An alert on
+//! the number of visits is explained per day instead (`Span::volume`):
+//! `cost_window − cost_baseline × days_window / days_baseline × r`, `r` the
+//! others' cost of it per day, window over baseline.
 //! A claim contributes its cost above the median of claims with the same
 //! diagnosis category and visit type in the province in the same window
 //! (claims flagged by a claim check come first when that check drives the
@@ -29,6 +32,18 @@ pub struct Span {
     pub facility_code: String,
     pub window: (NaiveDate, NaiveDate),
     pub baseline: (NaiveDate, NaiveDate),
+    /// The alert is about how many visits there were, not what each cost:
+    /// contributors are measured in cost per day instead of per visit
+    /// (per visit, twice the visits at the same cost each shows nothing).
+    pub volume: bool,
+}
+
+impl Span {
+    /// Days of the window over days of the baseline.
+    fn days_ratio(&self) -> f64 {
+        let days = |(a, b): (NaiveDate, NaiveDate)| ((b - a).num_days() + 1).max(1) as f64;
+        days(self.window) / days(self.baseline)
+    }
 }
 
 /// Top contributors of one alert, largest first, with their excess in VND.
@@ -173,10 +188,10 @@ impl Reference {
         Ok(out)
     }
 
-    /// How much the rest of the province's cost per visit of `key` moved
-    /// from the span's baseline to its window: the facility's own `own`
-    /// (window, baseline) cost and `visits` taken out. 1 when the rest of
-    /// the province has none of it in either.
+    /// How much the rest of the province's cost per visit (per day for a
+    /// volume span) of `key` moved from the span's baseline to its window:
+    /// the facility's own `own` (window, baseline) cost and `visits` taken
+    /// out. 1 when the rest of the province has none of it in either.
     fn ratio(
         &self,
         dim: &'static str,
@@ -192,10 +207,12 @@ impl Reference {
         let b = (day_number(span.baseline.0), day_number(span.baseline.1));
         let (cw, cb) = (cost.sum(w) - own.0, cost.sum(b) - own.1);
         let (vw, vb) = (self.visits.sum(w) - visits.0, self.visits.sum(b) - visits.1);
-        if cw > 0.0 && cb > 0.0 && vw > 0.0 && vb > 0.0 {
-            (cw / vw) / (cb / vb)
-        } else {
+        if !(cw > 0.0 && cb > 0.0 && vw > 0.0 && vb > 0.0) {
             1.0
+        } else if span.volume {
+            cw / cb / span.days_ratio()
+        } else {
+            (cw / vw) / (cb / vb)
         }
     }
 }
@@ -346,17 +363,26 @@ fn contributors_of(
                 .get(&(fac.clone(), "b".into()))
                 .copied()
                 .unwrap_or(0.0);
-            let moved = match (r, span_of.get(fac.as_str())) {
-                (Some(r), Some(span)) => {
+            let Some(span) = span_of.get(fac.as_str()) else {
+                continue;
+            };
+            let moved = match r {
+                Some(r) => {
                     let o = own
                         .get(&(fac.clone(), r.clone()))
                         .copied()
                         .unwrap_or_default();
                     reference.ratio(dim, &r, span, o, (nw, nb))
                 }
-                _ => 1.0,
+                None => 1.0,
             };
-            let expected = if nb > 0.0 { b * nw / nb * moved } else { 0.0 };
+            let expected = if nb <= 0.0 {
+                0.0
+            } else if span.volume {
+                b * span.days_ratio() * moved
+            } else {
+                b * nw / nb * moved
+            };
             let x = w - expected;
             if x > 0.0 {
                 let entry = out.entry(fac).or_default();

@@ -575,6 +575,7 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
             facility_code: s.facility_code.clone(),
             window: (s.onset.unwrap_or(as_of), period_end(as_of, &period_name)),
             baseline,
+            volume: s.signal == "visits",
         })
         .collect();
     let kinds: HashMap<String, String> = week

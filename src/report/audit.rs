@@ -141,6 +141,9 @@ pub(super) fn audit_plan(o: &ReportOptions) -> Result<(), ReportError> {
                         r.onset.unwrap_or(r.week) - chrono::Duration::weeks(52),
                         r.onset.unwrap_or(r.week) - chrono::Duration::days(1),
                     ),
+                    // Per visit: the year before may start before the
+                    // store does, and days without claims would count.
+                    volume: false,
                 })
                 .collect();
             crate::alerts::explain::contributors(&st, &spans, None, 5, o.memory_mb)?
