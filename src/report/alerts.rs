@@ -133,8 +133,20 @@ pub(super) fn alert_page(o: &ReportOptions, alerts_path: &Path) -> Result<usize,
             "<tr class=\"detail\" data-id=\"{}\"><td colspan=\"8\"><div class=\"chart\">{svg}</div>{}{}{}{}</td></tr>\n",
             escape(&ids[i]),
             list(0, t("Hồ sơ đóng góp nhiều nhất (MA_LK)", "Claims adding most (MA_LK)")),
-            list(1, t("Dịch vụ, thuốc tăng nhiều nhất", "Services and drugs that grew most")),
-            list(2, t("Khoa", "Departments")),
+            list(
+                1,
+                t(
+                    "Dịch vụ, thuốc tăng nhiều nhất (ngoài mức tăng chung của tỉnh)",
+                    "Services and drugs that grew most (beyond the province's own change)"
+                )
+            ),
+            list(
+                2,
+                t(
+                    "Khoa (ngoài mức tăng chung của tỉnh)",
+                    "Departments (beyond the province's own change)"
+                )
+            ),
             list(3, t("Người chỉ định", "Prescribers")),
         ));
     }
