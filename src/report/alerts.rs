@@ -80,14 +80,20 @@ pub(super) fn alert_page(o: &ReportOptions, alerts_path: &Path) -> Result<usize,
             },
             lang,
         );
-        let chart = data.chart(lang);
-        let svg = chart.svg()?;
-        // PNG for slides.
-        chart.png(
-            &o.out
-                .join("png")
-                .join(format!("{}.png", ids[i].replace(':', "-"))),
-        )?;
+        // No chart for a cause without a facility series (a doctor's,
+        // a ward's, upcoding): an empty frame says nothing.
+        let svg = if data.series.is_empty() {
+            String::new()
+        } else {
+            let chart = data.chart(lang);
+            // PNG for slides.
+            chart.png(
+                &o.out
+                    .join("png")
+                    .join(format!("{}.png", ids[i].replace(':', "-"))),
+            )?;
+            format!("<div class=\"chart\">{}</div>", chart.svg()?)
+        };
         let sev_i = sev[i].unwrap_or(0.0);
         let ex = excess[i].unwrap_or(0.0);
         let class = if levels[i] == "high" {
@@ -130,9 +136,15 @@ pub(super) fn alert_page(o: &ReportOptions, alerts_path: &Path) -> Result<usize,
             }
         };
         rows.push_str(&format!(
-            "<tr class=\"detail\" data-id=\"{}\"><td colspan=\"8\"><div class=\"chart\">{svg}</div>{}{}{}{}</td></tr>\n",
+            "<tr class=\"detail\" data-id=\"{}\"><td colspan=\"8\">{svg}{}{}{}{}</td></tr>\n",
             escape(&ids[i]),
-            list(0, t("Hồ sơ đóng góp nhiều nhất (MA_LK)", "Claims adding most (MA_LK)")),
+            list(
+                0,
+                t(
+                    "Hồ sơ đóng góp nhiều nhất (MA_LK)",
+                    "Claims adding most (MA_LK)"
+                )
+            ),
             list(
                 1,
                 t(

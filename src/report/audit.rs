@@ -274,16 +274,21 @@ pub(super) fn audit_plan(o: &ReportOptions) -> Result<(), ReportError> {
             })
             .filter_map(|i| sv[i].map(|x| (period[i], x)))
             .collect();
-        let svg = AlertChart {
-            title: &r.facility_code,
-            series: &series,
-            band: &[],
-            control: None,
-            onset: r.onset,
-            signal: &signal,
-            lang,
-        }
-        .svg()?;
+        let svg = if series.is_empty() {
+            String::new()
+        } else {
+            let svg = AlertChart {
+                title: &r.facility_code,
+                series: &series,
+                band: &[],
+                control: None,
+                onset: r.onset,
+                signal: &signal,
+                lang,
+            }
+            .svg()?;
+            format!("<div class=\"chart\">{svg}</div>")
+        };
         let k = contrib.get(&r.facility_code).cloned().unwrap_or_default();
         let list = |v: &[(String, f64)]| {
             v.iter()
@@ -294,7 +299,7 @@ pub(super) fn audit_plan(o: &ReportOptions) -> Result<(), ReportError> {
         pages.push_str(&format!(
             "<h2 id=\"f{c}\">{}. {c} {n}</h2><p>{}: {} — {}: {} — {}: {}</p>\
              <table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{ind_rows}</tbody></table>\
-             <div class=\"chart\">{svg}</div><p><b>MA_LK</b>: {}</p><p><b>{}</b>: {}</p><p><b>{}</b>: {}</p>",
+             {svg}<p><b>MA_LK</b>: {}</p><p><b>{}</b>: {}</p><p><b>{}</b>: {}</p>",
             rank + 1,
             t("Dấu hiệu", "Signal"),
             escape(label(&r.signal, lang)),

@@ -20,6 +20,8 @@ pub fn chart_signal(cause: &str) -> &str {
         "los_outlier" => "oe_los",
         "mismatch" => "bed_cost_share_inpatient",
         "multivariate" => "oe_cost",
+        // The cost shift is O/E cost measured claim by claim.
+        "claim_cost" => "oe_cost",
         other => other,
     }
 }
