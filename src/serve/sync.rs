@@ -155,6 +155,11 @@ pub fn read_alerts(cfg: &ServeConfig) -> Result<Vec<AlertRow>, ServeError> {
                         },
                         crate::detect::Lang::Vi,
                     );
+                    // A cause with no facility series (a doctor, a ward,
+                    // upcoding) has no chart rather than an empty frame.
+                    if data.series.is_empty() {
+                        return String::new();
+                    }
                     data.chart(crate::detect::Lang::Vi)
                         .svg()
                         .unwrap_or_else(|e| {
