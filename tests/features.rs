@@ -76,6 +76,10 @@ fn indicators_match_hand_computed_values() {
         ("tests_per_visit", 2.0),
         ("imaging_per_visit", 0.0),
         ("oop_visit_share", 1.0 / 3.0),
+        // Two cards claimed here for the first time (LK3 is CARD_93 again),
+        // one of them from another province.
+        ("new_patients", 2.0),
+        ("oop_new_patients", 1.0),
         ("oop_cost_share", out / total),
         ("avg_fund_outpatient", 80_398.0),
         ("vg_outpatient_exam_visits", 2.0),
@@ -357,4 +361,71 @@ fn the_overlap_of_two_visits_admitted_together_is_the_later_discharge() {
         1.0,
         "week of 15 Jan"
     );
+}
+
+/// One out-of-province patient who comes back every week is one patient:
+/// the share of visits sees a quarter of them from another province at both
+/// facilities, the share of new patients only where each is a new person (as
+/// phantom patients are).
+#[test]
+fn a_returning_out_of_province_patient_counts_once() {
+    let env = Env::new();
+    let (mut returning, mut phantom) = (Vec::new(), Vec::new());
+    for week in 0..20u32 {
+        let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 8).unwrap()
+            + chrono::Duration::weeks(week as i64);
+        let stamp = format!("{}0800", day.format("%Y%m%d"));
+        for (fac, out) in [("93001", &mut returning), ("93002", &mut phantom)] {
+            for k in 0..4u32 {
+                let lk = format!("{fac}W{week}K{k}");
+                let card = if k == 0 && fac == "93001" {
+                    CARD_HN.to_string() // the same border resident every week
+                } else if k == 0 {
+                    format!("HT20100000{week:05}") // a new card from province 01
+                } else {
+                    format!("GD4930{fac}{week:02}{k:02}") // new local patients
+                };
+                let mut h = visit(&lk, fac, &card, false);
+                set_dates(&mut h, &stamp, &stamp);
+                out.push(h);
+            }
+        }
+    }
+    write(
+        &env.path("in/r.xml"),
+        "93001",
+        &returning,
+        &Style::default(),
+    );
+    write(&env.path("in/p.xml"), "93002", &phantom, &Style::default());
+    env.ingest(&["in"]);
+    let df = facility_indicators(&env.store(), &cfg(Period::Month))
+        .unwrap()
+        .sort(["facility_code", "period_start"], Default::default())
+        .collect()
+        .unwrap();
+    let rows = |fac: &str| -> Vec<usize> {
+        let f = df.column("facility_code").unwrap().str().unwrap().clone();
+        (0..df.height())
+            .filter(|&i| f.get(i) == Some(fac))
+            .collect()
+    };
+    let sum = |fac: &str, c: &str| rows(fac).iter().map(|&i| get(&df, i, c)).sum::<f64>();
+    for fac in ["93001", "93002"] {
+        assert_eq!(sum(fac, "visits"), 80.0, "{fac}");
+        assert_eq!(sum(fac, "oop_visits"), 20.0, "{fac}");
+        // January to March: the claims do not reach 13 weeks back yet.
+        assert!(get(&df, rows(fac)[2], "oop_new_patient_share").is_nan());
+    }
+    // 93001: 1 + 3 × 20 new cards, one from elsewhere; 93002: 80, 20 from elsewhere.
+    assert_eq!(sum("93001", "new_patients"), 61.0);
+    assert_eq!(sum("93001", "oop_new_patients"), 1.0);
+    assert_eq!(sum("93002", "new_patients"), 80.0);
+    assert_eq!(sum("93002", "oop_new_patients"), 20.0);
+    // May: the returning patient is not new; a quarter of the visits are his.
+    let may = *rows("93001").last().unwrap();
+    assert_eq!(get(&df, may, "oop_visit_share"), 0.25);
+    assert_eq!(get(&df, may, "oop_new_patient_share"), 0.0);
+    let may = *rows("93002").last().unwrap();
+    assert_eq!(get(&df, may, "oop_new_patient_share"), 0.25);
 }

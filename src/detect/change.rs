@@ -81,7 +81,7 @@ impl Default for ChangeConfig {
                 signal("oe_los", 0.6, 0.05, "inpatient_episodes"),
                 // Poisson noise of admissions: sd of O/E ≈ 1 / sqrt(expected admissions).
                 signal("oe_admission", 1.0, 0.05, "expected_admissions"),
-                signal("oop_visit_share", 0.3, 0.01, "visits"),
+                signal("oop_new_patient_share", 0.3, 0.01, "new_patients"),
                 signal("bed_cost_share_inpatient", 0.3, 0.01, "inpatient_episodes"),
                 signal("drug_supply_price_index", 0.3, 0.02, "visits"),
                 signal("overlapping_claim_share", 0.2, 0.005, "visits"),
@@ -239,17 +239,30 @@ pub(crate) fn run(
     }
     // Net of the peer group's median z in the same period.
     let mut expected = vec![vec![None; n]; ns];
-    for si in 0..ns {
+    for (si, s) in cfg.signals.iter().enumerate() {
         let med = p.group_median(&z[si], cfg.min_peers);
+        let self_count = s.column == s.volume && s.log;
         for i in 0..n {
             let m = med
                 .get(&(p.group[i].as_str(), p.period[i]))
                 .copied()
                 .unwrap_or(0.0);
             if let (Some(v), Some(d)) = (z[si][i], sd[si][i]) {
-                z[si][i] = Some(v - m);
                 let b = base[&p.fac[i]][si].expect("z implies a baseline");
-                expected[si][i] = Some(b.mean + m * d);
+                let e = b.mean + m * d;
+                expected[si][i] = Some(e);
+                z[si][i] = Some(if self_count {
+                    // A count's noise under "nothing changed but what the
+                    // peers did" is that of the count the peers imply: in a
+                    // week where every hospital has a trickle (after the
+                    // extract's last day, a holiday), five visits against
+                    // an implied two is noise, not a rise of 140 %.
+                    let implied = e.exp().max(1.0);
+                    let d0 = (b.var + s.dispersion.powi(2) / implied + s.floor.powi(2)).sqrt();
+                    (v - m) * d / d0
+                } else {
+                    v - m
+                });
             }
         }
     }
@@ -444,11 +457,61 @@ mod tests {
         let i = (0..p.len())
             .find(|&i| p.fac[i] == "S0" && p.period[i] == 12)
             .unwrap();
-        let null_sd = (b.var + 1.0 / b.volume + 0.05f64.powi(2)).sqrt();
+        // The peers held still, so the count expected is the baseline's.
+        let null_sd = (b.var + 1.0 / b.mean.exp() + 0.05f64.powi(2)).sqrt();
         let want = (18f64.ln() - b.mean) / null_sd;
         let got = out.z[0][i].unwrap();
         // Net of the peers' median z (0 here: they did not move).
         assert!((got - want).abs() < 1e-9, "z {got} against {want}");
+    }
+
+    /// After the extract's last day every hospital has a trickle of late
+    /// discharges: ten visits where the peers' five or six imply as many is
+    /// noise, not a rise (it alerted at a district hospital of 230 visits a
+    /// week, on an independently generated province).
+    #[test]
+    fn a_trickle_week_is_judged_by_the_count_the_peers_imply() {
+        let (mut f, mut per, mut visits) = (Vec::new(), Vec::new(), Vec::new());
+        for p in 0..16 {
+            for k in 0..4 {
+                f.push(format!("H{k}"));
+                per.push(p);
+                let wiggle = if (p + k) % 2 == 0 { 8.0 } else { -8.0 };
+                visits.push(match (k, p) {
+                    (0, 15) => 10.0,
+                    (2, 15) => 6.0,
+                    (_, 15) => 5.0,
+                    _ => 230.0 + wiggle,
+                });
+            }
+        }
+        let n = f.len();
+        let t = df!(
+            "facility_code" => f,
+            "period_start" => per,
+            "visits" => visits,
+            "peer_group" => vec!["g"; n],
+        )
+        .unwrap();
+        let cfg = ChangeConfig {
+            signals: vec![Signal {
+                log: true,
+                ..signal("visits", 1.0, 0.05, "visits")
+            }],
+            min_peers: 3,
+            ..Default::default()
+        };
+        let p = super::super::Panel::from_df(&t, &["visits".to_string()]).unwrap();
+        let base = baselines(&p, &cfg, 12);
+        let out = run(&p, &cfg, &base, 12);
+        let i = (0..p.len())
+            .find(|&i| p.fac[i] == "H0" && p.period[i] == 15)
+            .unwrap();
+        let z = out.z[0][i].unwrap();
+        // ln(10 / 5.5) over the noise of five and a half visits: about 1.4,
+        // not the 7 the noise of 230 visits would make of it.
+        assert!(z < 2.0, "z {z}");
+        assert!(out.cusum[0][i] < 2.0, "cusum {}", out.cusum[0][i]);
     }
 
     #[test]

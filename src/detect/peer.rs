@@ -41,7 +41,7 @@ impl Default for PeerConfig {
                 "oe_cost",
                 "oe_los",
                 "oe_admission",
-                "oop_visit_share",
+                "oop_new_patient_share",
                 "bed_cost_share_inpatient",
                 "drug_supply_price_index",
                 "overlapping_claim_share",

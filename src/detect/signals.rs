@@ -28,6 +28,7 @@ pub(crate) const PRICING_COLUMNS: &[&str] = &[
     "avg_cost_outpatient",
     "oop_cost",
     "oop_visits",
+    "new_patients",
     "drug_share",
     "supply_share",
 ];
@@ -38,8 +39,10 @@ pub(crate) const PRICING_COLUMNS: &[&str] = &[
 /// - O/E cost: (O/E − expected O/E) × expected cost;
 /// - O/E length of stay, bed-day share: the same share of inpatient cost;
 /// - O/E admissions: extra admissions × (inpatient − outpatient average cost);
-/// - out-of-province share, overlapping claims, visits: extra visits × their
-///   average cost;
+/// - out-of-province share of visits, overlapping claims, visits: extra
+///   visits × their average cost;
+/// - out-of-province share of new patients: extra new patients × the
+///   out-of-province cost per visit;
 /// - price index: the same share of drug and supply cost.
 pub(crate) fn excess_vnd(signal: &str, observed: f64, expected: f64, r: &RowValues) -> f64 {
     if !(observed.is_finite() && expected.is_finite()) || observed <= expected {
@@ -61,14 +64,19 @@ pub(crate) fn excess_vnd(signal: &str, observed: f64, expected: f64, r: &RowValu
                 * r.v("expected_admissions")
                 * (r.v("avg_cost_inpatient") - r.v("avg_cost_outpatient")).max(0.0)
         }
-        "oop_visit_share" => {
+        "oop_visit_share" | "oop_new_patient_share" => {
             let oop = r.v("oop_visits");
             let per = if oop > 0.0 {
                 r.v("oop_cost") / oop
             } else {
                 avg_visit
             };
-            (observed - expected) * visits * per
+            let base = if signal == "oop_visit_share" {
+                visits
+            } else {
+                r.v("new_patients")
+            };
+            (observed - expected) * base * per
         }
         "overlapping_claim_share" => (observed - expected) * visits * avg_visit,
         // Log visits.
@@ -99,6 +107,10 @@ pub fn label(signal: &str, lang: Lang) -> &'static str {
         "oop_visit_share" => (
             "tỷ lệ lượt khám của người thẻ ngoại tỉnh",
             "share of visits by out-of-province card-holders",
+        ),
+        "oop_new_patient_share" => (
+            "tỷ lệ người thẻ ngoại tỉnh trong số người bệnh mới đến cơ sở",
+            "share of out-of-province card-holders among patients new to the facility",
         ),
         "bed_cost_share_inpatient" => (
             "tỷ trọng tiền giường trong chi phí nội trú",
@@ -164,9 +176,10 @@ pub fn show(signal: &str, value: f64, lang: Lang) -> String {
         Lang::En => s,
     };
     match signal {
-        "oop_visit_share" | "bed_cost_share_inpatient" | "overlapping_claim_share" => {
-            dec(format!("{:.1}", value * 100.0)) + " %"
-        }
+        "oop_visit_share"
+        | "oop_new_patient_share"
+        | "bed_cost_share_inpatient"
+        | "overlapping_claim_share" => dec(format!("{:.1}", value * 100.0)) + " %",
         "visits" => {
             let n = value.exp().round() as i64;
             match lang {

@@ -5,7 +5,10 @@ use polars::prelude::*;
 
 use super::casemix;
 use super::norms::{self, goods, visits_with_level, Norms};
-use super::{agg, in_range, overlaps, period_start, ratio, FeatureConfig, FeatureError, Period};
+use super::{
+    agg, in_range, new_patient, overlaps, period_start, ratio, FeatureConfig, FeatureError, Period,
+    NEW_PATIENT_LAPSE_DAYS,
+};
 use super::{GROWTH_INDICATORS, VISIT_GROUPS};
 use crate::reference::drug_classes;
 use crate::store::chunks::Chunk;
@@ -142,12 +145,21 @@ fn enriched_visits(
                 .over(by_card)?
                 .alias("_prev_discharge"),
         )
-        .with_column(overlaps(col("_prev_discharge")).alias("overlaps_previous"));
+        .with_columns([
+            overlaps(col("_prev_discharge")).alias("overlaps_previous"),
+            // A card the facility had not billed in the 13 weeks before: a
+            // patient new to it (or back after a long while). Out-of-province
+            // patients are then counted as persons, not visits — a border
+            // resident coming back every week is one patient, while phantom
+            // patients are each new.
+            new_patient(col("_prev_discharge")).alias("new_patient"),
+        ]);
     // Only what the indicators need.
     let visits = visits.select([
         col("facility_code"),
         col("visit_key"),
         col("overlaps_previous"),
+        col("new_patient"),
         col("patient_key"),
         col("total_cost"),
         col("fund_paid"),
@@ -274,6 +286,14 @@ fn chunk_indicators(
             .cast(DataType::Int64)
             .sum()
             .alias("oop_visits"),
+        col("new_patient")
+            .cast(DataType::Int64)
+            .sum()
+            .alias("new_patients"),
+        (col("new_patient").and(col("out_of_province")))
+            .cast(DataType::Int64)
+            .sum()
+            .alias("oop_new_patients"),
         col("expected_cost").sum().alias("expected_cost"),
         col("los_days")
             .filter(ip())
@@ -316,6 +336,19 @@ fn chunk_indicators(
             ratio(col("_lab_n"), col("visits")).alias("tests_per_visit"),
             ratio(col("_imaging_n"), col("visits")).alias("imaging_per_visit"),
             ratio(col("oop_cost"), col("total_cost")).alias("oop_cost_share"),
+            // Undefined while the facility's claims do not reach 13 weeks
+            // back: every card looks new then.
+            when(
+                (col("period_start").cast(DataType::Int32)
+                    - col("period_start")
+                        .min()
+                        .over([col("facility_code")])?
+                        .cast(DataType::Int32))
+                .lt(lit(NEW_PATIENT_LAPSE_DAYS)),
+            )
+            .then(lit(NULL).cast(DataType::Float64))
+            .otherwise(ratio(col("oop_new_patients"), col("new_patients")))
+            .alias("oop_new_patient_share"),
             ratio(col("total_cost"), col("expected_cost")).alias("oe_cost"),
             (col("total_cost") - col("expected_cost")).alias("excess_cost_vnd"),
             ratio(col("_los_ip"), col("_exp_los")).alias("oe_los"),

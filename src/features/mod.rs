@@ -242,6 +242,20 @@ pub(crate) fn overlaps(prev_discharge: Expr) -> Expr {
     )
 }
 
+/// Days without a claim after which a card counts as a new patient of the
+/// facility again (13 weeks: the peer window).
+pub(crate) const NEW_PATIENT_LAPSE_DAYS: i32 = 91;
+
+/// A visit whose card the facility had not billed in the
+/// [`NEW_PATIENT_LAPSE_DAYS`] before it (or never, in the store).
+pub(crate) fn new_patient(prev_discharge: Expr) -> Expr {
+    let day = |e: Expr| e.dt().date().cast(DataType::Int32);
+    prev_discharge
+        .clone()
+        .is_null()
+        .or((day(col("admit_time")) - day(prev_discharge)).gt(lit(NEW_PATIENT_LAPSE_DAYS)))
+}
+
 /// Computes all feature tables.
 pub fn compute(store: &Store, cfg: &FeatureConfig) -> Result<FeatureTables, FeatureError> {
     let t = std::time::Instant::now();
