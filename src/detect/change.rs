@@ -411,32 +411,26 @@ mod tests {
         );
     }
 
-    /// Log visits of a station of eleven a week: a busy week is judged by
-    /// the sampling noise of eleven visits (the null), not of its own count
-    /// — otherwise the busier the week, the surer the rise looks.
-    #[test]
-    fn a_count_is_judged_by_the_noise_of_its_baseline_count() {
-        let mut f = Vec::new();
-        let mut per = Vec::new();
-        let mut visits = Vec::new();
+    /// Log visits of four facilities over 16 periods (training: the first
+    /// 12), `visits(k, p)` for facility k in period p: the panel, the
+    /// baselines, the change statistics and the row of (facility 0, `at`).
+    fn log_visits(
+        visits: impl Fn(usize, i32) -> f64,
+        at: i32,
+    ) -> (BTreeMap<String, Vec<Option<Baseline>>>, ChangeOut, usize) {
+        let (mut f, mut per, mut v) = (Vec::new(), Vec::new(), Vec::new());
         for p in 0..16 {
             for k in 0..4 {
-                f.push(format!("S{k}"));
+                f.push(format!("F{k}"));
                 per.push(p);
-                // The station wiggles by one visit; its peers hold still.
-                let v = match (k, p) {
-                    (0, 12..) => 18.0,
-                    (0, _) => 11.0 + if p % 2 == 0 { 1.0 } else { -1.0 },
-                    _ => 11.0,
-                };
-                visits.push(v);
+                v.push(visits(k, p));
             }
         }
         let n = f.len();
         let t = df!(
             "facility_code" => f,
             "period_start" => per,
-            "visits" => visits,
+            "visits" => v,
             "peer_group" => vec!["g"; n],
         )
         .unwrap();
@@ -451,12 +445,29 @@ mod tests {
         let p = super::super::Panel::from_df(&t, &["visits".to_string()]).unwrap();
         let base = baselines(&p, &cfg, 12);
         let out = run(&p, &cfg, &base, 12);
-        let b = base["S0"][0].unwrap();
-        assert!((b.volume - 11.0).abs() < 1.01, "{}", b.volume);
-        // Week 12 of S0: 18 visits against a baseline of 10–12.
         let i = (0..p.len())
-            .find(|&i| p.fac[i] == "S0" && p.period[i] == 12)
+            .find(|&i| p.fac[i] == "F0" && p.period[i] == at)
             .unwrap();
+        (base, out, i)
+    }
+
+    /// Log visits of a station of eleven a week: a busy week is judged by
+    /// the sampling noise of eleven visits (the null), not of its own count
+    /// — otherwise the busier the week, the surer the rise looks.
+    #[test]
+    fn a_count_is_judged_by_the_noise_of_its_baseline_count() {
+        // The station wiggles by one visit; its peers hold still. Week 12:
+        // 18 visits against a baseline of 10–12.
+        let (base, out, i) = log_visits(
+            |k, p| match (k, p) {
+                (0, 12..) => 18.0,
+                (0, _) => 11.0 + if p % 2 == 0 { 1.0 } else { -1.0 },
+                _ => 11.0,
+            },
+            12,
+        );
+        let b = base["F0"][0].unwrap();
+        assert!((b.volume - 11.0).abs() < 1.01, "{}", b.volume);
         // The peers held still, so the count expected is the baseline's.
         let null_sd = (b.var + 1.0 / b.mean.exp() + 0.05f64.powi(2)).sqrt();
         let want = (18f64.ln() - b.mean) / null_sd;
@@ -471,42 +482,15 @@ mod tests {
     /// week, on an independently generated province).
     #[test]
     fn a_trickle_week_is_judged_by_the_count_the_peers_imply() {
-        let (mut f, mut per, mut visits) = (Vec::new(), Vec::new(), Vec::new());
-        for p in 0..16 {
-            for k in 0..4 {
-                f.push(format!("H{k}"));
-                per.push(p);
-                let wiggle = if (p + k) % 2 == 0 { 8.0 } else { -8.0 };
-                visits.push(match (k, p) {
-                    (0, 15) => 10.0,
-                    (2, 15) => 6.0,
-                    (_, 15) => 5.0,
-                    _ => 230.0 + wiggle,
-                });
-            }
-        }
-        let n = f.len();
-        let t = df!(
-            "facility_code" => f,
-            "period_start" => per,
-            "visits" => visits,
-            "peer_group" => vec!["g"; n],
-        )
-        .unwrap();
-        let cfg = ChangeConfig {
-            signals: vec![Signal {
-                log: true,
-                ..signal("visits", 1.0, 0.05, "visits")
-            }],
-            min_peers: 3,
-            ..Default::default()
-        };
-        let p = super::super::Panel::from_df(&t, &["visits".to_string()]).unwrap();
-        let base = baselines(&p, &cfg, 12);
-        let out = run(&p, &cfg, &base, 12);
-        let i = (0..p.len())
-            .find(|&i| p.fac[i] == "H0" && p.period[i] == 15)
-            .unwrap();
+        let (_, out, i) = log_visits(
+            |k, p| match (k, p) {
+                (0, 15) => 10.0,
+                (2, 15) => 6.0,
+                (_, 15) => 5.0,
+                _ => 230.0 + if (p as usize + k) % 2 == 0 { 8.0 } else { -8.0 },
+            },
+            15,
+        );
         let z = out.z[0][i].unwrap();
         // ln(10 / 5.5) over the noise of five and a half visits: about 1.4,
         // not the 7 the noise of 230 visits would make of it.
