@@ -25,6 +25,7 @@ pub(crate) const PRICING_COLUMNS: &[&str] = &[
     "inpatient_episodes",
     "outpatient_visits",
     "avg_cost_inpatient",
+    "avg_cost_inpatient_mild",
     "avg_cost_outpatient",
     "oop_cost",
     "oop_visits",
@@ -38,7 +39,9 @@ pub(crate) const PRICING_COLUMNS: &[&str] = &[
 /// stated in the model card:
 /// - O/E cost: (O/E − expected O/E) × expected cost;
 /// - O/E length of stay, bed-day share: the same share of inpatient cost;
-/// - O/E admissions: extra admissions × (inpatient − outpatient average cost);
+/// - O/E admissions: extra admissions × (average cost of the stays of
+///   diagnoses admitted less than half the time, else of all stays −
+///   outpatient average cost);
 /// - out-of-province share of visits, overlapping claims, visits: extra
 ///   visits × their average cost;
 /// - out-of-province share of new patients: extra new patients × the
@@ -60,9 +63,15 @@ pub(crate) fn excess_vnd(signal: &str, observed: f64, expected: f64, r: &RowValu
         "oe_cost" => (observed - expected) * r.v("expected_cost"),
         "oe_los" | "bed_cost_share_inpatient" => rel * inpatient_cost,
         "oe_admission" => {
+            // An admission beyond expectation is a stay of a diagnosis
+            // usually treated without one: priced at those stays.
+            let stay = match r.v("avg_cost_inpatient_mild") {
+                x if x > 0.0 => x,
+                _ => r.v("avg_cost_inpatient"),
+            };
             (observed - expected)
                 * r.v("expected_admissions")
-                * (r.v("avg_cost_inpatient") - r.v("avg_cost_outpatient")).max(0.0)
+                * (stay - r.v("avg_cost_outpatient")).max(0.0)
         }
         "oop_visit_share" | "oop_new_patient_share" => {
             let oop = r.v("oop_visits");
@@ -251,5 +260,26 @@ mod tests {
         assert_eq!(excess_vnd("oe_cost", 0.9, 1.0, &r), 0.0);
         assert_eq!(show("oop_visit_share", 0.123, Lang::Vi), "12,3 %");
         assert_eq!(vnd(1234567.0, Lang::Vi), "1.234.567 đồng");
+    }
+
+    /// Ten admissions beyond the 20 expected (O/E 1.5 against 1.0) are
+    /// priced at the stays of diagnoses usually treated without admission,
+    /// not at the average stay; without such stays, at the average.
+    #[test]
+    fn extra_admissions_are_priced_at_mild_stays() {
+        let mut vals: HashMap<&str, f64> = [
+            ("expected_admissions", 20.0),
+            ("avg_cost_inpatient", 3.0e6),
+            ("avg_cost_inpatient_mild", 9.0e5),
+            ("avg_cost_outpatient", 3.0e5),
+        ]
+        .into();
+        let price = |vals: &HashMap<&str, f64>| {
+            let get = |c: &str| vals.get(c).copied();
+            excess_vnd("oe_admission", 1.5, 1.0, &RowValues { get: &get })
+        };
+        assert!((price(&vals) - 10.0 * 6.0e5).abs() < 1e-6);
+        vals.remove("avg_cost_inpatient_mild");
+        assert!((price(&vals) - 10.0 * 2.7e6).abs() < 1e-6);
     }
 }

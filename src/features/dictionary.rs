@@ -19,6 +19,7 @@ pub const FACILITY_PERIOD_COLUMNS: &[(&str, &str)] = &[
     ("fund_paid", "sum of T_BHTT, VND"),
     ("avg_cost_outpatient", "average T_TONGCHI_BV per outpatient visit (chi bình quân lượt ngoại trú), VND"),
     ("avg_cost_inpatient", "average T_TONGCHI_BV per inpatient episode (chi bình quân đợt nội trú), VND"),
+    ("avg_cost_inpatient_mild", "average cost of the stays whose diagnosis is admitted less than half the time (expected admission < 0.5), VND"),
     ("avg_fund_outpatient", "average T_BHTT per outpatient visit, VND"),
     ("avg_fund_inpatient", "average T_BHTT per inpatient episode, VND"),
     ("alos", "average length of stay of inpatient episodes, days"),

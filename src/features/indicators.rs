@@ -247,6 +247,13 @@ fn chunk_indicators(
         fill("fund_paid").sum().alias("fund_paid"),
         agg::avg_cost(false),
         agg::avg_cost(true),
+        // Stays of diagnoses usually treated without admission: what an
+        // admission beyond expectation costs (it is one of these, not an
+        // average stay with its surgery and week in bed).
+        col("total_cost")
+            .filter(ip().and(col("expected_admission").lt(lit(0.5))))
+            .mean()
+            .alias("avg_cost_inpatient_mild"),
         fill("fund_paid")
             .filter(op())
             .mean()
