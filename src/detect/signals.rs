@@ -23,6 +23,8 @@ pub(crate) const PRICING_COLUMNS: &[&str] = &[
     "expected_cost",
     "expected_admissions",
     "inpatient_episodes",
+    "expected_admissions_severe",
+    "inpatient_episodes_severe",
     "outpatient_visits",
     "avg_cost_inpatient",
     "avg_cost_inpatient_mild",

@@ -112,6 +112,10 @@ fn price_index(lines: LazyFrame, cfg: &FeatureConfig, reference: &DataFrame) -> 
         .alias("drug_supply_price_index")])
 }
 
+/// Expected admission probability from which a diagnosis counts as one
+/// usually admitted (at the facility's level and age band).
+const SEVERE_ADMISSION: f64 = 0.3;
+
 /// A chunk's visits within the configured date range, with their line
 /// totals, case-mix expectations and period.
 fn enriched_visits(
@@ -309,6 +313,16 @@ fn chunk_indicators(
             .alias("_los_ip"),
         col("expected_los").filter(ip()).sum().alias("_exp_los"),
         col("expected_admission").sum().alias("expected_admissions"),
+        // Visits coded with a diagnosis usually admitted (the upcoding
+        // check's care test).
+        col("expected_admission")
+            .filter(col("expected_admission").gt_eq(lit(SEVERE_ADMISSION)))
+            .sum()
+            .alias("expected_admissions_severe"),
+        ip().and(col("expected_admission").gt_eq(lit(SEVERE_ADMISSION)))
+            .cast(DataType::Float64)
+            .sum()
+            .alias("inpatient_episodes_severe"),
     ];
     for g in VISIT_GROUPS {
         let is = col("visit_group").eq(lit(g));
