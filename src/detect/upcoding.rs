@@ -14,8 +14,8 @@
 //!   30 % of the time (`expected_admissions_severe`), when the facility has
 //!   ten such expected admissions in training: an upcoded visit lands there
 //!   and is not admitted, while its other admissions (births, surgery)
-//!   would dilute the whole O/E — on an independently written province
-//!   the whole O/E fell 19 % where the heavy codes' fell by half.
+//!   dilute the whole O/E — on an independently written province the
+//!   whole O/E fell 19 %, the heavy codes' 26 % (peers' rose 3–14 %).
 //!
 //! Over the peer window (13 weeks) and a third of it (an onset shows
 //! sooner), Šidák over the two. Both as relative changes net of the peer
