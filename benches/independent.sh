@@ -4,14 +4,14 @@
 # standard-library Python: its own catalogue, prices, case mix, numbering,
 # envelope styles and frauds), run through ingest → features → detect → evaluate.
 # usage: benches/independent.sh [WORK_DIR] [--scale 0.2] [--seed 1]
-#   BHYT_BIN: the engine binary (default target/release/bhyt, built if missing)
+#   BHYT_BIN: the engine binary (default $CARGO_TARGET_DIR or target, release/bhyt, built if missing)
 #   BHYT_BASELINES=1: also scikit-learn's IsolationForest on the same table
 #     (benches/isoforest_compare.sh; creates its own virtual environment).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-/tmp/bhyt-independent}
 shift || true
-bin=${BHYT_BIN:-target/release/bhyt}
+bin=${BHYT_BIN:-${CARGO_TARGET_DIR:-target}/release/bhyt}
 [ -x "$bin" ] || cargo build --release
 rm -rf "$work" && mkdir -p "$work"
 python3 benches/independent/province.py "$work/gen" "$@"
