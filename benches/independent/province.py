@@ -285,10 +285,13 @@ class Province:
         seed = rng.random()
         lines = self._lines(f, coded, care, admit, billed_los, fx, random.Random(seed))
         total = sum(q * p for _, _, q, p in lines)
-        honest_fx = {"svc": fx["svc"], "infl": None, "lab": None, "doc": False}
-        honest_admit = admit and not unjust_hit
-        honest = sum(q * p for _, _, q, p in self._lines(
-            f, care, care, honest_admit, los if honest_admit else 0, honest_fx, random.Random(seed)))
+        # The honest twin (same draws), only when a fraud touched the claim.
+        honest = total
+        if fx["infl"] or fx["lab"] or fx["doc"] or unjust_hit or billed_los != los or coded is not care:
+            honest_fx = {"svc": fx["svc"], "infl": None, "lab": None, "doc": False}
+            honest_admit = admit and not unjust_hit
+            honest = sum(q * p for _, _, q, p in self._lines(
+                f, care, care, honest_admit, los if honest_admit else 0, honest_fx, random.Random(seed)))
         chronic = coded[9] and not admit
         return dict(dx=coded, admit=admit, los=billed_los, lines=lines, doctor=doctor, total=total,
                     honest=honest, chronic=chronic, minutes=45 + rng.randrange(120))

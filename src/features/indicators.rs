@@ -113,8 +113,13 @@ fn price_index(lines: LazyFrame, cfg: &FeatureConfig, reference: &DataFrame) -> 
 }
 
 /// Expected admission probability from which a diagnosis counts as one
-/// usually admitted (at the facility's level and age band).
+/// usually admitted (at the facility's level and age band): the upcoding
+/// check's care is read among these visits.
 const SEVERE_ADMISSION: f64 = 0.3;
+/// Below this expected admission probability a diagnosis is one usually
+/// treated without admission: an admission beyond expectation is priced at
+/// these stays.
+const MILD_ADMISSION: f64 = 0.5;
 
 /// A chunk's visits within the configured date range, with their line
 /// totals, case-mix expectations and period.
@@ -238,6 +243,7 @@ fn chunk_indicators(
     let visits = enriched_visits(store, cfg, norms, chunk)?;
     let fill = |c: &str| col(c).fill_null(lit(0.0));
     let ip = || col("inpatient");
+    let severe = || col("expected_admission").gt_eq(lit(SEVERE_ADMISSION));
     let op = || col("inpatient").not();
     let mut aggs = vec![
         agg::visits(),
@@ -255,7 +261,7 @@ fn chunk_indicators(
         // admission beyond expectation costs (it is one of these, not an
         // average stay with its surgery and week in bed).
         col("total_cost")
-            .filter(ip().and(col("expected_admission").lt(lit(0.5))))
+            .filter(ip().and(col("expected_admission").lt(lit(MILD_ADMISSION))))
             .mean()
             .alias("avg_cost_inpatient_mild"),
         fill("fund_paid")
@@ -316,10 +322,10 @@ fn chunk_indicators(
         // Visits coded with a diagnosis usually admitted (the upcoding
         // check's care test).
         col("expected_admission")
-            .filter(col("expected_admission").gt_eq(lit(SEVERE_ADMISSION)))
+            .filter(severe())
             .sum()
             .alias("expected_admissions_severe"),
-        ip().and(col("expected_admission").gt_eq(lit(SEVERE_ADMISSION)))
+        ip().and(severe())
             .cast(DataType::Float64)
             .sum()
             .alias("inpatient_episodes_severe"),
