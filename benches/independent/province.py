@@ -11,8 +11,21 @@ CHITIEU wrapper) and its own way of committing each kind of fraud. Standard
 library only.
 
 usage: province.py OUT_DIR [--scale 0.2] [--seed 1] [--year 2023]
+                  [--years 1] [--shape smooth|policy] [--anomaly-year Y]
 writes OUT_DIR/facilities.csv, budgets.csv, labels.csv (facility_code, start,
 end, type, benign, true_excess_vnd) and claims/<facility>/<week>.xml.
+
+Several years (`--years 4`) make a history for budget forecasts, grown its
+own way: `smooth` — each facility's volume grows at its own rate (mean 5 %,
+sd 2.5 points a year) and every price rises continuously (6.5 % a year), no
+step on 1 January; `policy` — what Vietnam's claims went through: visits
+fall by half from mid-July to mid-October 2021 (the epidemic's lockdowns)
+and come back over two months, visits grow 7 % a year, services (exam, bed,
+labs, imaging, procedures) rise 9 % on 17 November 2023 (a price circular)
+and beds another 20 % on 1 July 2024 (a base-salary rise), drugs fall 1 % a
+year (tenders). The frauds and look-alikes fall in `--anomaly-year` (default
+the last year). One year without `--shape` is the detection province as it
+always was (byte-identical).
 """
 
 import argparse
@@ -121,11 +134,44 @@ def season(code_season, day):
     return 1.0
 
 
-def volume_factor(day, year_start):
+# Lunar new year's day: visits fall to a third from two days before to five after.
+TET = {2020: dt.date(2020, 1, 25), 2021: dt.date(2021, 2, 12), 2022: dt.date(2022, 2, 1),
+       2023: dt.date(2023, 1, 22), 2024: dt.date(2024, 2, 10), 2025: dt.date(2025, 1, 29),
+       2026: dt.date(2026, 2, 17)}
+
+
+def years_since(day, start):
+    return (day - start).days / 365.25
+
+
+def volume_factor(day, year_start, shape=None, growth_rate=0.0):
     dow = [1.0, 0.95, 0.95, 0.92, 0.9, 0.55, 0.25][day.weekday()]
-    tet = 0.35 if dt.date(2023, 1, 20) <= day <= dt.date(2023, 1, 27) else 1.0
-    growth = 1.0 + 0.06 * (day - year_start).days / 365.0
+    tet_day = TET.get(day.year)
+    tet = 0.35 if tet_day and tet_day - dt.timedelta(days=2) <= day <= tet_day + dt.timedelta(days=5) else 1.0
+    if shape is None:  # the one-year detection province
+        growth = 1.0 + 0.06 * (day - year_start).days / 365.0
+    else:
+        growth = math.exp(growth_rate * years_since(day, year_start))
+    if shape == "policy":
+        lock0, lock1, back = dt.date(2021, 7, 15), dt.date(2021, 10, 15), dt.date(2021, 12, 15)
+        if lock0 <= day < lock1:
+            growth *= 0.5
+        elif lock1 <= day < back:
+            growth *= 0.5 + 0.5 * (day - lock1).days / (back - lock1).days
     return dow * tet * growth
+
+
+def price_factors(day, start, shape):
+    """(services, drugs, bed) price multipliers on `day`."""
+    if shape is None:
+        return 1.0, 1.0, 1.0
+    t = years_since(day, start)
+    if shape == "smooth":
+        g = math.exp(0.065 * t)
+        return g, g, g
+    svc = 1.09 if day >= dt.date(2023, 11, 17) else 1.0
+    bed = svc * (1.20 if day >= dt.date(2024, 7, 1) else 1.0)
+    return svc, math.exp(-0.01 * t), bed
 
 
 def poisson(rng, lam):
@@ -151,13 +197,20 @@ def money(x):
 
 
 class Province:
-    def __init__(self, scale, seed, year):
+    def __init__(self, scale, seed, year, years=1, shape=None, anomaly_year=None):
         self.rng = random.Random(seed)
-        self.scale, self.year = scale, year
+        self.scale, self.shape = scale, shape
+        self.year = anomaly_year or year + years - 1  # the frauds' year
         self.start = dt.date(year, 1, 1)
-        self.end = dt.date(year, 12, 31)
+        self.end = dt.date(year + years - 1, 12, 31)
         self.cat = Catalogue(self.rng)
         self.facilities = self._facilities()
+        # Each facility's own yearly volume growth (its own generator, so one
+        # year without a shape keeps its draws).
+        g = random.Random(seed * 7919 + 17)
+        rate = {"smooth": 0.05, "policy": 0.07}.get(shape, 0.0)
+        for f in self.facilities:
+            f["growth"] = g.gauss(rate, 0.025) if shape else 0.0
         self.anomalies = self._anomalies()
         self.used_lk = set()
         self.excess = {}  # anomaly index → VND
@@ -189,12 +242,13 @@ class Province:
         by = lambda kind: [f for f in self.facilities if f["kind"] == kind]
         d = by("district")
         rng = self.rng
-        onset = lambda: self.start + dt.timedelta(days=rng.randrange(125, 185))
+        first = dt.date(self.year, 1, 1)
+        onset = lambda: first + dt.timedelta(days=rng.randrange(125, 185))
         a = []
 
         def add(f, typ, benign=False, start=None, end=None, **kw):
             s = start or onset()
-            e = end or min(self.end, s + dt.timedelta(days=rng.randrange(120, 170)))
+            e = end or min(dt.date(self.year, 12, 31), s + dt.timedelta(days=rng.randrange(120, 170)))
             a.append(dict(fac=f["code"], type=typ, benign=benign, start=s, end=e, **kw))
 
         add(d[0], "price_inflation", factor=1.25)
@@ -274,10 +328,14 @@ class Province:
             admit, los = True, rng.choice([2, 2, 3])
         pro = self.active(f, day, "prolonged_stay")
         billed_los = max(los + 1, int(round(los * pro[1]["factor"]))) if pro and admit else los
+        svc_g, drug_g, bed_g = price_factors(day, self.start, self.shape)
         presc = self.active(f, day, "prescriber_overprescribing")
         doctor = rng.choice(f["doctors"])
         fx = {
-            "svc": 1.10 if self.active(f, day, "grade_price_change") else 1.0,
+            "svc": (1.10 if self.active(f, day, "grade_price_change") else 1.0) * svc_g,
+            "bed": (1.10 if self.active(f, day, "grade_price_change") else 1.0) * bed_g,
+            "drug": drug_g,
+            "round": self.shape is not None,
             "infl": self.active(f, day, "price_inflation"),
             "lab": self.active(f, day, "lab_imaging_overuse"),
             "doc": bool(presc and doctor == presc[1]["doctor"]),
@@ -288,7 +346,7 @@ class Province:
         # The honest twin (same draws), only when a fraud touched the claim.
         honest = total
         if fx["infl"] or fx["lab"] or fx["doc"] or unjust_hit or billed_los != los or coded is not care:
-            honest_fx = {"svc": fx["svc"], "infl": None, "lab": None, "doc": False}
+            honest_fx = dict(fx, infl=None, lab=None, doc=False)
             honest_admit = admit and not unjust_hit
             honest = sum(q * p for _, _, q, p in self._lines(
                 f, care, care, honest_admit, los if honest_admit else 0, honest_fx, random.Random(seed)))
@@ -300,10 +358,12 @@ class Province:
         """Lines billed for a visit coded `coded` whose care follows `care`;
         the same rng seed gives the same draws, so a claim and its honest
         twin differ only by what the fraud changes."""
-        exam = EXAM.get(f["level"], 38700) * fx["svc"]
+        # Grown prices are whole đồng, as on a real price list.
+        r = round if fx["round"] else (lambda x: x)
+        exam = r(EXAM.get(f["level"], 38700) * fx["svc"])
         lines = [(13, "02.1896", 1, exam)]
         if admit:
-            lines.append((15, "K19.1911", los, BED[f["grade"]] * fx["svc"]))
+            lines.append((15, "K19.1911", los, r(BED[f["grade"]] * fx["bed"])))
         basket = self.cat.basket[coded[0]]
         chronic = coded[9] and not admit
         days = rng.choice([28, 30]) if chronic else rng.choice([5, 5, 7, 10])
@@ -311,7 +371,7 @@ class Province:
         for j in rng.sample(basket["drugs"], k):
             code, price = self.cat.drugs[j]
             q = rng.choice([1, 1, 2, 2]) * (los if admit else days)
-            unit = round(price * f["price"] * math.exp(rng.gauss(0, 0.02)), 0)
+            unit = round(price * fx["drug"] * f["price"] * math.exp(rng.gauss(0, 0.02)), 0)
             if fx["infl"]:
                 unit = round(unit * fx["infl"][1]["factor"], 0)
             lines.append((4, code, q * (2 if fx["doc"] else 1), unit))
@@ -323,16 +383,16 @@ class Province:
             nlab += 2
         for _ in range(nlab):
             code, price = self.cat.labs[rng.choice(basket["labs"])]
-            lines.append((1, code, 1, price * fx["svc"]))
+            lines.append((1, code, 1, r(price * fx["svc"])))
         nimg = poisson(rng, care[6]) + (1 if fx["lab"] and img_extra else 0)
         for _ in range(nimg):
             code, price = self.cat.imaging[rng.choice(basket["imaging"])]
-            lines.append((2, code, 1, price * fx["svc"]))
+            lines.append((2, code, 1, r(price * fx["svc"])))
         if (admit or care[0] in SURGICAL) and rng.random() < care[7]:
             code, price = self.cat.procs[rng.choice(basket["procs"])]
-            lines.append((8, code, 1, price * fx["svc"]))
+            lines.append((8, code, 1, r(price * fx["svc"])))
             code, price = self.cat.supplies[rng.choice(basket["supplies"])]
-            lines.append((10, code, rng.randrange(1, 4), price * f["price"]))
+            lines.append((10, code, rng.randrange(1, 4), r(price * fx["drug"] * f["price"])))
         return lines
 
 
@@ -432,17 +492,37 @@ def main():
     ap.add_argument("--scale", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--year", type=int, default=2023)
+    ap.add_argument("--years", type=int, default=1)
+    ap.add_argument("--shape", choices=["smooth", "policy"], default=None)
+    ap.add_argument("--anomaly-year", type=int, default=None)
     args = ap.parse_args()
-    pv = Province(args.scale, args.seed, args.year)
+    if args.years > 1 and args.shape is None:
+        args.shape = "smooth"
+    pv = Province(args.scale, args.seed, args.year, args.years, args.shape, args.anomaly_year)
     rng = pv.rng
     os.makedirs(os.path.join(args.out, "claims"), exist_ok=True)
-    spend = {f["code"]: 0.0 for f in pv.facilities}
+    years = list(range(args.year, args.year + args.years))
+    spend = {(f["code"], y): 0.0 for f in pv.facilities for y in years}
     nvis = 0
     for f in pv.facilities:
         weeks = {}
+        d = os.path.join(args.out, "claims", f["code"])
+        os.makedirs(d, exist_ok=True)
+
+        def flush(before=None):
+            """Write the weeks that can no longer receive a discharge."""
+            for (y, w) in sorted(weeks):
+                if before is not None and (y, w) >= before:
+                    break
+                made = dt.date.fromisocalendar(y, w, 7) + dt.timedelta(days=1)
+                with open(os.path.join(d, f"{y}-W{w:02d}.xml"), "w", encoding="utf-8", newline="") as fh:
+                    fh.write(envelope(f, weeks.pop((y, w)), made))
+
         day = pv.start
         while day <= pv.end:
-            lam = f["per_day"] * args.scale * volume_factor(day, pv.start)
+            if day.day == 1:  # stays last < 90 days: older weeks are whole
+                flush((day - dt.timedelta(days=90)).isocalendar()[:2])
+            lam = f["per_day"] * args.scale * volume_factor(day, pv.start, pv.shape, f["growth"])
             dengue = season("dengue", day) - 1.0
             lam *= 1.0 + 0.02 * dengue  # the outbreak's extra patients
             vol = pv.active(f, day, "volume_inflation")
@@ -463,7 +543,7 @@ def main():
                 x1 = element("TONG_HOP", x1f, nl)
                 wk = out_date.isocalendar()[:2]
                 weeks.setdefault(wk, []).append((x1, x2, x3))
-                spend[f["code"]] += v["total"]
+                spend[f["code"], min(max(out_date.year, years[0]), years[-1])] += v["total"]
                 nvis += 1
                 # The fraud's excess: its own part of this visit.
                 idx, ex = None, 0.0
@@ -487,14 +567,9 @@ def main():
                     x2d, x3d = lines_xml(v, lk2, f, day, t_in, rate, style, nl)
                     weeks[wk].append((element("TONG_HOP", x1d, nl), x2d, x3d))
                     pv.excess[dup[0]] = pv.excess.get(dup[0], 0.0) + v["total"]
-                    spend[f["code"]] += v["total"]
+                    spend[f["code"], min(max(out_date.year, years[0]), years[-1])] += v["total"]
             day += dt.timedelta(days=1)
-        d = os.path.join(args.out, "claims", f["code"])
-        os.makedirs(d, exist_ok=True)
-        for (y, w), hosos in sorted(weeks.items()):
-            made = dt.date.fromisocalendar(y, w, 7) + dt.timedelta(days=1)
-            with open(os.path.join(d, f"{y}-W{w:02d}.xml"), "w", encoding="utf-8", newline="") as fh:
-                fh.write(envelope(f, hosos, made))
+        flush()
     with open(os.path.join(args.out, "facilities.csv"), "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["facility_code", "name", "province_code", "level", "grade", "ownership", "kind", "previous_code"])
@@ -503,8 +578,9 @@ def main():
     with open(os.path.join(args.out, "budgets.csv"), "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["facility_code", "year", "budget_vnd"])
-        for f in pv.facilities:
-            w.writerow([f["code"], args.year, int(spend[f["code"]] * rng.uniform(0.9, 1.05))])
+        for y in years:
+            for f in pv.facilities:
+                w.writerow([f["code"], y, int(spend[f["code"], y] * rng.uniform(0.9, 1.05))])
     with open(os.path.join(args.out, "labels.csv"), "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["facility_code", "start", "end", "type", "benign", "true_excess_vnd"])
@@ -512,6 +588,9 @@ def main():
             w.writerow([a["fac"], a["start"], a["end"], a["type"], str(a["benign"]).lower(),
                         0 if a["benign"] else int(pv.excess.get(i, 0.0))])
     print(f"{len(pv.facilities)} facilities, {nvis} visits, {sum(spend.values()) / 1e9:.1f} bn VND → {args.out}")
+    if len(years) > 1:
+        for y in years:
+            print(f"  {y}: {sum(v for (c, yy), v in spend.items() if yy == y) / 1e9:.2f} bn VND")
 
 
 if __name__ == "__main__":

@@ -107,10 +107,10 @@ pub fn backtest(h: &History, cfg: &ForecastConfig) -> Result<Backtest, ForecastE
     let names: Vec<&str> = std::iter::once("engine")
         .chain(Baseline::ALL.iter().map(|b| b.name()))
         .collect();
-    // Per origin: (code, origin, method index, forecast total, actual total),
-    // and interval hits per level and their counts for facility years,
+    // Per origin: (code, origin, method index, forecast total, actual total,
+    // the engine's 90 % interval of the total), and interval hits per level and their counts for facility years,
     // province years, facility months, province months.
-    type Row = (String, usize, usize, f64, f64);
+    type Row = (String, usize, usize, f64, f64, Option<(f64, f64)>);
     type Hits = ([[usize; 3]; 4], [usize; 4]);
     let results: Vec<(Vec<Row>, Hits)> = os
         .par_iter()
@@ -130,9 +130,9 @@ pub fn backtest(h: &History, cfg: &ForecastConfig) -> Result<Backtest, ForecastE
                 let prov = is_province(code);
                 if let Some(fc) = f.by_code.get(code) {
                     let tf: f64 = fc.point.iter().sum();
-                    rows.push((code.clone(), o, 0, tf, ta));
+                    let (_, b) = f.sum_with_bounds(code, &all);
+                    rows.push((code.clone(), o, 0, tf, ta, Some(b[1])));
                     if ta > 0.0 && tf > 0.0 {
-                        let (_, b) = f.sum_with_bounds(code, &all);
                         let (iy, im) = if prov { (1, 3) } else { (0, 2) };
                         for l in 0..3 {
                             hits[iy][l] += (ta >= b[l].0 && ta <= b[l].1) as usize;
@@ -148,7 +148,7 @@ pub fn backtest(h: &History, cfg: &ForecastConfig) -> Result<Backtest, ForecastE
                 }
                 for (bi, b) in Baseline::ALL.iter().enumerate() {
                     let p = b.forecast(&y[first..o], 12);
-                    rows.push((code.clone(), o, bi + 1, p.iter().sum(), ta));
+                    rows.push((code.clone(), o, bi + 1, p.iter().sum(), ta, None));
                 }
             }
             (rows, (hits, n))
@@ -218,6 +218,14 @@ pub fn backtest(h: &History, cfg: &ForecastConfig) -> Result<Backtest, ForecastE
         Column::new(
             "actual_12m_vnd".into(),
             rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "lo90_12m_vnd".into(),
+            rows.iter().map(|r| r.5.map(|b| b.0)).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "hi90_12m_vnd".into(),
+            rows.iter().map(|r| r.5.map(|b| b.1)).collect::<Vec<_>>(),
         ),
         Column::new(
             "error".into(),

@@ -6,6 +6,10 @@
 //! - **Working days**: the effect of one Monday-to-Friday day on a month's
 //!   spending, measured on the province's total (`calendar.rs`), is taken
 //!   out of every series and the coming months' calendar put back.
+//! - **Temporary shocks**: months in which every facility left its course
+//!   and came back (a lockdown, a long epidemic) are put back at the level
+//!   the neighbouring year shows (`shocks.rs`), before anything is read
+//!   from the ratios.
 //! - **Season**: the province's log seasonal index of each calendar month
 //!   (classical decomposition: log ratio to the centred 12-month moving
 //!   average, median over the years). Facilities use the province's: their
@@ -36,6 +40,7 @@
 //!   (inner backtest).
 
 use super::growth::{growth_of, median_of, robust_sd, seasonal_indices, Growth};
+use super::shocks;
 use super::*;
 use model::{SeriesForecast, LEVELS};
 
@@ -139,6 +144,17 @@ pub(crate) fn fit_all(
             .iter()
             .map(|y| y.iter().zip(&cal).map(|(v, f)| v / f).collect())
             .collect();
+        // Months of a province-wide temporary shock, put back at the level
+        // the neighbouring year shows (a lockdown's base months would
+        // read as growth, and throw the season and the steps).
+        let corr = shocks::shock_corrections(&ys, upto, cfg.shock_z, cfg.shock_months);
+        let ys: Vec<Vec<f64>> = if corr.iter().any(|c| *c != 0.0) {
+            ys.iter()
+                .map(|y| y.iter().zip(&corr).map(|(v, c)| v * c.exp()).collect())
+                .collect()
+        } else {
+            ys
+        };
         let total: Vec<f64> = (0..upto).map(|i| ys.iter().map(|y| y[i]).sum()).collect();
         let idx = seasonal_indices(&total, &month0[..upto]);
         // Season of each forecast month and of each history month.
@@ -190,10 +206,26 @@ pub(crate) fn fit_all(
             // The larger of the year's change against last year and the
             // change inside the year, averaged with the prior; one year
             // without a change does not narrow the prior.
+            // A shock put back within the last year still says how much
+            // the province's spending moves now: the changes of the series
+            // as it was count too (an older one, e.g. a lockdown two years
+            // back, says little of next year's).
+            let raw = (upto >= 24 && corr[upto - 12..].iter().any(|c| *c != 0.0)).then(|| {
+                let y: Vec<f64> = prov_series
+                    .iter()
+                    .zip(&corr)
+                    .map(|(v, c)| v * (-c).exp())
+                    .collect();
+                growth_of(&y, upto, &hist, cfg)
+            });
             let d2 = pg.as_ref().map(|g| {
                 g.shock
                     .into_iter()
                     .chain(g.half_change)
+                    .chain(
+                        raw.iter()
+                            .flat_map(|r| r.shock.into_iter().chain(r.half_change)),
+                    )
                     .map(|d| d * d)
                     .fold(f64::NAN, f64::max)
             });

@@ -21,6 +21,7 @@ mod growth;
 mod history;
 pub mod model;
 pub mod scenarios;
+mod shocks;
 mod tables;
 
 pub use backtest::{backtest, Backtest, MethodScore};
@@ -106,6 +107,15 @@ pub struct ForecastConfig {
     /// Longer runs are taken as a real change of level. Default 3.5 and 3.
     pub spike_z: f64,
     pub spike_months: usize,
+    /// A run of at most `shock_months` months in which the typical
+    /// facility's year-on-year ratio is more than `shock_z` robust standard
+    /// deviations from its usual value is a province-wide temporary shock (a
+    /// lockdown, a long epidemic): every facility's spending of the odd
+    /// months is put back at the level the neighbouring year shows before
+    /// the season, growth and steps are read (`shocks.rs`). Default 4 and
+    /// 9; `shock_z = 0` turns it off.
+    pub shock_z: f64,
+    pub shock_months: usize,
     /// Months without spending after which a facility is taken as closed
     /// (forecast 0). Default 3.
     pub closed_after: usize,
@@ -146,6 +156,8 @@ impl Default for ForecastConfig {
             break_blend: true,
             spike_z: 3.5,
             spike_months: 3,
+            shock_z: 4.0,
+            shock_months: 9,
             closed_after: 3,
             level_smoothing: 0.3,
             step_t: 6.0,

@@ -4,7 +4,7 @@
 //! the claims' monthly totals here: nothing in the engine knows it.
 
 use super::*;
-use crate::generate::{GenConfig, GrowthBreak};
+use crate::generate::{GenConfig, GrowthBreak, Lockdown};
 
 /// One world of the family.
 #[derive(Debug, Clone)]
@@ -78,6 +78,18 @@ pub fn family(scale: f64, seed: u64) -> Vec<Scenario> {
             what: "eight kinds of fraud, a heavier case mix, a grade's price change and an epidemic inside the history",
             gen: GenConfig {
                 anomalies: true,
+                ..base.clone()
+            },
+        },
+        Scenario {
+            name: "lockdown",
+            what: "visits halve from mid-July to mid-October 2021 and are back by mid-December (the base months of a year of ratios)",
+            gen: GenConfig {
+                lockdown: Some(Lockdown {
+                    from: day(2021, 7, 15),
+                    to: day(2021, 10, 15),
+                    share: 0.5,
+                }),
                 ..base.clone()
             },
         },

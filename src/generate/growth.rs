@@ -19,6 +19,32 @@ pub struct GrowthBreak {
     pub price_growth: f64,
 }
 
+/// A season of lockdown: every facility's visits at `share` of their
+/// usual number from `from` to the day before `to`, back to normal over
+/// the two months after (the 2021 wave in the South halved visits from
+/// mid-July to mid-October).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Lockdown {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub share: f64,
+}
+
+impl Lockdown {
+    /// Share of the usual visits on `day`.
+    fn factor(&self, day: NaiveDate) -> f64 {
+        if day < self.from {
+            1.0
+        } else if day < self.to {
+            self.share
+        } else {
+            let back = (day - self.to).num_days() as f64 / 61.0;
+            (self.share + (1.0 - self.share) * back).min(1.0)
+        }
+    }
+}
+
 fn years(a: NaiveDate, b: NaiveDate) -> f64 {
     (b - a).num_days() as f64 / 365.25
 }
@@ -37,7 +63,8 @@ fn compound(start: NaiveDate, day: NaiveDate, g: f64, brk: Option<(NaiveDate, f6
 /// Volume on `day` relative to the run's first day.
 pub(crate) fn volume_factor(cfg: &GenConfig, day: NaiveDate) -> f64 {
     let brk = cfg.growth_break.as_ref().map(|b| (b.from, b.volume_growth));
-    compound(cfg.start, day, cfg.volume_growth, brk)
+    let shock = cfg.lockdown.as_ref().map_or(1.0, |l| l.factor(day));
+    compound(cfg.start, day, cfg.volume_growth, brk) * shock
 }
 
 /// Price level on `day` relative to the run's first day: a step each
@@ -168,5 +195,26 @@ mod tests {
         assert!((b / a - 1.10).abs() < 1e-3, "{}", b / a);
         cfg.price_steps = true;
         assert!((price_factor(&cfg, d(2024, 6, 1)) - 1.05).abs() < 1e-12);
+        // A lockdown halves visits for its season, then they come back
+        // over two months.
+        cfg.lockdown = Some(Lockdown {
+            from: d(2021, 7, 15),
+            to: d(2021, 10, 15),
+            share: 0.5,
+        });
+        let usual = |day| {
+            volume_factor(
+                &GenConfig {
+                    lockdown: None,
+                    ..cfg.clone()
+                },
+                day,
+            )
+        };
+        let share = |day| volume_factor(&cfg, day) / usual(day);
+        assert_eq!(share(d(2021, 7, 14)), 1.0);
+        assert_eq!(share(d(2021, 8, 20)), 0.5);
+        assert!((share(d(2021, 11, 14)) - 0.75).abs() < 0.01);
+        assert_eq!(share(d(2021, 12, 20)), 1.0);
     }
 }

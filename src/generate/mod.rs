@@ -32,8 +32,8 @@ mod network;
 pub use anomalies::AnomalyKind;
 use anomalies::*;
 use clinical::*;
-pub use growth::GrowthBreak;
 use growth::*;
+pub use growth::{GrowthBreak, Lockdown};
 pub use network::Facility;
 use network::*;
 
@@ -73,6 +73,9 @@ pub struct GenConfig {
     pub price_steps: bool,
     /// Growth rates that change from a day on (a trend break).
     pub growth_break: Option<GrowthBreak>,
+    /// Visits fall to a share of their usual number for a season (a
+    /// lockdown) and come back over the two months after it.
+    pub lockdown: Option<Lockdown>,
     /// A new private hospital opens on this day (first province) and ramps
     /// up over six months.
     pub opens: Option<NaiveDate>,
@@ -126,6 +129,7 @@ impl Default for GenConfig {
             price_growth: 0.05,
             price_steps: true,
             growth_break: None,
+            lockdown: None,
             opens: None,
             closes: None,
             merger: None,
