@@ -242,7 +242,7 @@ pub(crate) fn fit_all(
         let vs: Vec<f64> = own.iter().flatten().map(|g| g.var).collect();
         let tau2 = if gs.len() >= 5 {
             let s = robust_sd(&gs);
-            (s * s - median_of(&vs)).max(0.0)
+            (s * s - median_of(&vs)).max(cfg.growth_spread_min.powi(2))
         } else {
             0.0
         };
