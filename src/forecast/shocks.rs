@@ -8,10 +8,11 @@
 //! and a trimmed mean of twelve ratios keeps most of them. The season (a
 //! median over few years) and the search for steps in level are thrown the
 //! same way. So before anything else, the months of a shock are found on
-//! the typical facility (the median facility's year-on-year ratio: one big
-//! hospital's fraud or new ward does not move it) and every facility's
-//! spending of those months is put back at the level the neighbouring year
-//! shows.
+//! the typical year-on-year ratio (the spending-weighted mean of the middle
+//! half of the facilities' ratios: one big hospital's fraud or new ward
+//! does not move it, nor do the commune stations' chance swings) and every
+//! facility's spending of those months is put back at the level the
+//! neighbouring year shows.
 //!
 //! Which year was odd is read from a third one: a dip shows as low ratios
 //! entering and high ratios a year later, against a year on either side
