@@ -108,8 +108,9 @@ pub fn backtest(h: &History, cfg: &ForecastConfig) -> Result<Backtest, ForecastE
         .chain(Baseline::ALL.iter().map(|b| b.name()))
         .collect();
     // Per origin: (code, origin, method index, forecast total, actual total,
-    // the engine's 90 % interval of the total), and interval hits per level and their counts for facility years,
-    // province years, facility months, province months.
+    // the engine's 90 % interval of the total), and interval hits per level
+    // and their counts for facility years, province years, facility months,
+    // province months.
     type Row = (String, usize, usize, f64, f64, Option<(f64, f64)>);
     type Hits = ([[usize; 3]; 4], [usize; 4]);
     let results: Vec<(Vec<Row>, Hits)> = os

@@ -26,8 +26,11 @@ pub struct GrowthBreak {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Lockdown {
+    /// First day at the lower level.
     pub from: NaiveDate,
+    /// First day of the return to normal (over 61 days).
     pub to: NaiveDate,
+    /// Share of the usual visits in between (0.5: half).
     pub share: f64,
 }
 
