@@ -96,7 +96,6 @@ fn corrections(typical: &[f64], upto: usize, z: f64, max_run: usize) -> Vec<f64>
             sign_of[k] = s;
         }
     }
-    let sign = |t: usize| sign_of[t];
     // Is the run of ratios `a..=b` matched a year away (`shift` = −12 or
     // +12) by ratios of the opposite sign (Some(true)), by ordinary ratios
     // (Some(false)), or not known (None)?
@@ -122,13 +121,13 @@ fn corrections(typical: &[f64], upto: usize, z: f64, max_run: usize) -> Vec<f64>
     let mut count = vec![0usize; upto];
     let mut t = 12;
     while t < upto {
-        let s = sign(t);
+        let s = sign_of[t];
         if s == 0.0 {
             t += 1;
             continue;
         }
         let a = t;
-        while t < upto && sign(t) == s {
+        while t < upto && sign_of[t] == s {
             t += 1;
         }
         let b = t - 1;
@@ -142,13 +141,7 @@ fn corrections(typical: &[f64], upto: usize, z: f64, max_run: usize) -> Vec<f64>
         // Earlier year odd: the year before it agrees with the later one
         // (its ratios are mirrored), or the year after the later one agrees
         // with it (ordinary ratios a year on). Later year odd: the reverse.
-        let earlier = match (mirrored(a, b, s, -12), mirrored(a, b, s, 12)) {
-            (Some(true), _) => Some(true),
-            (Some(false), _) => Some(false),
-            (None, Some(false)) => Some(true),
-            (None, Some(true)) => Some(false),
-            (None, None) => None,
-        };
+        let earlier = mirrored(a, b, s, -12).or_else(|| mirrored(a, b, s, 12).map(|m| !m));
         let earlier = match earlier {
             Some(e) => e,
             // Two years only: a short rise is the spike rule's to judge.
