@@ -6,9 +6,10 @@
 //! where x̄ is the volume-weighted mean over the window, and τ² the spread
 //! *between* facilities of the group — the robust variance (1.4826 · MAD)²
 //! of the group's window means less their typical sampling variance
-//! (empirical Bayes). A large hospital is judged against τ (a robust z); a
-//! commune station with 60 visits a quarter mostly against its own sampling
-//! noise, so it needs a far larger gap. A plain robust z of monthly values
+//! (empirical Bayes), moderated toward the other groups' (five clinics say
+//! little about how far apart clinics may be). A large hospital is judged
+//! against τ (a robust z); a commune station with 60 visits a quarter
+//! mostly against its own sampling noise, so it needs a far larger gap. A plain robust z of monthly values
 //! ranks the smallest, noisiest facilities first; this does not.
 
 use std::collections::HashMap;

@@ -152,6 +152,10 @@ pub fn label(signal: &str, lang: Lang) -> &'static str {
             "mức độ nặng của mã chẩn đoán so với điều trị thực tế (dấu hiệu nâng mã bệnh)",
             "coded severity against the care given (signs of upcoding)",
         ),
+        "coded_admission_rate" => (
+            "tỷ lệ nhập viện mà các mã chẩn đoán hàm ý",
+            "admission rate the coded diagnoses imply",
+        ),
         "claim_cost" => (
             "chi phí mỗi hồ sơ so với mức trước đây của cơ sở, cùng chẩn đoán (tính trên từng hồ sơ)",
             "cost per claim against the facility's own earlier level, same diagnoses (claim by claim)",
@@ -190,7 +194,8 @@ pub fn show(signal: &str, value: f64, lang: Lang) -> String {
         "oop_visit_share"
         | "oop_new_patient_share"
         | "bed_cost_share_inpatient"
-        | "overlapping_claim_share" => dec(format!("{:.1}", value * 100.0)) + " %",
+        | "overlapping_claim_share"
+        | "coded_admission_rate" => dec(format!("{:.1}", value * 100.0)) + " %",
         "visits" => {
             let n = value.exp().round() as i64;
             match lang {

@@ -81,7 +81,7 @@ pub(super) fn alert_page(o: &ReportOptions, alerts_path: &Path) -> Result<usize,
             lang,
         );
         // No chart for a cause without a facility series (a doctor's,
-        // a ward's, upcoding): an empty frame says nothing.
+        // a ward's): an empty frame says nothing.
         let svg = if data.series.is_empty() {
             String::new()
         } else {

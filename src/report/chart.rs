@@ -22,7 +22,23 @@ pub fn chart_signal(cause: &str) -> &str {
         "multivariate" => "oe_cost",
         // The cost shift is O/E cost measured claim by claim.
         "claim_cost" => "oe_cost",
+        // Upcoding: the half a series shows — the admission rate the codes
+        // imply, rising against the facility's past and its peers (the
+        // reason gives the other half, admissions not following).
+        "upcoding" => CODED_ADMISSION_RATE,
         other => other,
+    }
+}
+
+/// A chart's indicator that is not a column: expected admissions / visits.
+const CODED_ADMISSION_RATE: &str = "coded_admission_rate";
+
+/// The features columns a chart of `signal` reads.
+fn columns_of(signal: &str) -> Vec<&str> {
+    if signal == CODED_ADMISSION_RATE {
+        vec!["expected_admissions"]
+    } else {
+        vec![signal]
     }
 }
 
@@ -286,14 +302,26 @@ impl ChartSource {
             .filter(|p| p.exists())
             .and_then(|p| DetectorModel::load(p).ok());
         let mut cols = vec!["facility_code", "peer_group", "period_start", "visits"];
-        cols.extend(causes.iter().map(|c| chart_signal(c)));
+        cols.extend(causes.iter().flat_map(|c| columns_of(chart_signal(c))));
         ChartSource::new(read_columns(features, &cols)?, model)
     }
 
     pub fn data(&mut self, r: &ChartRequest, lang: Lang) -> ChartData {
         let signal = chart_signal(r.cause).to_string();
         if !self.cols.contains_key(&signal) {
-            self.cols.insert(signal.clone(), nums(&self.f, &signal));
+            let v = if signal == CODED_ADMISSION_RATE {
+                nums(&self.f, "expected_admissions")
+                    .into_iter()
+                    .zip(&self.visits)
+                    .map(|(e, v)| match (e, v) {
+                        (Some(e), Some(v)) if *v > 0.0 => Some(e / v),
+                        _ => None,
+                    })
+                    .collect()
+            } else {
+                nums(&self.f, &signal)
+            };
+            self.cols.insert(signal.clone(), v);
         }
         let vals = &self.cols[&signal];
         let period = &self.period;
@@ -342,5 +370,56 @@ impl ChartSource {
             control,
             onset: r.onset,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polars::prelude::*;
+
+    /// An upcoding alert is charted by the admission rate its codes imply:
+    /// the facility's expected admissions per visit against its group's.
+    #[test]
+    fn an_upcoding_alert_charts_the_coded_admission_rate() {
+        let (mut fac, mut grp, mut day, mut vis, mut exp) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        let d0 = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+        for f in ["UP", "P1", "P2", "P3"] {
+            for w in 0..10i64 {
+                fac.push(f);
+                grp.push("g");
+                day.push(d0 + chrono::Duration::weeks(w));
+                vis.push(100.0);
+                exp.push(if f == "UP" && w >= 5 { 15.0 } else { 10.0 });
+            }
+        }
+        let df = df!(
+            "facility_code" => fac,
+            "peer_group" => grp,
+            "period_start" => day,
+            "visits" => vis,
+            "expected_admissions" => exp,
+        )
+        .unwrap();
+        let mut src = ChartSource::new(df, None).unwrap();
+        let data = src.data(
+            &ChartRequest {
+                facility_code: "UP",
+                peer_group: "g",
+                cause: "upcoding",
+                week: None,
+                onset: Some(d0 + chrono::Duration::weeks(5)),
+            },
+            Lang::Vi,
+        );
+        assert_eq!(data.series.len(), 10);
+        assert!((data.series[0].1 - 0.10).abs() < 1e-12);
+        assert!((data.series[9].1 - 0.15).abs() < 1e-12);
+        assert!(data.band.iter().all(|b| (b.1 - 0.10).abs() < 1e-12));
+        assert!(data
+            .title
+            .contains("tỷ lệ nhập viện mà các mã chẩn đoán hàm ý"));
+        assert!(data.chart(Lang::Vi).svg().unwrap().contains("<svg"));
     }
 }

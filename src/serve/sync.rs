@@ -155,8 +155,8 @@ pub fn read_alerts(cfg: &ServeConfig) -> Result<Vec<AlertRow>, ServeError> {
                         },
                         crate::detect::Lang::Vi,
                     );
-                    // A cause with no facility series (a doctor, a ward,
-                    // upcoding) has no chart rather than an empty frame.
+                    // A cause with no facility series (a doctor, a ward)
+                    // has no chart rather than an empty frame.
                     if data.series.is_empty() {
                         return String::new();
                     }
