@@ -33,12 +33,12 @@ pub fn chart_signal(cause: &str) -> &str {
 /// A chart's indicator that is not a column: expected admissions / visits.
 const CODED_ADMISSION_RATE: &str = "coded_admission_rate";
 
-/// The features columns a chart of `signal` reads.
-fn columns_of(signal: &str) -> Vec<&str> {
+/// The features column a chart of `signal` reads besides the visits.
+fn column_of(signal: &str) -> &str {
     if signal == CODED_ADMISSION_RATE {
-        vec!["expected_admissions"]
+        "expected_admissions"
     } else {
-        vec![signal]
+        signal
     }
 }
 
@@ -302,7 +302,7 @@ impl ChartSource {
             .filter(|p| p.exists())
             .and_then(|p| DetectorModel::load(p).ok());
         let mut cols = vec!["facility_code", "peer_group", "period_start", "visits"];
-        cols.extend(causes.iter().flat_map(|c| columns_of(chart_signal(c))));
+        cols.extend(causes.iter().map(|c| column_of(chart_signal(c))));
         ChartSource::new(read_columns(features, &cols)?, model)
     }
 
@@ -310,7 +310,7 @@ impl ChartSource {
         let signal = chart_signal(r.cause).to_string();
         if !self.cols.contains_key(&signal) {
             let v = if signal == CODED_ADMISSION_RATE {
-                nums(&self.f, "expected_admissions")
+                nums(&self.f, column_of(&signal))
                     .into_iter()
                     .zip(&self.visits)
                     .map(|(e, v)| match (e, v) {
