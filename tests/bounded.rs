@@ -202,6 +202,12 @@ fn chunked_features_and_alerts_match_the_whole_store_and_the_golden_files() {
         &chunked_all.select(contributors).unwrap(),
         &alerts_all.select(contributors).unwrap(),
     );
+    // Every doctor's and department's comparison (the charts of their
+    // alerts) the same by chunks.
+    let units = |d: &Path| read(&d.join("out").join(bhyt::detect::prescriber::UNITS_FILE));
+    let (whole_units, chunked_units) = (units(d), units(&d2));
+    assert!(whole_units.height() > 0, "the units table has rows");
+    assert_same("units by chunks", &chunked_units, &whole_units);
     let services = alerts_all.column("top_services").unwrap().str().unwrap();
     assert!(
         services.iter().any(|s| s.is_some_and(|s| !s.is_empty())),

@@ -111,7 +111,12 @@ struct UnitWeek {
 
 /// Writes `hosos` as facility 93002's claims, ingests them, and runs the
 /// `prescriber` or `department` comparison with weeks 0–7 as training.
-fn compare_units(hosos: &[bhyt::qd130::Hoso], monday: NaiveDate, unit: &str) -> Vec<UnitWeek> {
+/// Also returns every unit's comparison (`UnitStats::units`).
+fn compare_units(
+    hosos: &[bhyt::qd130::Hoso],
+    monday: NaiveDate,
+    unit: &str,
+) -> (Vec<UnitWeek>, DataFrame) {
     let env = common::Env::new();
     common::write(
         &env.path("in/93002.xml"),
@@ -128,6 +133,7 @@ fn compare_units(hosos: &[bhyt::qd130::Hoso], monday: NaiveDate, unit: &str) -> 
         _ => bhyt::detect::prescriber::department_stats,
     }(&env.store(), period, train_to, 13, &cfg, 4096)
     .unwrap();
+    let (stats, units) = (stats.by_facility, stats.units);
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
     let weeks = stats
         .column("period_start")
@@ -147,7 +153,7 @@ fn compare_units(hosos: &[bhyt::qd130::Hoso], monday: NaiveDate, unit: &str) -> 
         f(&format!("{unit}_excess")).unwrap(),
     );
     let claims = f("claim_n");
-    (0..stats.height())
+    let weeks: Vec<UnitWeek> = (0..stats.height())
         .map(|i| UnitWeek {
             week: (epoch + chrono::Duration::days(weeks.get(i).unwrap() as i64) - monday)
                 .num_weeks(),
@@ -157,7 +163,8 @@ fn compare_units(hosos: &[bhyt::qd130::Hoso], monday: NaiveDate, unit: &str) -> 
             excess: excess.get(i),
             claims: claims.as_ref().and_then(|c| c.get(i)),
         })
-        .collect()
+        .collect();
+    (weeks, units)
 }
 
 #[test]
@@ -179,7 +186,8 @@ fn a_doctor_who_doubles_his_prescriptions_stands_out_from_colleagues() {
         }
     }
     let mut first_alert = None;
-    for r in compare_units(&hosos, monday, "prescriber") {
+    let (weeks, units) = compare_units(&hosos, monday, "prescriber");
+    for r in weeks {
         let w = r.week;
         // Every facility-week with priced claims is a row (its residual sums
         // feed the cost shift); the doctor columns only where one was compared.
@@ -200,6 +208,44 @@ fn a_doctor_who_doubles_his_prescriptions_stands_out_from_colleagues() {
     // the third week of the change.
     let first = first_alert.expect("BS03 is singled out");
     assert!(first <= 12, "first at week {first}");
+    // What his alert's chart draws: every doctor's ratio to colleagues per
+    // week and window; his short-window ratio leaves the others' (≈ 1)
+    // once the change fills the window, and his rows are the scored ones.
+    let u = units
+        .lazy()
+        .filter(
+            col("window")
+                .eq(lit(5u32))
+                .and(col("period_start").gt_eq(lit(monday + chrono::Duration::weeks(14)))),
+        )
+        .group_by([col("unit_code")])
+        .agg([
+            col("ratio").min().alias("lo"),
+            col("ratio").max().alias("hi"),
+            col("scored").any(true).alias("scored"),
+        ])
+        .sort(["unit_code"], Default::default())
+        .collect()
+        .unwrap();
+    let code = u.column("unit_code").unwrap().str().unwrap();
+    let (lo, hi) = (
+        u.column("lo").unwrap().f64().unwrap(),
+        u.column("hi").unwrap().f64().unwrap(),
+    );
+    let scored = u.column("scored").unwrap().bool().unwrap();
+    assert_eq!(u.height(), 6, "six doctors compared");
+    for i in 0..u.height() {
+        let (c, lo, hi) = (code.get(i).unwrap(), lo.get(i).unwrap(), hi.get(i).unwrap());
+        if c == "BS03" {
+            assert!(lo > 1.5, "{c}: ratio {lo}..{hi}");
+            assert_eq!(scored.get(i), Some(true), "{c} scored");
+        } else {
+            assert!(
+                (0.8..1.25).contains(&lo) && (0.8..1.25).contains(&hi),
+                "{c}: ratio {lo}..{hi}"
+            );
+        }
+    }
 }
 
 /// One inpatient claim of department `dept` with diagnosis `dx` on `day`
@@ -283,7 +329,7 @@ fn a_ward_whose_cost_per_stay_rises_stands_out_from_the_others() {
         }
     }
     let mut first_alert = None;
-    for r in compare_units(&hosos, monday, "department") {
+    for r in compare_units(&hosos, monday, "department").0 {
         let w = r.week;
         let Some(pv) = r.p else {
             continue;

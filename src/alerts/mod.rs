@@ -482,9 +482,28 @@ pub fn run(o: &RunOptions) -> Result<RunReport, AlertError> {
             if let Some(b) = b {
                 b.finish_and_clear();
             }
-            detect::with_unit_stats(&detect::with_unit_stats(&table, &ps)?, &ds)?
+            // Every doctor's and department's comparison: the charts of
+            // their alerts.
+            let mut units = detect::prescriber::units_table(&ps, &ds)?;
+            crate::store::write_parquet_atomic(
+                &mut units,
+                &o.out.join(detect::prescriber::UNITS_FILE),
+            )?;
+            detect::with_unit_stats(
+                &detect::with_unit_stats(&table, &ps.by_facility)?,
+                &ds.by_facility,
+            )?
         }
-        None => table,
+        None => {
+            // No store, no comparison: a units table of an earlier run
+            // would chart comparisons this run did not make.
+            let stale = o.out.join(detect::prescriber::UNITS_FILE);
+            if stale.exists() {
+                std::fs::remove_file(&stale)
+                    .map_err(|e| AlertError::Input(format!("{}: {e}", stale.display())))?;
+            }
+            table
+        }
     };
     let scores = model.score(&table, counts)?;
     let mut sf = detect::scores_frame(&scores, &model.config.alert)?;

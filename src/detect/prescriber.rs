@@ -85,6 +85,39 @@ pub const DEPARTMENT_COLUMNS: [&str; 5] = [
     "department_tested",
 ];
 
+/// The file of `bhyt detect`'s output folder holding [`units_table`].
+pub const UNITS_FILE: &str = "units.parquet";
+
+/// Columns of [`UnitStats::units`]: every comparison of one doctor
+/// (department) with its colleagues, per facility, period and window —
+/// what an alert's chart draws (the unit's line against its colleagues').
+pub const UNIT_COLUMNS: [&str; 9] = [
+    "facility_code",
+    "period_start",
+    "unit_code",
+    "unit_group",
+    "window",
+    "ratio",
+    "claims",
+    "z",
+    "scored",
+];
+
+/// What a comparison within facilities gives.
+#[derive(Debug, Clone)]
+pub struct UnitStats {
+    /// Per facility and period, the most extreme unit ([`COLUMNS`] or
+    /// [`DEPARTMENT_COLUMNS`]), joined to the features table for scoring.
+    pub by_facility: DataFrame,
+    /// Every unit's comparison ([`UNIT_COLUMNS`]): `ratio` = e^d, the
+    /// unit's cost per claim over its colleagues' (same diagnoses; for
+    /// departments, change over change); `z` = d / √var; `scored`: the
+    /// facility-period's most extreme comparison, the one scored;
+    /// `unit_group`: whom the colleagues are (a department's visit type;
+    /// empty: the whole facility); `window`: periods.
+    pub units: DataFrame,
+}
+
 /// Separates a unit from the group its colleagues come from
 /// (`department␟visit_group`); a unit without it has the whole facility
 /// as colleagues.
@@ -136,7 +169,7 @@ pub fn prescriber_stats(
     window: usize,
     cfg: &PrescriberConfig,
     memory_mb: u64,
-) -> Result<DataFrame, DetectError> {
+) -> Result<UnitStats, DetectError> {
     unit_stats(
         store,
         Unit::Prescriber,
@@ -160,7 +193,7 @@ pub fn department_stats(
     window: usize,
     cfg: &PrescriberConfig,
     memory_mb: u64,
-) -> Result<DataFrame, DetectError> {
+) -> Result<UnitStats, DetectError> {
     unit_stats(
         store,
         Unit::Department,
@@ -183,7 +216,7 @@ fn unit_stats(
     window: usize,
     cfg: &PrescriberConfig,
     memory_mb: u64,
-) -> Result<DataFrame, DetectError> {
+) -> Result<UnitStats, DetectError> {
     let input = |e: crate::store::StoreError| DetectError::Input(e.to_string());
     // Every norm is a facility's own (its cells), so facility groups are
     // computed apart.
@@ -316,7 +349,7 @@ fn unit_table(
     train_to: chrono::NaiveDate,
     window: usize,
     cfg: &PrescriberConfig,
-) -> Result<DataFrame, DetectError> {
+) -> Result<UnitStats, DetectError> {
     // facility → period → unit → sums (and, for departments, its cells).
     let mut acc: Sums = BTreeMap::new();
     let mut cells: CellSums = BTreeMap::new();
@@ -459,6 +492,85 @@ fn unit_table(
             columns.push(Column::new((*name).into(), v));
         }
     }
+    Ok(UnitStats {
+        by_facility: DataFrame::new_infer_height(columns)?,
+        units: units_frame(&cmps, &best, &facs, &periods)?,
+    })
+}
+
+/// The prescriber and department comparisons' units in one table, with
+/// `kind` ("prescriber", "department") first: `units.parquet` of
+/// `bhyt detect`.
+pub fn units_table(
+    prescribers: &UnitStats,
+    departments: &UnitStats,
+) -> Result<DataFrame, DetectError> {
+    let with_kind = |u: &UnitStats, kind: &str| -> Result<LazyFrame, DetectError> {
+        let mut df = u.units.clone();
+        df.insert_column(0, Column::new("kind".into(), vec![kind; df.height()]))?;
+        Ok(df.lazy())
+    };
+    Ok(concat(
+        [
+            with_kind(prescribers, "prescriber")?,
+            with_kind(departments, "department")?,
+        ],
+        UnionArgs::default(),
+    )?
+    .collect()?)
+}
+
+/// Every comparison as rows of [`UNIT_COLUMNS`], in the order they were
+/// made (window, facility, period, unit: the same every run).
+fn units_frame(
+    cmps: &[Cmp],
+    best: &BTreeMap<(usize, usize), (f64, usize, &Cmp)>,
+    facs: &[&String],
+    periods: &[i32],
+) -> Result<DataFrame, DetectError> {
+    let scored = |c: &Cmp| {
+        best.get(&(c.fac, c.t))
+            .is_some_and(|b| std::ptr::eq(b.2, c))
+    };
+    let columns = vec![
+        Column::new(
+            "facility_code".into(),
+            cmps.iter()
+                .map(|c| facs[c.fac].as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "period_start".into(),
+            cmps.iter()
+                .map(|c| date_of(periods[c.t]))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "unit_code".into(),
+            cmps.iter().map(|c| c.unit.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "unit_group".into(),
+            cmps.iter().map(|c| c.group.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "window".into(),
+            cmps.iter().map(|c| c.window as u32).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "ratio".into(),
+            cmps.iter().map(|c| c.d.exp()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "claims".into(),
+            cmps.iter().map(|c| c.n).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "z".into(),
+            cmps.iter().map(|c| c.d / c.var.sqrt()).collect::<Vec<_>>(),
+        ),
+        Column::new("scored".into(), cmps.iter().map(scored).collect::<Vec<_>>()),
+    ];
     Ok(DataFrame::new_infer_height(columns)?)
 }
 
@@ -466,7 +578,11 @@ fn unit_table(
 struct Cmp {
     fac: usize,
     t: usize,
+    /// Periods of the window.
+    window: usize,
     unit: String,
+    /// Whom the colleagues are ([`group_of`] the unit's key).
+    group: String,
     /// Mean residual of the doctor minus the colleagues'.
     d: f64,
     /// Variance of `d` under "no difference".
@@ -546,7 +662,9 @@ fn compare(
                 cmps.push(Cmp {
                     fac: fi,
                     t,
+                    window: w,
                     unit: doc.split(GROUP_SEP).next().unwrap_or(doc).to_string(),
+                    group: group_of(doc).to_string(),
                     d: a.s / a.n - (all.s - a.s) / rest,
                     var: s2
                         * (1.0 / a.n + 1.0 / rest + q / (a.n * a.n) + (q_all - q) / (rest * rest)),

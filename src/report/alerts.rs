@@ -12,14 +12,26 @@ use crate::detect::signals::label;
 pub(super) fn alert_page(o: &ReportOptions, alerts_path: &Path) -> Result<usize, ReportError> {
     let a = read(alerts_path)?;
     let causes = strs(&a, "cause");
-    let mut charts = ChartSource::open(&o.features, o.model.as_deref(), &causes)?;
+    let codes = strs(&a, "facility_code");
+    let unit_facilities: Vec<String> = codes
+        .iter()
+        .zip(&causes)
+        .filter(|(_, c)| units::is_unit_cause(c))
+        .map(|(f, _)| f.clone())
+        .collect();
+    let mut charts = ChartSource::open(&o.features, o.model.as_deref(), &causes)?.with_units(
+        &alerts_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(crate::detect::prescriber::UNITS_FILE),
+        &unit_facilities,
+    )?;
     let lang = o.lang;
     let t = |vi: &'static str, en: &'static str| match lang {
         Lang::Vi => vi,
         Lang::En => en,
     };
     let ids = strs(&a, "alert_id");
-    let codes = strs(&a, "facility_code");
     let names = strs(&a, "facility_name");
     let groups = strs(&a, "peer_group");
     let states = strs(&a, "state");
@@ -80,8 +92,9 @@ pub(super) fn alert_page(o: &ReportOptions, alerts_path: &Path) -> Result<usize,
             },
             lang,
         );
-        // No chart for a cause without a facility series (a doctor's,
-        // a ward's): an empty frame says nothing.
+        // No chart without a series (a cause the tables cannot draw, a
+        // doctor's comparison from a run without its units table): an
+        // empty frame says nothing.
         let svg = if data.series.is_empty() {
             String::new()
         } else {

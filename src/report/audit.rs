@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use super::chart::chart_signal;
+use super::chart::{chart_signal, is_unit_cause};
 use super::html::{escape, page};
 use super::*;
 use crate::detect::signals::{label, show};
@@ -171,6 +171,17 @@ pub(super) fn audit_plan(o: &ReportOptions) -> Result<(), ReportError> {
     let period = periods(&f)?;
     let vals: HashMap<&str, Vec<Option<f64>>> =
         indicators.iter().map(|c| (*c, nums(&f, c))).collect();
+    let unit_facilities: Vec<String> = rows
+        .iter()
+        .filter(|r| r.expected_recoverable_vnd > 0.0)
+        .take(o.capacity.max(1) * 3)
+        .filter(|r| is_unit_cause(&r.signal))
+        .map(|r| r.facility_code.clone())
+        .collect();
+    let units_path = o.detect_dir.join(crate::detect::prescriber::UNITS_FILE);
+    let units = (units_path.exists() && !unit_facilities.is_empty())
+        .then(|| super::units::UnitCharts::open(&units_path, &unit_facilities))
+        .transpose()?;
     let mut table = String::new();
     let mut pages = String::new();
     for (rank, r) in rows
@@ -263,6 +274,24 @@ pub(super) fn audit_plan(o: &ReportOptions) -> Result<(), ReportError> {
                 }
             ));
         }
+        // A doctor or a department: its ratio to its colleagues, as on
+        // the alert list.
+        let mut unit_svg = String::new();
+        if let Some(u) = units.as_ref().filter(|_| is_unit_cause(&r.signal)) {
+            let data = u.data(
+                &super::chart::ChartRequest {
+                    facility_code: &r.facility_code,
+                    peer_group: "",
+                    cause: &r.signal,
+                    week: Some(r.week),
+                    onset: r.onset,
+                },
+                lang,
+            );
+            if !data.series.is_empty() {
+                unit_svg = format!("<div class=\"chart\">{}</div>", data.chart(lang).svg()?);
+            }
+        }
         // Trend: the driving indicator over up to three years, weekly.
         let signal = chart_signal(&r.signal).to_string();
         let sv = nums(&f, &signal);
@@ -274,7 +303,9 @@ pub(super) fn audit_plan(o: &ReportOptions) -> Result<(), ReportError> {
             })
             .filter_map(|i| sv[i].map(|x| (period[i], x)))
             .collect();
-        let svg = if series.is_empty() {
+        let svg = if !unit_svg.is_empty() {
+            unit_svg
+        } else if series.is_empty() {
             String::new()
         } else {
             let svg = AlertChart {

@@ -9,6 +9,8 @@ use plotters::prelude::*;
 
 use polars::prelude::DataFrame;
 
+pub use super::units::is_unit_cause;
+use super::units::UnitCharts;
 use super::{nums, periods, read_columns, strs, ReportError};
 use crate::detect::signals::{label, show};
 use crate::detect::{DetectorModel, Lang};
@@ -142,6 +144,26 @@ where
             "baseline",
         ),
     };
+    // A doctor's or a department's ratio to its colleagues (see `units`).
+    let (you, peers) = match (signal, lang) {
+        ("prescriber", Lang::Vi) => (
+            "bác sĩ được cảnh báo (chi phí / đồng nghiệp)",
+            "các bác sĩ khác cùng cơ sở (trung vị, 25–75 %)",
+        ),
+        ("prescriber", Lang::En) => (
+            "the alerted doctor (cost / colleagues')",
+            "other doctors at the facility (median, 25–75 %)",
+        ),
+        ("department", Lang::Vi) => (
+            "khoa được cảnh báo (mức tăng / các khoa khác)",
+            "các khoa khác cùng cơ sở (trung vị, 25–75 %)",
+        ),
+        ("department", Lang::En) => (
+            "the alerted department (rise / other departments')",
+            "other departments at the facility (median, 25–75 %)",
+        ),
+        _ => (you, peers),
+    };
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
     let mut ch = ChartBuilder::on(root)
         .margin(8)
@@ -264,6 +286,8 @@ pub struct ChartSource {
     by_group: HashMap<String, Vec<usize>>,
     cols: HashMap<String, Vec<Option<f64>>>,
     model: Option<DetectorModel>,
+    /// Doctors' and departments' comparisons (`units.parquet`), when read.
+    units: Option<UnitCharts>,
 }
 
 impl ChartSource {
@@ -286,6 +310,7 @@ impl ChartSource {
             by_group,
             cols: HashMap::new(),
             model,
+            units: None,
             f,
         })
     }
@@ -306,7 +331,25 @@ impl ChartSource {
         ChartSource::new(read_columns(features, &cols)?, model)
     }
 
+    /// Adds the doctors' and departments' comparisons of `bhyt detect`'s
+    /// `units.parquet` at these facilities (those of the prescriber and
+    /// department alerts); a missing file (a run without a store, or an
+    /// older one) leaves those alerts without a chart.
+    pub fn with_units(mut self, path: &Path, facilities: &[String]) -> Result<Self, ReportError> {
+        if path.exists() && !facilities.is_empty() {
+            self.units = Some(UnitCharts::open(path, facilities)?);
+        }
+        Ok(self)
+    }
+
     pub fn data(&mut self, r: &ChartRequest, lang: Lang) -> ChartData {
+        if is_unit_cause(r.cause) {
+            return self
+                .units
+                .as_ref()
+                .map(|u| u.data(r, lang))
+                .unwrap_or_default();
+        }
         let signal = chart_signal(r.cause).to_string();
         if !self.cols.contains_key(&signal) {
             let v = if signal == CODED_ADMISSION_RATE {

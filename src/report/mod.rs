@@ -12,6 +12,7 @@ mod audit;
 pub mod chart;
 pub mod html;
 mod planner;
+mod units;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
