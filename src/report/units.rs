@@ -46,7 +46,7 @@ impl UnitCharts {
             .filter(col("facility_code").is_in(lit(codes).implode(false), false))
             .collect()
             .map_err(err)?;
-        Ok(UnitCharts::new(&df)?)
+        UnitCharts::new(&df)
     }
 
     pub fn new(df: &DataFrame) -> Result<UnitCharts, ReportError> {
