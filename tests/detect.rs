@@ -547,10 +547,20 @@ fn generated_claims_run_through_detection() {
             == std::fs::read(d.join("out-again/scores.parquet")).unwrap(),
         "scores.parquet differs on a rerun"
     );
+    assert!(
+        std::fs::read(d.join("out/units.parquet")).unwrap()
+            == std::fs::read(d.join("out-again/units.parquet")).unwrap(),
+        "units.parquet differs on a rerun"
+    );
     // Every output column is documented.
+    let units: Vec<(&str, &str)> = [("kind", "")]
+        .into_iter()
+        .chain(bhyt::detect::prescriber::UNIT_COLUMNS)
+        .collect();
     for (file, doc) in [
         ("out/alerts.parquet", bhyt::alerts::ALERT_COLUMNS),
         ("out/scores.parquet", bhyt::detect::SCORE_COLUMNS),
+        ("out/units.parquet", &units[..]),
     ] {
         let df = LazyFrame::scan_parquet(
             PlRefPath::new(d.join(file).to_string_lossy().as_ref()),
@@ -574,6 +584,7 @@ fn generated_claims_run_through_detection() {
         "out/alerts.csv",
         "out/scores.parquet",
         "out/alerts.parquet",
+        "out/units.parquet",
         "alerts.sqlite",
     ] {
         let bytes = std::fs::read(d.join(f)).unwrap();

@@ -88,19 +88,17 @@ pub const DEPARTMENT_COLUMNS: [&str; 5] = [
 /// The file of `bhyt detect`'s output folder holding [`units_table`].
 pub const UNITS_FILE: &str = "units.parquet";
 
-/// Columns of [`UnitStats::units`]: every comparison of one doctor
-/// (department) with its colleagues, per facility, period and window —
-/// what an alert's chart draws (the unit's line against its colleagues').
-pub const UNIT_COLUMNS: [&str; 9] = [
-    "facility_code",
-    "period_start",
-    "unit_code",
-    "unit_group",
-    "window",
-    "ratio",
-    "claims",
-    "z",
-    "scored",
+/// Columns of [`UnitStats::units`] and what they mean.
+pub const UNIT_COLUMNS: [(&str, &str); 9] = [
+    ("facility_code", "MA_CSKCB"),
+    ("period_start", "last period of the comparison's window"),
+    ("unit_code", "the doctor (MA_BAC_SI, the claim's main prescriber) or department (MA_KHOA)"),
+    ("unit_group", "whom the colleagues are: a department's visit type; empty for a doctor (the whole facility)"),
+    ("window", "periods of the window (the peer window, or a third of it)"),
+    ("ratio", "the unit's cost per claim over its colleagues' for the same diagnoses and visit types (a department: its change against its own training level over the colleagues' change)"),
+    ("claims", "the unit's priced claims in the window"),
+    ("z", "the difference in log cost over its standard error (between-unit spread included)"),
+    ("scored", "the facility-period's most extreme comparison, the one its severity comes from"),
 ];
 
 /// What a comparison within facilities gives.
