@@ -429,3 +429,50 @@ fn a_returning_out_of_province_patient_counts_once() {
     let may = *rows("93002").last().unwrap();
     assert_eq!(get(&df, may, "oop_new_patient_share"), 0.25);
 }
+
+/// What an admission beyond expectation costs: at a district hospital
+/// that admits two of its four patients of a diagnosis its peer admits
+/// none of (so one more than the level's rate implies), the gap between
+/// that diagnosis' stays and its outpatient visits; a diagnosis with
+/// stays only has no outpatient to compare with and does not count; the
+/// peer, below expectation, has none.
+#[test]
+fn an_extra_admission_is_priced_at_its_diagnosis_outpatient_gap() {
+    let env = Env::new();
+    std::fs::write(
+        env.path("registry.csv"),
+        "facility_code,name,province_code,level,grade,ownership,kind\n\
+         93011,A,93,district,III,public,general\n93012,B,93,district,III,public,general\n",
+    )
+    .unwrap();
+    for fac in ["93011", "93012"] {
+        let mut hosos: Vec<_> = (0..4)
+            .map(|k| visit(&format!("L{fac}{k}"), fac, CARD_93, fac == "93012" && k < 2))
+            .collect();
+        if fac == "93012" {
+            // A stay of another diagnosis, never seen as an outpatient.
+            let mut h = visit(&format!("L{fac}9"), fac, CARD_HN, true);
+            h.xml1.set("MA_BENH_CHINH", "K35.8");
+            hosos.push(h);
+        }
+        write(
+            &env.path(&format!("in/{fac}.xml")),
+            fac,
+            &hosos,
+            &Style::default(),
+        );
+    }
+    env.ingest(&["in"]);
+    let df = facility_indicators(&env.store(), &cfg(Period::Month))
+        .unwrap()
+        .collect()
+        .unwrap()
+        .sort(["facility_code"], Default::default())
+        .unwrap();
+    assert_eq!(df.height(), 2);
+    // See `indicators_match_hand_computed_values`: an outpatient visit is
+    // 100,498 VND, a stay 1,387,897.
+    let got = get(&df, 1, "extra_admission_cost");
+    assert!((got - (1_387_897.0 - 100_498.0)).abs() < 1e-6, "{got}");
+    assert!(get(&df, 0, "extra_admission_cost").is_nan());
+}

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::signals::{excess_vnd, row_getter, RowValues};
+use super::signals::{excess_signed, row_getter, RowValues};
 use super::{median, Panel};
 
 /// One monitored signal: a column of the features table where a rise is
@@ -292,7 +292,7 @@ pub(crate) fn run(
                             }
                             let get = row_getter(&p.cols, i);
                             let r = RowValues { get: &get };
-                            ex += excess_vnd(
+                            ex += excess_signed(
                                 &s.column,
                                 p.value(s, i).unwrap_or(f64::NAN),
                                 expected[si][i].unwrap_or(f64::NAN),
@@ -307,7 +307,7 @@ pub(crate) fn run(
                 }
                 cusum[si][i] = c;
                 onset[si][i] = start;
-                run_excess[si][i] = ex;
+                run_excess[si][i] = ex.max(0.0);
                 if start.is_some() && k > 0.0 {
                     run_observed[si][i] = Some(so / k);
                     run_expected[si][i] = Some(se / k);

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::change::Signal;
-use super::signals::{excess_vnd, row_getter, RowValues};
+use super::signals::{excess_signed, row_getter, RowValues};
 use super::{median, Panel};
 
 /// Settings of the peer comparison.
@@ -185,8 +185,9 @@ pub(crate) fn run(p: &Panel, cfg: &PeerConfig, signals: &[&Signal]) -> PeerOut {
                 for j in lo..=i {
                     let get = row_getter(&p.cols, j);
                     let r = RowValues { get: &get };
-                    excess[i] += excess_vnd(&s.column, p.value(s, j).unwrap_or(f64::NAN), m, &r);
+                    excess[i] += excess_signed(&s.column, p.value(s, j).unwrap_or(f64::NAN), m, &r);
                 }
+                excess[i] = excess[i].max(0.0);
             }
         }
         out.z.push(z);

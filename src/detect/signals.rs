@@ -16,7 +16,7 @@ impl RowValues<'_> {
     }
 }
 
-/// Columns [`excess_vnd`] reads.
+/// Columns [`excess_signed`] reads.
 pub(crate) const PRICING_COLUMNS: &[&str] = &[
     "visits",
     "total_cost",
@@ -29,6 +29,7 @@ pub(crate) const PRICING_COLUMNS: &[&str] = &[
     "avg_cost_inpatient",
     "avg_cost_inpatient_mild",
     "avg_cost_outpatient",
+    "extra_admission_cost",
     "oop_cost",
     "oop_visits",
     "new_patients",
@@ -37,20 +38,26 @@ pub(crate) const PRICING_COLUMNS: &[&str] = &[
 ];
 
 /// Estimated cost in VND of `observed` instead of `expected` for `signal`
-/// in one facility-period; 0 when observed ≤ expected. Approximations,
-/// stated in the model card:
+/// in one facility-period, negative when observed < expected: a period
+/// below expectation gives back what it did not spend, so that summed over
+/// a run or a window noise cancels instead of adding up (the positive parts
+/// of a noisy indicator's weeks sum to an "excess" when nothing changed,
+/// and a run that outlives its cause keeps adding its noise); callers
+/// clamp the sum at 0. 0 when a value is missing. Approximations, stated
+/// in the model card:
 /// - O/E cost: (O/E − expected O/E) × expected cost;
 /// - O/E length of stay, bed-day share: the same share of inpatient cost;
-/// - O/E admissions: extra admissions × (average cost of the stays of
-///   diagnoses admitted less than half the time, else of all stays −
-///   outpatient average cost);
+/// - O/E admissions: extra admissions × what one costs (per diagnosis, its
+///   stays' minus its outpatients' mean cost, weighted by the diagnoses'
+///   admissions beyond expectation; without it, average cost of the stays
+///   of diagnoses admitted less than half the time − outpatient average);
 /// - out-of-province share of visits, overlapping claims, visits: extra
 ///   visits × their average cost;
 /// - out-of-province share of new patients: extra new patients × the
 ///   out-of-province cost per visit;
 /// - price index: the same share of drug and supply cost.
-pub(crate) fn excess_vnd(signal: &str, observed: f64, expected: f64, r: &RowValues) -> f64 {
-    if !(observed.is_finite() && expected.is_finite()) || observed <= expected {
+pub(crate) fn excess_signed(signal: &str, observed: f64, expected: f64, r: &RowValues) -> f64 {
+    if !(observed.is_finite() && expected.is_finite()) {
         return 0.0;
     }
     let visits = r.v("visits");
@@ -60,20 +67,32 @@ pub(crate) fn excess_vnd(signal: &str, observed: f64, expected: f64, r: &RowValu
         0.0
     };
     let inpatient_cost = r.v("avg_cost_inpatient") * r.v("inpatient_episodes");
-    let rel = 1.0 - expected / observed;
+    // Share of the observed value above expectation (of a ratio that
+    // scales a cost: length of stay, bed share, prices).
+    let rel = if observed > 0.0 {
+        1.0 - expected / observed
+    } else {
+        0.0
+    };
     let x = match signal {
         "oe_cost" => (observed - expected) * r.v("expected_cost"),
         "oe_los" | "bed_cost_share_inpatient" => rel * inpatient_cost,
         "oe_admission" => {
-            // An admission beyond expectation is a stay of a diagnosis
-            // usually treated without one: priced at those stays.
-            let stay = match r.v("avg_cost_inpatient_mild") {
-                x if x > 0.0 => x,
-                _ => r.v("avg_cost_inpatient"),
+            // An admission beyond expectation is an outpatient of the same
+            // diagnosis put in bed: priced at that gap, diagnosis by
+            // diagnosis (`extra_admission_cost`); without it, at the stays
+            // of diagnoses usually treated without one.
+            let per = match (r.get)("extra_admission_cost").filter(|x| x.is_finite()) {
+                Some(x) => x.max(0.0),
+                None => {
+                    let stay = match r.v("avg_cost_inpatient_mild") {
+                        x if x > 0.0 => x,
+                        _ => r.v("avg_cost_inpatient"),
+                    };
+                    (stay - r.v("avg_cost_outpatient")).max(0.0)
+                }
             };
-            (observed - expected)
-                * r.v("expected_admissions")
-                * (stay - r.v("avg_cost_outpatient")).max(0.0)
+            (observed - expected) * r.v("expected_admissions") * per
         }
         "oop_visit_share" | "oop_new_patient_share" => {
             let oop = r.v("oop_visits");
@@ -91,13 +110,17 @@ pub(crate) fn excess_vnd(signal: &str, observed: f64, expected: f64, r: &RowValu
         }
         "overlapping_claim_share" => (observed - expected) * visits * avg_visit,
         // Log visits.
-        "visits" => (visits - expected.exp()).max(0.0) * avg_visit,
+        "visits" => (visits - expected.exp()) * avg_visit,
         "drug_supply_price_index" => {
             rel * (r.v("drug_share") + r.v("supply_share")) * r.v("total_cost")
         }
         _ => 0.0,
     };
-    x.max(0.0)
+    if x.is_finite() {
+        x
+    } else {
+        0.0
+    }
 }
 
 /// Names of an indicator for the reason sentence.
@@ -260,18 +283,21 @@ mod tests {
         .into();
         let get = |c: &str| vals.get(c).copied();
         let r = RowValues { get: &get };
-        assert!((excess_vnd("oe_cost", 1.25, 1.0, &r) - 2.0e6).abs() < 1e-6);
+        assert!((excess_signed("oe_cost", 1.25, 1.0, &r) - 2.0e6).abs() < 1e-6);
         // Price index 1.35 against 1.0: 0.35/1.35 of the 4 million drugs and supplies.
-        let p = excess_vnd("drug_supply_price_index", 1.35, 1.0, &r);
+        let p = excess_signed("drug_supply_price_index", 1.35, 1.0, &r);
         assert!((p - 0.35 / 1.35 * 4.0e6).abs() < 1e-6);
-        assert_eq!(excess_vnd("oe_cost", 0.9, 1.0, &r), 0.0);
+        // Below expectation: given back (summed over a run, noise cancels).
+        assert!((excess_signed("oe_cost", 0.9, 1.0, &r) + 0.8e6).abs() < 1e-6);
+        assert_eq!(excess_signed("oe_cost", f64::NAN, 1.0, &r), 0.0);
         assert_eq!(show("oop_visit_share", 0.123, Lang::Vi), "12,3 %");
         assert_eq!(vnd(1234567.0, Lang::Vi), "1.234.567 đồng");
     }
 
     /// Ten admissions beyond the 20 expected (O/E 1.5 against 1.0) are
-    /// priced at the stays of diagnoses usually treated without admission,
-    /// not at the average stay; without such stays, at the average.
+    /// priced at what one costs over an outpatient of its diagnosis; without
+    /// that, at the stays of diagnoses usually treated without admission,
+    /// and without such stays, at the average stay.
     #[test]
     fn extra_admissions_are_priced_at_mild_stays() {
         let mut vals: HashMap<&str, f64> = [
@@ -283,8 +309,11 @@ mod tests {
         .into();
         let price = |vals: &HashMap<&str, f64>| {
             let get = |c: &str| vals.get(c).copied();
-            excess_vnd("oe_admission", 1.5, 1.0, &RowValues { get: &get })
+            excess_signed("oe_admission", 1.5, 1.0, &RowValues { get: &get })
         };
+        vals.insert("extra_admission_cost", 4.0e5);
+        assert!((price(&vals) - 10.0 * 4.0e5).abs() < 1e-6);
+        vals.remove("extra_admission_cost");
         assert!((price(&vals) - 10.0 * 6.0e5).abs() < 1e-6);
         vals.remove("avg_cost_inpatient_mild");
         assert!((price(&vals) - 10.0 * 2.7e6).abs() < 1e-6);

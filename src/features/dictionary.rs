@@ -20,6 +20,7 @@ pub const FACILITY_PERIOD_COLUMNS: &[(&str, &str)] = &[
     ("avg_cost_outpatient", "average T_TONGCHI_BV per outpatient visit (chi bình quân lượt ngoại trú), VND"),
     ("avg_cost_inpatient", "average T_TONGCHI_BV per inpatient episode (chi bình quân đợt nội trú), VND"),
     ("avg_cost_inpatient_mild", "average cost of the stays whose diagnosis is admitted less than half the time (expected admission < 0.5), VND"),
+    ("extra_admission_cost", "what an admission beyond expectation costs: per diagnosis (dx3), the admissions above its expected count weigh the gap between its stays' and its outpatient visits' mean cost in the period, VND; null without such a diagnosis"),
     ("avg_fund_outpatient", "average T_BHTT per outpatient visit, VND"),
     ("avg_fund_inpatient", "average T_BHTT per inpatient episode, VND"),
     ("alos", "average length of stay of inpatient episodes, days"),

@@ -346,6 +346,7 @@ fn chunk_indicators(
         );
     }
     let table = visits
+        .clone()
         .group_by([col("facility_code"), col("period_start")])
         .agg(aggs)
         .with_columns([
@@ -405,8 +406,51 @@ fn chunk_indicators(
             [col("facility_code"), col("period_start")],
             [col("facility_code"), col("period_start")],
             JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            extra_admission_cost(visits),
+            [col("facility_code"), col("period_start")],
+            [col("facility_code"), col("period_start")],
+            JoinArgs::new(JoinType::Left),
         );
     Ok(table)
+}
+
+/// What an admission beyond expectation costs at a facility in a period
+/// (`extra_admission_cost`, VND): per diagnosis (dx3), the admissions above
+/// its expected count weigh the gap between its stays' and its outpatient
+/// visits' mean cost that period. An unjustified admission is a patient who
+/// would have been an outpatient of the same diagnosis: two or three days
+/// in bed and more tests, but fewer days of drugs than a take-home
+/// prescription — far less than an average stay, or even an average stay
+/// of the rarely admitted diagnoses, whose longer stays weigh on it. Null
+/// where no diagnosis had both more admissions than expected and
+/// outpatients to compare with.
+fn extra_admission_cost(visits: LazyFrame) -> LazyFrame {
+    let ip = || col("inpatient");
+    visits
+        .group_by([col("facility_code"), col("period_start"), col("dx3")])
+        .agg([
+            ip().cast(DataType::Float64).sum().alias("_ip"),
+            col("expected_admission").sum().alias("_e"),
+            col("total_cost").filter(ip()).mean().alias("_c_ip"),
+            col("total_cost").filter(ip().not()).mean().alias("_c_op"),
+        ])
+        .with_column((col("_ip") - col("_e")).alias("_w"))
+        .filter(
+            col("_w")
+                .gt(lit(0.0))
+                .and(col("_c_ip").is_not_null())
+                .and(col("_c_op").is_not_null()),
+        )
+        .with_column(
+            when((col("_c_ip") - col("_c_op")).gt(lit(0.0)))
+                .then(col("_c_ip") - col("_c_op"))
+                .otherwise(lit(0.0))
+                .alias("_gap"),
+        )
+        .group_by([col("facility_code"), col("period_start")])
+        .agg([((col("_w") * col("_gap")).sum() / col("_w").sum()).alias("extra_admission_cost")])
 }
 
 /// Growth against the same period one year earlier (`_yoy`, relative) and
