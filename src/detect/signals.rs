@@ -24,6 +24,8 @@ pub(crate) const PRICING_COLUMNS: &[&str] = &[
     "expected_admissions",
     "inpatient_episodes",
     "expected_admissions_severe",
+    "expected_admissions_sq",
+    "expected_admissions_severe_sq",
     "inpatient_episodes_severe",
     "outpatient_visits",
     "avg_cost_inpatient",

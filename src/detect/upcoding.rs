@@ -21,8 +21,15 @@
 //! sooner), Šidák over the two. Both as relative changes net of the peer
 //! group's median change in the
 //! period (a province-wide recoding moves everyone), each a z with its
-//! sampling variance (binomial for the coded rate, Poisson for admissions)
-//! and a 5 % floor for real-world drift. The tail probability is the
+//! sampling variance and a 5 % floor for real-world drift. The coded
+//! rate's variance is the spread of the visits' probabilities (Σp²: codes
+//! that all imply about the same rate barely move it), the admissions'
+//! binomial given the codes, Σ q(1 − q) with q the facility's rate × p: a
+//! visit coded as usually admitted is admitted more often than not, far
+//! less variable than the Poisson count this read before (at a district
+//! centre of ≈ 75 visits a week the care test's z went from ≈ 4.0 to ≈ 5
+//! and upcoding became visible there; Poisson and Bernoulli remain the
+//! fallback for a features table without Σp²). The tail probability is the
 //! larger of the two (an intersection–union test: both must hold, so a
 //! truly sicker case mix — codes and admissions rising together — stays
 //! silent, and so does a facility that merely admits less). The excess is
@@ -67,6 +74,10 @@ struct Sums {
     /// The same among visits coded with a diagnosis usually admitted.
     exp_adm_sev: f64,
     adm_sev: f64,
+    /// Σ p² of the visits' expected admission probabilities (0: a features
+    /// table without it), all and among the usually admitted codes.
+    exp_adm_sq: f64,
+    exp_adm_sev_sq: f64,
 }
 
 impl Sums {
@@ -80,6 +91,8 @@ impl Sums {
             exp_cost: g("expected_cost"),
             exp_adm_sev: g("expected_admissions_severe"),
             adm_sev: g("inpatient_episodes_severe"),
+            exp_adm_sq: g("expected_admissions_sq"),
+            exp_adm_sev_sq: g("expected_admissions_severe_sq"),
         }
     }
     fn add(&mut self, o: Sums) {
@@ -89,6 +102,8 @@ impl Sums {
         self.exp_cost += o.exp_cost;
         self.exp_adm_sev += o.exp_adm_sev;
         self.adm_sev += o.adm_sev;
+        self.exp_adm_sq += o.exp_adm_sq;
+        self.exp_adm_sev_sq += o.exp_adm_sev_sq;
     }
     /// Expected and actual admissions the care test reads: those of the
     /// visits coded with diagnoses usually admitted when there are enough
@@ -99,6 +114,39 @@ impl Sums {
             (self.exp_adm_sev, self.adm_sev)
         } else {
             (self.exp_adm, self.adm)
+        }
+    }
+
+    /// Relative variance of O/E admission among the care test's visits when
+    /// the facility admits at its rate `o` × each visit's probability:
+    /// binomial, Σ q(1 − q) / (Σ q)² with q = o·p, i.e. 1/(o·Σp) − Σp²/(Σp)².
+    /// A visit coded as usually admitted is admitted more often than not,
+    /// and its variance is far below the Poisson 1/(o·Σp) — which is what
+    /// this falls back to without Σp², and never goes below a quarter of.
+    fn care_var(&self, severe: bool, o: f64) -> f64 {
+        let (e, sq) = if severe {
+            (self.exp_adm_sev, self.exp_adm_sev_sq)
+        } else {
+            (self.exp_adm, self.exp_adm_sq)
+        };
+        let poisson = 1.0 / (o * e);
+        if sq > 0.0 {
+            (poisson - sq / (e * e)).max(0.25 * poisson)
+        } else {
+            poisson
+        }
+    }
+
+    /// Variance of one visit's expected admission probability around the
+    /// coded rate (the codes' spread), relative to the rate squared; the
+    /// Bernoulli (1 − r)/r without Σp².
+    fn coded_var(&self) -> f64 {
+        let r = self.exp_adm / self.visits;
+        let bernoulli = (1.0 - r).max(0.0) / r;
+        if self.exp_adm_sq > 0.0 {
+            ((self.exp_adm_sq / self.visits - r * r) / (r * r)).clamp(0.0, bernoulli)
+        } else {
+            bernoulli
         }
     }
 }
@@ -155,9 +203,10 @@ pub(crate) fn upcoding(
             rise[i] = Some(r1 / r0 - 1.0);
             fall[i] = Some(1.0 - o1 / o0);
             cmi[i] = Some(w.exp_cost / w.visits / c0 - 1.0);
-            // Relative variances: binomial coded rate, Poisson admissions.
-            let vr = (1.0 - r0).max(0.0) / r0 * (1.0 / w.visits + 1.0 / base.visits);
-            let vo = 1.0 / (o0 * we) + 1.0 / (o0 * be);
+            // Relative variances: the coded rate's (the spread of the
+            // codes' probabilities), admissions' (binomial given the codes).
+            let vr = base.coded_var() * (1.0 / w.visits + 1.0 / base.visits);
+            let vo = w.care_var(severe, o0) + base.care_var(severe, o0);
             var[i] = (vr, vo);
             window_sums[i] = w;
             base_cmi[i] = c0;
@@ -271,6 +320,36 @@ mod tests {
         .map(String::from)
         .to_vec();
         Panel::from_df(&df, &cols).unwrap()
+    }
+
+    /// A hundred visits coded with diagnoses admitted half the time: the
+    /// admissions they imply vary binomially — half the Poisson variance
+    /// — and the coded rate does not vary at all when every code implies
+    /// the same; without Σp² the variances are Poisson's and Bernoulli's.
+    #[test]
+    fn variances_are_binomial_given_the_codes() {
+        let mut s = Sums {
+            visits: 100.0,
+            exp_adm: 50.0,
+            adm: 50.0,
+            exp_adm_sev: 50.0,
+            adm_sev: 50.0,
+            exp_adm_sq: 25.0,
+            exp_adm_sev_sq: 25.0,
+            ..Default::default()
+        };
+        assert!((s.care_var(true, 1.0) - 0.01).abs() < 1e-12);
+        assert!(s.coded_var().abs() < 1e-12);
+        // Half the codes imply 0.9, half 0.1: the rate's spread is 0.16 / 0.25.
+        s.exp_adm_sq = 50.0 * 0.81 + 50.0 * 0.01;
+        assert!((s.coded_var() - 0.16 / 0.25).abs() < 1e-12);
+        // A facility admitting at 1.9 × the codes' rate: never below a
+        // quarter of Poisson's.
+        assert!((s.care_var(true, 1.9) - 0.25 / (1.9 * 50.0)).abs() < 1e-12);
+        s.exp_adm_sq = 0.0;
+        s.exp_adm_sev_sq = 0.0;
+        assert!((s.care_var(true, 1.0) - 0.02).abs() < 1e-12);
+        assert!((s.coded_var() - 1.0).abs() < 1e-12);
     }
 
     #[test]

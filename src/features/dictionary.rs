@@ -48,6 +48,8 @@ pub const FACILITY_PERIOD_COLUMNS: &[(&str, &str)] = &[
     ("drug_supply_price_index", "cost of drugs and supplies / their cost at the reference price of each item code in the year (median over facilities of their average unit price)"),
     ("expected_cost", "sum of the visits' expected cost given diagnosis, visit type and age band at the facility's level, VND"),
     ("expected_admissions", "sum of the visits' expected admission probabilities"),
+    ("expected_admissions_sq", "sum of the squares of the visits' expected admission probabilities (binomial variance of admissions given the codes: Σp − Σp²)"),
+    ("expected_admissions_severe_sq", "the same over visits coded with a diagnosis admitted at least 30 % of the time"),
     ("expected_admissions_severe", "the same over visits coded with a diagnosis admitted at least 30 % of the time (at the facility's level and age band)"),
     ("inpatient_episodes_severe", "inpatient episodes among those visits"),
     ("oe_cost", "observed / expected cost (indirect standardisation)"),

@@ -329,6 +329,15 @@ fn chunk_indicators(
             .cast(DataType::Float64)
             .sum()
             .alias("inpatient_episodes_severe"),
+        // Σ p²: the binomial variance of admissions given the codes,
+        // Σ p(1 − p), and the spread of the coded rate (the upcoding check).
+        (col("expected_admission") * col("expected_admission"))
+            .sum()
+            .alias("expected_admissions_sq"),
+        (col("expected_admission") * col("expected_admission"))
+            .filter(severe())
+            .sum()
+            .alias("expected_admissions_severe_sq"),
     ];
     for g in VISIT_GROUPS {
         let is = col("visit_group").eq(lit(g));
