@@ -16,7 +16,8 @@ impl RowValues<'_> {
     }
 }
 
-/// Columns [`excess_signed`] reads.
+/// Columns [`excess_signed`] and the upcoding check read (a features table
+/// without one of them reads nulls).
 pub(crate) const PRICING_COLUMNS: &[&str] = &[
     "visits",
     "total_cost",

@@ -13,18 +13,10 @@ pub(super) fn alert_page(o: &ReportOptions, alerts_path: &Path) -> Result<usize,
     let a = read(alerts_path)?;
     let causes = strs(&a, "cause");
     let codes = strs(&a, "facility_code");
-    let unit_facilities: Vec<String> = codes
-        .iter()
-        .zip(&causes)
-        .filter(|(_, c)| units::is_unit_cause(c))
-        .map(|(f, _)| f.clone())
-        .collect();
     let mut charts = ChartSource::open(&o.features, o.model.as_deref(), &causes)?.with_units(
-        &alerts_path
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(crate::detect::prescriber::UNITS_FILE),
-        &unit_facilities,
+        alerts_path.parent().unwrap_or(Path::new(".")),
+        &codes,
+        &causes,
     )?;
     let lang = o.lang;
     let t = |vi: &'static str, en: &'static str| match lang {

@@ -238,6 +238,22 @@ where
     Ok(())
 }
 
+/// Per period with three values or more: their median and quartiles
+/// (the peer band of a chart).
+pub(super) fn quartile_band(
+    by_period: BTreeMap<NaiveDate, Vec<f64>>,
+) -> Vec<(NaiveDate, f64, f64, f64)> {
+    let q = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    by_period
+        .into_iter()
+        .filter(|(_, v)| v.len() >= 3)
+        .map(|(d, mut v)| {
+            v.sort_by(f64::total_cmp);
+            (d, q(&v, 0.5), q(&v, 0.25), q(&v, 0.75))
+        })
+        .collect()
+}
+
 /// The alert a chart is drawn for.
 #[derive(Debug, Clone, Copy)]
 pub struct ChartRequest<'a> {
@@ -332,12 +348,25 @@ impl ChartSource {
     }
 
     /// Adds the doctors' and departments' comparisons of `bhyt detect`'s
-    /// `units.parquet` at these facilities (those of the prescriber and
-    /// department alerts); a missing file (a run without a store, or an
-    /// older one) leaves those alerts without a chart.
-    pub fn with_units(mut self, path: &Path, facilities: &[String]) -> Result<Self, ReportError> {
+    /// `units.parquet` (in `detect_dir`) at the facilities of the alerts
+    /// (`facility_codes`, `causes`: one per alert) whose cause is a doctor
+    /// or a department; a missing file (a run without a store, or an older
+    /// one) leaves those alerts without a chart.
+    pub fn with_units(
+        mut self,
+        detect_dir: &Path,
+        facility_codes: &[String],
+        causes: &[String],
+    ) -> Result<Self, ReportError> {
+        let path = detect_dir.join(crate::detect::prescriber::UNITS_FILE);
+        let facilities: Vec<String> = facility_codes
+            .iter()
+            .zip(causes)
+            .filter(|(_, c)| is_unit_cause(c))
+            .map(|(f, _)| f.clone())
+            .collect();
         if path.exists() && !facilities.is_empty() {
-            self.units = Some(UnitCharts::open(path, facilities)?);
+            self.units = Some(UnitCharts::open(&path, &facilities)?);
         }
         Ok(self)
     }
@@ -387,15 +416,7 @@ impl ChartSource {
                 }
             }
         }
-        let q = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-        let band = by_p
-            .into_iter()
-            .filter(|(_, v)| v.len() >= 3)
-            .map(|(d, mut v)| {
-                v.sort_by(f64::total_cmp);
-                (d, q(&v, 0.5), q(&v, 0.25), q(&v, 0.75))
-            })
-            .collect();
+        let band = quartile_band(by_p);
         let typical_volume = {
             let mut v: Vec<f64> = own.iter().filter_map(|&i| self.visits[i]).collect();
             v.sort_by(f64::total_cmp);

@@ -13,7 +13,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use super::chart::{ChartData, ChartRequest};
+use super::chart::{quartile_band, ChartData, ChartRequest};
 use super::{nums, periods, read_error, strs, ReportError};
 use crate::detect::signals::label;
 use crate::detect::Lang;
@@ -131,15 +131,7 @@ impl UnitCharts {
                 by_p.entry(x.period).or_default().push(x.ratio);
             }
         }
-        let q = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-        let band = by_p
-            .into_iter()
-            .filter(|(_, v)| v.len() >= 3)
-            .map(|(d, mut v)| {
-                v.sort_by(f64::total_cmp);
-                (d, q(&v, 0.5), q(&v, 0.25), q(&v, 0.75))
-            })
-            .collect();
+        let band = quartile_band(by_p);
         ChartData {
             title: format!("{} {}: {}", r.facility_code, hit.code, label(kind, lang)),
             signal: kind.to_string(),

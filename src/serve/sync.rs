@@ -82,18 +82,9 @@ pub fn read_alerts(cfg: &ServeConfig) -> Result<Vec<AlertRow>, ServeError> {
     let map = provinces(cfg.data_dir.as_deref());
     let causes = strings(&df, "cause");
     let mut charts = match cfg.features.as_deref().filter(|p| p.exists()) {
-        Some(f) => match ChartSource::open(f, cfg.model.as_deref(), &causes).and_then(|c| {
-            let facilities: Vec<String> = strings(&df, "facility_code")
-                .into_iter()
-                .zip(&causes)
-                .filter(|(_, c)| crate::report::chart::is_unit_cause(c))
-                .map(|(f, _)| f)
-                .collect();
-            c.with_units(
-                &cfg.detect_dir.join(crate::detect::prescriber::UNITS_FILE),
-                &facilities,
-            )
-        }) {
+        Some(f) => match ChartSource::open(f, cfg.model.as_deref(), &causes)
+            .and_then(|c| c.with_units(&cfg.detect_dir, &strings(&df, "facility_code"), &causes))
+        {
             Ok(c) => Some(c),
             Err(e) => {
                 tracing::warn!("alert charts left out: {e}");
