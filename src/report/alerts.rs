@@ -17,7 +17,7 @@ pub(super) fn alert_page(o: &ReportOptions, alerts_path: &Path) -> Result<usize,
         alerts_path.parent().unwrap_or(Path::new(".")),
         &codes,
         &causes,
-    )?;
+    );
     let lang = o.lang;
     let t = |vi: &'static str, en: &'static str| match lang {
         Lang::Vi => vi,

@@ -178,10 +178,7 @@ pub(super) fn audit_plan(o: &ReportOptions) -> Result<(), ReportError> {
         .filter(|r| is_unit_cause(&r.signal))
         .map(|r| r.facility_code.clone())
         .collect();
-    let units_path = o.detect_dir.join(crate::detect::prescriber::UNITS_FILE);
-    let units = (units_path.exists() && !unit_facilities.is_empty())
-        .then(|| super::units::UnitCharts::open(&units_path, &unit_facilities))
-        .transpose()?;
+    let units = super::units::UnitCharts::read(&o.detect_dir, &unit_facilities);
     let mut table = String::new();
     let mut pages = String::new();
     for (rank, r) in rows

@@ -351,24 +351,22 @@ impl ChartSource {
     /// `units.parquet` (in `detect_dir`) at the facilities of the alerts
     /// (`facility_codes`, `causes`: one per alert) whose cause is a doctor
     /// or a department; a missing file (a run without a store, or an older
-    /// one) leaves those alerts without a chart.
+    /// one) leaves those alerts without a chart, and so does one that does
+    /// not read (named in a warning): a chart is not worth the list.
     pub fn with_units(
         mut self,
         detect_dir: &Path,
         facility_codes: &[String],
         causes: &[String],
-    ) -> Result<Self, ReportError> {
-        let path = detect_dir.join(crate::detect::prescriber::UNITS_FILE);
+    ) -> Self {
         let facilities: Vec<String> = facility_codes
             .iter()
             .zip(causes)
             .filter(|(_, c)| is_unit_cause(c))
             .map(|(f, _)| f.clone())
             .collect();
-        if path.exists() && !facilities.is_empty() {
-            self.units = Some(UnitCharts::open(&path, &facilities)?);
-        }
-        Ok(self)
+        self.units = UnitCharts::read(detect_dir, &facilities);
+        self
     }
 
     pub fn data(&mut self, r: &ChartRequest, lang: Lang) -> ChartData {

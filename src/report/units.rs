@@ -49,6 +49,19 @@ impl UnitCharts {
         UnitCharts::new(&df)
     }
 
+    /// [`UnitCharts::open`] on `detect_dir`'s units table, for these
+    /// facilities; None without any, without the file, or when it does not
+    /// read (a warning names it).
+    pub fn read(detect_dir: &Path, facilities: &[String]) -> Option<UnitCharts> {
+        let path = detect_dir.join(crate::detect::prescriber::UNITS_FILE);
+        if facilities.is_empty() || !path.exists() {
+            return None;
+        }
+        UnitCharts::open(&path, facilities)
+            .map_err(|e| tracing::warn!("doctors' and departments' charts left out: {e}"))
+            .ok()
+    }
+
     pub fn new(df: &DataFrame) -> Result<UnitCharts, ReportError> {
         let period = periods(df)?;
         let (kind, fac, code, group) = (
@@ -162,6 +175,19 @@ pub fn is_unit_cause(cause: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A units table that does not read leaves the charts out, not the
+    /// report; without the file or without a doctor's alert, nothing is read.
+    #[test]
+    fn an_unreadable_units_table_only_drops_the_charts() {
+        let dir = tempfile::tempdir().unwrap();
+        let fac = ["93001".to_string()];
+        assert!(UnitCharts::read(dir.path(), &fac).is_none());
+        let path = dir.path().join(crate::detect::prescriber::UNITS_FILE);
+        std::fs::write(&path, b"PAR1 not a parquet file").unwrap();
+        assert!(UnitCharts::read(dir.path(), &fac).is_none());
+        assert!(UnitCharts::read(dir.path(), &[]).is_none());
+    }
 
     /// A doctor whose ratio leaves his colleagues' band is drawn with the
     /// window his alert was scored on, up to the alert's week only, and the

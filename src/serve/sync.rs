@@ -83,7 +83,7 @@ pub fn read_alerts(cfg: &ServeConfig) -> Result<Vec<AlertRow>, ServeError> {
     let causes = strings(&df, "cause");
     let mut charts = match cfg.features.as_deref().filter(|p| p.exists()) {
         Some(f) => match ChartSource::open(f, cfg.model.as_deref(), &causes)
-            .and_then(|c| c.with_units(&cfg.detect_dir, &strings(&df, "facility_code"), &causes))
+            .map(|c| c.with_units(&cfg.detect_dir, &strings(&df, "facility_code"), &causes))
         {
             Ok(c) => Some(c),
             Err(e) => {
