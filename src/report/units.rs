@@ -62,6 +62,9 @@ impl UnitCharts {
             .ok()
     }
 
+    /// From rows of `units.parquet` (`kind` and
+    /// [`crate::detect::prescriber::UNIT_COLUMNS`]); rows without a window
+    /// or a finite ratio are skipped.
     pub fn new(df: &DataFrame) -> Result<UnitCharts, ReportError> {
         let period = periods(df)?;
         let (kind, fac, code, group) = (
@@ -106,7 +109,7 @@ impl UnitCharts {
     /// alert's week scored (its most extreme comparison), its ratio in that
     /// window up to the week (last 78 periods), and per period the median
     /// and quartiles of its colleagues' ratios (three or more). Empty when
-    /// the table has no comparison of that week.
+    /// no comparison of that unit was scored up to that week.
     pub fn data(&self, r: &ChartRequest, lang: Lang) -> ChartData {
         let empty = ChartData::default();
         let Some((kind, code)) = unit_of(r.cause) else {
