@@ -171,9 +171,11 @@ where
         .y_label_area_size(52)
         .build_cartesian_2d(0f64..day(last.0).max(1.0), lo..hi)
         .map_err(|e| err(e.to_string()))?;
+    // Day, month and year (the Vietnamese order): the ticks fall every
+    // span / 8 days, so month labels alone skipped or repeated months.
     let fmt_x = |x: &f64| {
         (x0 + chrono::Duration::days(*x as i64))
-            .format("%m/%y")
+            .format("%d/%m/%y")
             .to_string()
     };
     let fmt_y = |y: &f64| show(signal, if signal == "visits" { y.ln() } else { *y }, lang);
