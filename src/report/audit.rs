@@ -272,50 +272,53 @@ pub(super) fn audit_plan(o: &ReportOptions) -> Result<(), ReportError> {
             ));
         }
         // A doctor or a department: its ratio to its colleagues, as on
-        // the alert list.
-        let mut unit_svg = String::new();
-        if let Some(u) = units.as_ref().filter(|_| is_unit_cause(&r.signal)) {
-            let data = u.data(
-                &super::chart::ChartRequest {
-                    facility_code: &r.facility_code,
-                    peer_group: "",
-                    cause: &r.signal,
-                    week: Some(r.week),
-                    onset: r.onset,
-                },
-                lang,
-            );
-            if !data.series.is_empty() {
-                unit_svg = format!("<div class=\"chart\">{}</div>", data.chart(lang).svg()?);
-            }
-        }
-        // Trend: the driving indicator over up to three years, weekly.
-        let signal = chart_signal(&r.signal).to_string();
-        let sv = nums(&f, &signal);
-        let series: Vec<(NaiveDate, f64)> = (0..f.height())
-            .filter(|&i| {
-                fac[i] == r.facility_code
-                    && period[i] <= r.week
-                    && period[i] > r.week - chrono::Duration::weeks(156)
+        // the alert list; else the driving indicator over up to three
+        // years, weekly.
+        let unit_chart = units
+            .as_ref()
+            .filter(|_| is_unit_cause(&r.signal))
+            .map(|u| {
+                u.data(
+                    &super::chart::ChartRequest {
+                        facility_code: &r.facility_code,
+                        peer_group: "",
+                        cause: &r.signal,
+                        week: Some(r.week),
+                        onset: r.onset,
+                    },
+                    lang,
+                )
             })
-            .filter_map(|i| sv[i].map(|x| (period[i], x)))
-            .collect();
-        let svg = if !unit_svg.is_empty() {
-            unit_svg
-        } else if series.is_empty() {
-            String::new()
-        } else {
-            let svg = AlertChart {
-                title: &r.facility_code,
-                series: &series,
-                band: &[],
-                control: None,
-                onset: r.onset,
-                signal: &signal,
-                lang,
+            .filter(|d| !d.series.is_empty());
+        let svg = match unit_chart {
+            Some(data) => format!("<div class=\"chart\">{}</div>", data.chart(lang).svg()?),
+            None => {
+                let signal = chart_signal(&r.signal).to_string();
+                let sv = nums(&f, &signal);
+                let series: Vec<(NaiveDate, f64)> = (0..f.height())
+                    .filter(|&i| {
+                        fac[i] == r.facility_code
+                            && period[i] <= r.week
+                            && period[i] > r.week - chrono::Duration::weeks(156)
+                    })
+                    .filter_map(|i| sv[i].map(|x| (period[i], x)))
+                    .collect();
+                if series.is_empty() {
+                    String::new()
+                } else {
+                    let svg = AlertChart {
+                        title: &r.facility_code,
+                        series: &series,
+                        band: &[],
+                        control: None,
+                        onset: r.onset,
+                        signal: &signal,
+                        lang,
+                    }
+                    .svg()?;
+                    format!("<div class=\"chart\">{svg}</div>")
+                }
             }
-            .svg()?;
-            format!("<div class=\"chart\">{svg}</div>")
         };
         let k = contrib.get(&r.facility_code).cloned().unwrap_or_default();
         let list = |v: &[(String, f64)]| {

@@ -345,7 +345,13 @@ impl ChartSource {
             .filter(|p| p.exists())
             .and_then(|p| DetectorModel::load(p).ok());
         let mut cols = vec!["facility_code", "peer_group", "period_start", "visits"];
-        cols.extend(causes.iter().map(|c| column_of(chart_signal(c))));
+        // A doctor's or a ward's chart comes from the units table.
+        cols.extend(
+            causes
+                .iter()
+                .filter(|c| !is_unit_cause(c))
+                .map(|c| column_of(chart_signal(c))),
+        );
         ChartSource::new(read_columns(features, &cols)?, model)
     }
 
