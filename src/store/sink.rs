@@ -96,13 +96,33 @@ impl Buffers {
     }
 
     /// Writes the buffers as data files of the store's tables (not yet
-    /// published).
+    /// published). Partitions are built into frames and written in
+    /// parallel: the last flush of a run (and a flush the readers wait for)
+    /// would otherwise run on one core.
     fn write(&mut self, store: &Store) -> Result<Vec<Written>, StoreError> {
-        let mut out = Vec::new();
-        let mut put = |table: &'static str,
-                       mut df: DataFrame,
-                       part: Option<&Part>|
-         -> Result<(), StoreError> {
+        use rayon::prelude::*;
+        type Job = (&'static str, Option<Part>, DataFrame);
+        let visits: Vec<(Part, Chunks<VisitRow>)> =
+            std::mem::take(&mut self.visits).into_iter().collect();
+        let lines: Vec<(Part, Chunks<LineRow>)> =
+            std::mem::take(&mut self.lines).into_iter().collect();
+        let quarantine = std::mem::take(&mut self.quarantine);
+        self.rows = 0;
+        let mut jobs: Vec<Job> = visits
+            .into_par_iter()
+            .map(|(k, chunks)| (VISITS, Some(k), VisitRow::frame(chunks.iter().flatten())))
+            .collect();
+        jobs.par_extend(
+            lines
+                .into_par_iter()
+                .map(|(k, chunks)| (LINES, Some(k), LineRow::frame(chunks.iter().flatten()))),
+        );
+        if !quarantine.is_empty() {
+            jobs.push((QUARANTINE, None, QuarantineRow::frame(quarantine.iter())));
+        }
+        // A table is created (from its first frame's schema) before any
+        // file of it is written.
+        for (table, part, df) in &jobs {
             let t = store.table(table);
             if !t.exists() {
                 let by: &[&str] = if part.is_some() { &PARTITION_BY } else { &[] };
@@ -117,36 +137,28 @@ impl Buffers {
                 }
                 t.create(&schema, by)?;
             }
-            let seqs = seqs_of(&df);
-            let partition: Vec<(&str, String)> = match part {
-                Some((p, y, m)) => {
-                    // The partition columns come from the partition, not
-                    // from a column the file would also hold.
-                    df = df.drop_many(["facility_province_code"]);
-                    vec![
-                        (PARTITION_BY[0], p.clone()),
-                        (PARTITION_BY[1], y.to_string()),
-                        (PARTITION_BY[2], m.to_string()),
-                    ]
-                }
-                None => Vec::new(),
-            };
-            let file: NewFile = t.write_file(&mut df, &partition, &STAT_COLUMNS)?;
-            out.push(Written { table, file, seqs });
-            Ok(())
-        };
-        for (k, chunks) in std::mem::take(&mut self.visits) {
-            put(VISITS, VisitRow::frame(chunks.iter().flatten()), Some(&k))?;
         }
-        for (k, chunks) in std::mem::take(&mut self.lines) {
-            put(LINES, LineRow::frame(chunks.iter().flatten()), Some(&k))?;
-        }
-        if !self.quarantine.is_empty() {
-            let rows = std::mem::take(&mut self.quarantine);
-            put(QUARANTINE, QuarantineRow::frame(rows.iter()), None)?;
-        }
-        self.rows = 0;
-        Ok(out)
+        jobs.into_par_iter()
+            .map(|(table, part, mut df)| {
+                let t = store.table(table);
+                let seqs = seqs_of(&df);
+                let partition: Vec<(&str, String)> = match &part {
+                    Some((p, y, m)) => {
+                        // The partition columns come from the partition, not
+                        // from a column the file would also hold.
+                        df = df.drop_many(["facility_province_code"]);
+                        vec![
+                            (PARTITION_BY[0], p.clone()),
+                            (PARTITION_BY[1], y.to_string()),
+                            (PARTITION_BY[2], m.to_string()),
+                        ]
+                    }
+                    None => Vec::new(),
+                };
+                let file: NewFile = t.write_file(&mut df, &partition, &STAT_COLUMNS)?;
+                Ok(Written { table, file, seqs })
+            })
+            .collect()
     }
 }
 
