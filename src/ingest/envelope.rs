@@ -69,22 +69,58 @@ pub(super) fn ingest_envelope_whole(
         Ok(())
     };
     // Read whole when it can be (a plain file): scanned from memory, its
-    // payloads decoded from where they lie; else streamed and hashed.
-    let whole = job
-        .src
-        .read_whole(Some(pb), SMALL_ENVELOPE_BYTES)
-        .map_err(|e| unreadable(job, e))?;
+    // payloads decoded from where they lie; else streamed and hashed. The
+    // worker's file buffer is taken for the file and given back after.
+    let mut buf = FILE_BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    let whole = job.src.read_whole(Some(pb), SMALL_ENVELOPE_BYTES, &mut buf);
+    let whole = match whole {
+        Ok(w) => w,
+        Err(e) => {
+            give_back(buf);
+            return Err(unreadable(job, e));
+        }
+    };
     let (file, hash, base, scanned) = match whole {
-        Some((file, hash)) => {
-            let scanned = xml::scan_slice(&file, collect);
-            (file, hash, source_ctx(job), scanned)
+        Some(hash) => {
+            let scanned = xml::scan_slice(&buf, collect);
+            (buf, hash, source_ctx(job), scanned)
         }
         None => {
+            give_back(buf);
             let (reader, hasher, base) = open_envelope(job, pb)?;
             let scanned = xml::scan(reader, collect);
             (Vec::new(), source::finish_hash(&hasher), base, scanned)
         }
     };
+    let result = read_items(job, items, scanned, &file, conv, &base, sink, hash);
+    give_back(file);
+    result
+}
+
+thread_local! {
+    /// A worker's buffer for whole files (at most `SMALL_ENVELOPE_BYTES`).
+    static FILE_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Returns a file buffer to the worker, emptied (its capacity kept).
+fn give_back(mut buf: Vec<u8>) {
+    buf.clear();
+    FILE_BUFFER.with(|b| *b.borrow_mut() = buf);
+}
+
+/// Validates and stores the HOSO records (and stray rows) read from an
+/// envelope's bytes.
+#[allow(clippy::too_many_arguments)]
+fn read_items(
+    job: &Job,
+    items: Vec<XmlItem>,
+    scanned: Result<xml::ScanSummary, xml::XmlError>,
+    file: &[u8],
+    conv: &Converter,
+    base: &SourceCtx,
+    sink: &mut PartSink,
+    hash: String,
+) -> EnvelopeResult {
     let hosos = items
         .iter()
         .filter(|i| matches!(i, XmlItem::Hoso(_)))
@@ -96,15 +132,15 @@ pub(super) fn ingest_envelope_whole(
     for item in items {
         match item {
             XmlItem::Hoso(unit) => {
-                let o = process_hoso(unit, &file, conv, &base);
-                apply_outcome(o, &base, &mut seen, &mut tally, sink)?;
+                let o = process_hoso(unit, file, conv, base);
+                apply_outcome(o, base, &mut seen, &mut tally, sink)?;
             }
             XmlItem::Row(r) => stray.push(r),
         }
     }
-    finish_stray(stray, conv, &base, &mut seen, &mut tally, sink)?;
+    finish_stray(stray, conv, base, &mut seen, &mut tally, sink)?;
     if let Some(d) = damage {
-        record_damage(d, hosos, &base, &mut tally, sink)?;
+        record_damage(d, hosos, base, &mut tally, sink)?;
     }
     Ok((tally, hash))
 }

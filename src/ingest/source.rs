@@ -371,11 +371,16 @@ impl SourceFile {
     /// `max_text_bytes` need no check of their text runs: none can be
     /// longer than the file. A file that grew past the bound since it was
     /// listed is streamed too.
+    ///
+    /// `bytes` is the buffer to read into (cleared first): a worker reuses
+    /// one for its files, so their pages are not faulted in and zeroed anew
+    /// for every file.
     pub fn read_whole(
         &self,
         progress: Option<&indicatif::ProgressBar>,
         max: u64,
-    ) -> std::io::Result<Option<(Vec<u8>, String)>> {
+        bytes: &mut Vec<u8>,
+    ) -> std::io::Result<Option<String>> {
         let Location::File(p) = &self.location else {
             return Ok(None);
         };
@@ -388,16 +393,17 @@ impl SourceFile {
         if size > cap {
             return Ok(None);
         }
-        let mut bytes = Vec::with_capacity(size as usize + 1);
-        f.take(cap + 1).read_to_end(&mut bytes)?;
+        bytes.clear();
+        bytes.reserve(size as usize + 1);
+        f.take(cap + 1).read_to_end(bytes)?;
         if bytes.len() as u64 > cap {
+            bytes.clear();
             return Ok(None);
         }
         if let Some(pb) = progress {
             pb.inc(bytes.len() as u64);
         }
-        let hash = content_id(blake3::hash(&bytes));
-        Ok(Some((bytes, hash)))
+        Ok(Some(content_id(blake3::hash(bytes))))
     }
 
     /// Opens the decompressed content, buffered.
