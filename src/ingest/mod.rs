@@ -29,6 +29,7 @@ mod ordered;
 mod registry;
 pub mod source;
 pub mod tabular;
+mod values;
 pub mod xml;
 
 use std::collections::{BTreeMap, HashMap};
