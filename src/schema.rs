@@ -432,8 +432,8 @@ pub fn render_dictionary() -> String {
          replaced by a newer version of the same claim, decided when the newer one was written: the \
          current visits are `visits` anti-joined on `visit_key`, which `Store::visits()` / \
          `Store::lines()` do.\n\
-         The manifest (SQLite) holds `sources` (one row per file read: content hash, status, \
-         counts), `parts` (which data files hold which source's rows), `snapshots` (the table \
+         The manifest (SQLite) holds `sources` (one row per file read: content hash — BLAKE3, \
+         `b3:` + hex; SHA-256 hex in stores written before 2026-12-07 —, status, counts), `parts` (which data files hold which source's rows), `snapshots` (the table \
          versions of each completed publish: readers use the newest, `--as-of-snapshot` an older one), \
          `settings` (store layout version, the key's fingerprint) and `runs` (append-only: each stage's finished runs with \
          their inputs and summary as JSON; `bhyt status` shows the last of each).\n",
