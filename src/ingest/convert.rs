@@ -606,12 +606,7 @@ impl Converter {
     }
 
     /// Checks T_TONGCHI_BV against the sum of the lines received with it.
-    pub fn check_visit_total(
-        &self,
-        v: &VisitRow,
-        lines_sum: f64,
-        n_lines: usize,
-    ) -> Result<(), Issue> {
+    fn check_visit_total(&self, v: &VisitRow, lines_sum: f64, n_lines: usize) -> Result<(), Issue> {
         let tol = self
             .validation
             .visit_abs_vnd
@@ -626,6 +621,23 @@ impl Converter {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// Gives a visit the count and total of its lines (none: 0 and 0),
+    /// checking its T_TONGCHI_BV against them when `check`.
+    pub fn attach_lines(
+        &self,
+        v: &mut VisitRow,
+        lines: Option<(f64, usize)>,
+        check: bool,
+    ) -> Result<(), Issue> {
+        let (sum, n) = lines.unwrap_or((0.0, 0));
+        if check {
+            self.check_visit_total(v, sum, n)?;
+        }
+        v.n_lines = n as i32;
+        v.lines_total = sum;
         Ok(())
     }
 }

@@ -186,12 +186,8 @@ pub(super) fn ingest_loose(
                             format!("MA_LK {} appears more than once in this file", v.ma_lk),
                         ));
                     }
-                    let (sum, n) = sums.get(v.ma_lk.as_str()).copied().unwrap_or((0.0, 0));
-                    if has_lines {
-                        conv.check_visit_total(&v, sum, n)?;
-                    }
-                    v.n_lines = n as i32;
-                    v.lines_total = sum;
+                    let lines = sums.get(v.ma_lk.as_str()).copied();
+                    conv.attach_lines(&mut v, lines, has_lines)?;
                     Ok(v)
                 });
                 match result {

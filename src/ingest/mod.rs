@@ -467,10 +467,8 @@ fn validate_group(
     for r in visit_raws {
         let key = visit_record_id(r);
         let conv_result = conv.visit(r, ctx).and_then(|mut v| {
-            let (sum, n) = sums.get(v.ma_lk.as_str()).copied().unwrap_or((0.0, 0));
-            conv.check_visit_total(&v, sum, n)?;
-            v.n_lines = n as i32;
-            v.lines_total = sum;
+            let lines = sums.get(v.ma_lk.as_str()).copied();
+            conv.attach_lines(&mut v, lines, true)?;
             Ok(v)
         });
         match conv_result {
